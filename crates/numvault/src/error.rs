@@ -1,0 +1,155 @@
+//! The one error type of the engine.
+//!
+//! Every fallible function returns [`Result<T>`]. Messages name the array and
+//! the offending index, shape, dtype or file so that a user can act on them
+//! without reading the source.
+
+use std::io;
+use std::path::PathBuf;
+
+use crate::dtype::DType;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Every error numvault can return.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// No array of that name exists in the store.
+    #[error("array '{0}' does not exist")]
+    NotFound(String),
+
+    /// A rename target already exists.
+    #[error("array '{0}' already exists")]
+    AlreadyExists(String),
+
+    /// The name is not a valid array name (see [`crate::validate_name`]).
+    #[error("invalid array name {name:?}: {reason}")]
+    InvalidName { name: String, reason: &'static str },
+
+    /// A row index is outside `-rows..rows`.
+    #[error("array '{array}': index {index} is out of range for {rows} rows")]
+    IndexOutOfRange {
+        array: String,
+        index: i64,
+        rows: u64,
+    },
+
+    /// An index appears twice in a call that forbids it (replace).
+    #[error("array '{array}': index {index} appears more than once")]
+    DuplicateIndex { array: String, index: i64 },
+
+    /// The shape of the input does not fit the stored array.
+    #[error("array '{array}': shape mismatch: expected {expected}, got {got}")]
+    ShapeMismatch {
+        array: String,
+        expected: String,
+        got: String,
+    },
+
+    /// The dtype of the input differs from the stored array's.
+    #[error("array '{array}': dtype mismatch: stored {stored}, got {got}")]
+    DTypeMismatch {
+        array: String,
+        stored: DType,
+        got: DType,
+    },
+
+    /// An argument is malformed in a way no other variant describes
+    /// (data length not matching the shape, zero batch size, 0-d array, ...).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    /// Another process holds the writer lock.
+    #[error("store {path} is locked by another writer")]
+    Locked { path: PathBuf },
+
+    /// A mutation was attempted on a handle opened read-only.
+    #[error("store {path} is open read-only")]
+    ReadOnly { path: PathBuf },
+
+    /// A file carries a format version this build cannot read.
+    #[error("{path}: unsupported format version {found} (this build reads version {supported})")]
+    UnsupportedVersion {
+        path: PathBuf,
+        found: u32,
+        supported: u32,
+    },
+
+    /// A file's structure is damaged (bad magic, checksum, length, reference).
+    #[error("{path}: corrupt: {detail}")]
+    Corrupt { path: PathBuf, detail: String },
+
+    /// Data read from an array's file does not match its stored checksum.
+    #[error("array '{array}': checksum mismatch in {path}, chunk {chunk} (bytes {start}..{end})")]
+    ChecksumMismatch {
+        array: String,
+        path: PathBuf,
+        chunk: u64,
+        start: u64,
+        end: u64,
+    },
+
+    /// The directory exists and is not empty, but is not a numvault store.
+    #[error("{path} is not a numvault store (no MANIFEST)")]
+    NotAStore { path: PathBuf },
+
+    /// The store directory does not exist and creation was not requested.
+    #[error("store {path} does not exist")]
+    NoSuchStore { path: PathBuf },
+
+    /// An operating-system I/O error, with the file it happened on.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+
+    /// An fsync failed earlier; the handle refuses writes until reopened,
+    /// because the kernel may have dropped the dirty pages (fsync-gate).
+    #[error("store handle is poisoned after a failed sync on {path}; reopen the store")]
+    Poisoned { path: PathBuf },
+
+    /// The handle was closed.
+    #[error("store {path} is closed")]
+    Closed { path: PathBuf },
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn corrupt(path: impl Into<PathBuf>, detail: impl Into<String>) -> Self {
+        Error::Corrupt {
+            path: path.into(),
+            detail: detail.into(),
+        }
+    }
+
+    /// True when the error reports damaged or unreadable on-disk contents.
+    pub fn is_corruption(&self) -> bool {
+        matches!(
+            self,
+            Error::Corrupt { .. }
+                | Error::ChecksumMismatch { .. }
+                | Error::UnsupportedVersion { .. }
+        )
+    }
+}
+
+/// Attach a path to an `io::Result`.
+pub(crate) trait IoContext<T> {
+    fn ctx(self, path: &std::path::Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn ctx(self, path: &std::path::Path) -> Result<T> {
+        self.map_err(|e| Error::io(path, e))
+    }
+}

@@ -1,0 +1,580 @@
+//! In-memory metadata: what each array is and where its rows live.
+//!
+//! Data files are append-only. An array's *logical* rows (what users index,
+//! `0..rows`) map to *base slots* in its data file through a sorted list of
+//! extents (deletion removes slots from the extents), and a base slot whose
+//! row was replaced points to a newer *shadow slot* through the remap table.
+//! Lookups cost O(log extents) per index.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use crate::codec::DecResult;
+use crate::dtype::DType;
+
+/// Data files are checksummed in chunks of this many bytes.
+pub(crate) const CHUNK_BYTES: u64 = 1 << 20;
+
+/// Checksums of a data file's bytes `0..covered`, one crc32c per chunk; the
+/// last chunk may be partial. Data files are append-only, so a sum never goes
+/// stale: it covers exactly bytes that can no longer change.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct ChunkSums {
+    pub covered: u64,
+    pub sums: Vec<u32>,
+}
+
+impl ChunkSums {
+    /// Checksums of `data`, taken as the start of a file.
+    pub fn of(data: &[u8]) -> Self {
+        ChunkSums {
+            covered: data.len() as u64,
+            sums: data
+                .chunks(CHUNK_BYTES as usize)
+                .map(crc32c::crc32c)
+                .collect(),
+        }
+    }
+
+    /// Byte range of chunk `i` that its checksum covers.
+    pub fn range(&self, i: usize) -> (u64, u64) {
+        let start = i as u64 * CHUNK_BYTES;
+        (start, (start + CHUNK_BYTES).min(self.covered))
+    }
+
+    /// crc32c of all covered bytes, from the chunk sums.
+    pub fn whole(&self) -> u32 {
+        let mut crc = 0u32;
+        for (i, s) in self.sums.iter().enumerate() {
+            let (a, b) = self.range(i);
+            crc = if i == 0 {
+                *s
+            } else {
+                crc32c::crc32c_combine(crc, *s, (b - a) as usize)
+            };
+        }
+        crc
+    }
+
+    pub fn is_consistent(&self) -> bool {
+        self.sums.len() as u64 == self.covered.div_ceil(CHUNK_BYTES)
+    }
+}
+
+/// Builds [`ChunkSums`] from bytes fed in order, in pieces of any size.
+#[derive(Default)]
+pub(crate) struct SumBuilder {
+    sums: Vec<u32>,
+    cur: u32,
+    cur_len: u64,
+    covered: u64,
+}
+
+impl SumBuilder {
+    pub fn feed(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            let room = (CHUNK_BYTES - self.cur_len) as usize;
+            let n = room.min(data.len());
+            self.cur = crc32c::crc32c_append(self.cur, &data[..n]);
+            self.cur_len += n as u64;
+            self.covered += n as u64;
+            data = &data[n..];
+            if self.cur_len == CHUNK_BYTES {
+                self.sums.push(self.cur);
+                self.cur = 0;
+                self.cur_len = 0;
+            }
+        }
+    }
+
+    pub fn finish(mut self) -> ChunkSums {
+        if self.cur_len > 0 {
+            self.sums.push(self.cur);
+        }
+        ChunkSums {
+            covered: self.covered,
+            sums: self.sums,
+        }
+    }
+}
+
+/// A run of consecutive base slots.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Extent {
+    pub start: u64,
+    pub len: u64,
+}
+
+/// Logical rows to base slots: extents sorted by `start`, disjoint, non-empty.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct RowMap {
+    extents: Vec<Extent>,
+    /// Logical index of the first row of each extent.
+    starts: Vec<u64>,
+    rows: u64,
+}
+
+impl RowMap {
+    pub fn contiguous(start: u64, len: u64) -> Self {
+        let mut m = RowMap::default();
+        m.push(start, len);
+        m
+    }
+
+    pub fn from_extents(extents: Vec<Extent>) -> DecResult<Self> {
+        let mut m = RowMap::default();
+        for e in extents {
+            if e.len == 0 {
+                return Err("empty extent".into());
+            }
+            if let Some(last) = m.extents.last() {
+                if e.start < last.start + last.len {
+                    return Err("extents overlap or are unsorted".into());
+                }
+            }
+            m.push(e.start, e.len);
+        }
+        Ok(m)
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    pub fn extents(&self) -> &[Extent] {
+        &self.extents
+    }
+
+    /// The highest base slot + 1 (0 if empty).
+    pub fn end_slot(&self) -> u64 {
+        self.extents.last().map_or(0, |e| e.start + e.len)
+    }
+
+    /// Append a run of slots after the last extent.
+    pub fn push(&mut self, start: u64, len: u64) {
+        if len == 0 {
+            return;
+        }
+        match self.extents.last_mut() {
+            Some(last) if last.start + last.len == start => last.len += len,
+            _ => {
+                self.extents.push(Extent { start, len });
+                self.starts.push(self.rows);
+            }
+        }
+        self.rows += len;
+    }
+
+    /// Base slot of logical row `i` (`i < rows`).
+    #[inline]
+    pub fn base_slot(&self, i: u64) -> u64 {
+        if self.extents.len() == 1 {
+            return self.extents[0].start + i;
+        }
+        let k = self.starts.partition_point(|&s| s <= i).saturating_sub(1);
+        self.extents[k].start + (i - self.starts[k])
+    }
+
+    /// Logical index of a base slot, if it is live.
+    pub fn logical_of(&self, slot: u64) -> Option<u64> {
+        let k = self.extents.partition_point(|e| e.start <= slot);
+        let e = self.extents.get(k.checked_sub(1)?)?;
+        (slot < e.start + e.len).then(|| self.starts[k - 1] + (slot - e.start))
+    }
+
+    /// Remove the given base slots (sorted, unique, all live).
+    pub fn delete(&mut self, slots: &[u64]) {
+        let mut out = RowMap::default();
+        let mut d = slots.iter().copied().peekable();
+        for e in &self.extents {
+            let mut cur = e.start;
+            let end = e.start + e.len;
+            while let Some(&s) = d.peek() {
+                if s >= end {
+                    break;
+                }
+                d.next();
+                if s >= cur {
+                    out.push(cur, s - cur);
+                    cur = s + 1;
+                }
+            }
+            out.push(cur, end - cur);
+        }
+        *self = out;
+    }
+}
+
+/// Everything known about one array.
+#[derive(Clone, Debug)]
+pub(crate) struct ArrayMeta {
+    pub dtype: DType,
+    /// Trailing dimensions (shape without the first axis).
+    pub row_shape: Vec<u64>,
+    pub row_bytes: u64,
+    pub file_id: u64,
+    /// Slots written and committed in the data file.
+    pub phys_slots: u64,
+    pub rowmap: Arc<RowMap>,
+    /// base slot -> shadow slot holding the replaced row.
+    pub remap: Arc<HashMap<u64, u64>>,
+    pub sums: Arc<ChunkSums>,
+    pub mtime_ns: u64,
+}
+
+impl ArrayMeta {
+    pub fn rows(&self) -> u64 {
+        self.rowmap.rows()
+    }
+
+    /// Full shape, first axis first.
+    pub fn shape(&self) -> Vec<u64> {
+        let mut s = Vec::with_capacity(self.row_shape.len() + 1);
+        s.push(self.rows());
+        s.extend_from_slice(&self.row_shape);
+        s
+    }
+
+    /// Physical slot holding logical row `i`.
+    #[inline]
+    pub fn slot(&self, i: u64) -> u64 {
+        let b = self.rowmap.base_slot(i);
+        if self.remap.is_empty() {
+            b
+        } else {
+            self.remap.get(&b).copied().unwrap_or(b)
+        }
+    }
+
+    /// True when logical rows are exactly slots `0..rows` (zero-copy reads).
+    pub fn is_identity(&self) -> bool {
+        self.remap.is_empty()
+            && match self.rowmap.extents() {
+                [] => true,
+                [e] => e.start == 0,
+                _ => false,
+            }
+    }
+
+    /// Rows present in the file but not visible (deleted or superseded).
+    pub fn dead_slots(&self) -> u64 {
+        self.phys_slots - self.rows()
+    }
+
+    pub fn phys_bytes(&self) -> u64 {
+        self.phys_slots * self.row_bytes
+    }
+}
+
+/// Bytes per row for a dtype and trailing shape, if it fits in u64.
+pub(crate) fn row_bytes(dtype: DType, row_shape: &[u64]) -> Option<u64> {
+    row_shape
+        .iter()
+        .try_fold(dtype.itemsize() as u64, |acc, &d| acc.checked_mul(d))
+}
+
+/// Where a mutation's new row bytes live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Payload {
+    /// Carried in the log record (redo): recovery rewrites them into the file.
+    Inline(Vec<u8>),
+    /// Only in the data file. `crc32c` covers the bytes; `synced` says they
+    /// were fsynced before the record was written (else recovery checks them).
+    InFile { crc32c: u32, synced: bool },
+}
+
+/// One mutation as recorded in the commit log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Op {
+    Put {
+        name: String,
+        file_id: u64,
+        dtype: DType,
+        row_shape: Vec<u64>,
+        rows: u64,
+        payload: Payload,
+        sums: ChunkSums,
+    },
+    Append {
+        name: String,
+        first_slot: u64,
+        rows: u64,
+        payload: Payload,
+    },
+    Replace {
+        name: String,
+        slots: Vec<u64>,
+        first_slot: u64,
+        payload: Payload,
+    },
+    DeleteRows {
+        name: String,
+        slots: Vec<u64>,
+    },
+    Compact {
+        name: String,
+        file_id: u64,
+        rows: u64,
+        sums: ChunkSums,
+    },
+    Drop {
+        name: String,
+    },
+    Rename {
+        from: String,
+        to: String,
+    },
+}
+
+impl Op {
+    /// The array the op writes new bytes into, with the file offset and the
+    /// payload, for recovery's redo and checks.
+    pub fn payload(&self) -> Option<(&str, &Payload, u64)> {
+        match self {
+            Op::Put { name, payload, .. } => Some((name, payload, 0)),
+            Op::Append {
+                name,
+                first_slot,
+                payload,
+                ..
+            }
+            | Op::Replace {
+                name,
+                first_slot,
+                payload,
+                ..
+            } => Some((name, payload, *first_slot)),
+            _ => None,
+        }
+    }
+}
+
+/// The committed state of a store.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct State {
+    /// Generation of the current checkpoint and log file.
+    pub gen: u64,
+    /// Sequence number of the last applied log record (0: none ever).
+    pub seq: u64,
+    /// Hash-chain head: blake3 of the last record (zeros before the first).
+    pub chain: [u8; 32],
+    pub next_file_id: u64,
+    pub arrays: BTreeMap<String, Arc<ArrayMeta>>,
+}
+
+impl State {
+    fn get_mut(&mut self, name: &str) -> DecResult<&mut ArrayMeta> {
+        self.arrays
+            .get_mut(name)
+            .map(Arc::make_mut)
+            .ok_or_else(|| format!("record refers to unknown array '{name}'"))
+    }
+
+    /// Apply one op. Ops built by the writer always apply; ops read from
+    /// disk are checked and rejected with a description if inconsistent.
+    /// Returns a data file that is no longer referenced, if any.
+    pub fn apply(&mut self, op: &Op, time_ns: u64) -> DecResult<Option<u64>> {
+        match op {
+            Op::Put {
+                name,
+                file_id,
+                dtype,
+                row_shape,
+                rows,
+                payload,
+                sums,
+            } => {
+                let rb = row_bytes(*dtype, row_shape).ok_or("row size overflows")?;
+                let bytes = rows.checked_mul(rb).ok_or("array size overflows")?;
+                if sums.covered != bytes || !sums.is_consistent() {
+                    return Err(format!(
+                        "checksums of '{name}' do not cover its {bytes} bytes"
+                    ));
+                }
+                check_payload_len(payload, bytes)?;
+                if *file_id < self.next_file_id
+                    && self.arrays.values().any(|a| a.file_id == *file_id)
+                {
+                    return Err(format!("file id {file_id} is already in use"));
+                }
+                self.next_file_id = self.next_file_id.max(file_id + 1);
+                let meta = ArrayMeta {
+                    dtype: *dtype,
+                    row_shape: row_shape.clone(),
+                    row_bytes: rb,
+                    file_id: *file_id,
+                    phys_slots: *rows,
+                    rowmap: Arc::new(RowMap::contiguous(0, *rows)),
+                    remap: Arc::default(),
+                    sums: Arc::new(sums.clone()),
+                    mtime_ns: time_ns,
+                };
+                Ok(self
+                    .arrays
+                    .insert(name.clone(), Arc::new(meta))
+                    .map(|old| old.file_id))
+            }
+            Op::Append {
+                name,
+                first_slot,
+                rows,
+                payload,
+            } => {
+                let a = self.get_mut(name)?;
+                expect_next_slot(a, name, *first_slot)?;
+                check_payload_len(payload, rows.checked_mul(a.row_bytes).ok_or("overflow")?)?;
+                Arc::make_mut(&mut a.rowmap).push(*first_slot, *rows);
+                a.phys_slots = a.phys_slots.checked_add(*rows).ok_or("overflow")?;
+                a.mtime_ns = time_ns;
+                Ok(None)
+            }
+            Op::Replace {
+                name,
+                slots,
+                first_slot,
+                payload,
+            } => {
+                let a = self.get_mut(name)?;
+                expect_next_slot(a, name, *first_slot)?;
+                let n = slots.len() as u64;
+                check_payload_len(payload, n.checked_mul(a.row_bytes).ok_or("overflow")?)?;
+                for s in slots {
+                    if a.rowmap.logical_of(*s).is_none() {
+                        return Err(format!("replace of '{name}' names dead slot {s}"));
+                    }
+                }
+                let remap = Arc::make_mut(&mut a.remap);
+                for (j, s) in slots.iter().enumerate() {
+                    remap.insert(*s, first_slot + j as u64);
+                }
+                a.phys_slots += n;
+                a.mtime_ns = time_ns;
+                Ok(None)
+            }
+            Op::DeleteRows { name, slots } => {
+                let a = self.get_mut(name)?;
+                if !slots.windows(2).all(|w| w[0] < w[1]) {
+                    return Err(format!("deleted slots of '{name}' are not sorted"));
+                }
+                for s in slots {
+                    if a.rowmap.logical_of(*s).is_none() {
+                        return Err(format!("delete of '{name}' names dead slot {s}"));
+                    }
+                }
+                Arc::make_mut(&mut a.rowmap).delete(slots);
+                if !a.remap.is_empty() {
+                    let remap = Arc::make_mut(&mut a.remap);
+                    for s in slots {
+                        remap.remove(s);
+                    }
+                }
+                a.mtime_ns = time_ns;
+                Ok(None)
+            }
+            Op::Compact {
+                name,
+                file_id,
+                rows,
+                sums,
+            } => {
+                let next = self.next_file_id;
+                let in_use = self.arrays.values().any(|a| a.file_id == *file_id);
+                let a = self.get_mut(name)?;
+                if a.rows() != *rows {
+                    return Err(format!(
+                        "compaction of '{name}' has {rows} rows, array has {}",
+                        a.rows()
+                    ));
+                }
+                if sums.covered != rows * a.row_bytes || !sums.is_consistent() {
+                    return Err(format!("checksums of compacted '{name}' are inconsistent"));
+                }
+                if *file_id < next && in_use {
+                    return Err(format!("file id {file_id} is already in use"));
+                }
+                let old = a.file_id;
+                a.file_id = *file_id;
+                a.phys_slots = *rows;
+                a.rowmap = Arc::new(RowMap::contiguous(0, *rows));
+                a.remap = Arc::default();
+                a.sums = Arc::new(sums.clone());
+                self.next_file_id = next.max(file_id + 1);
+                Ok(Some(old))
+            }
+            Op::Drop { name } => self
+                .arrays
+                .remove(name)
+                .map(|a| Some(a.file_id))
+                .ok_or_else(|| format!("drop of unknown array '{name}'")),
+            Op::Rename { from, to } => {
+                if self.arrays.contains_key(to) {
+                    return Err(format!("rename target '{to}' exists"));
+                }
+                let mut a = self
+                    .arrays
+                    .remove(from)
+                    .ok_or_else(|| format!("rename of unknown array '{from}'"))?;
+                Arc::make_mut(&mut a).mtime_ns = time_ns;
+                self.arrays.insert(to.clone(), a);
+                Ok(None)
+            }
+        }
+    }
+}
+
+fn expect_next_slot(a: &ArrayMeta, name: &str, first_slot: u64) -> DecResult<()> {
+    if first_slot != a.phys_slots {
+        return Err(format!(
+            "record writes '{name}' at slot {first_slot}, but the file holds {} slots",
+            a.phys_slots
+        ));
+    }
+    Ok(())
+}
+
+fn check_payload_len(p: &Payload, bytes: u64) -> DecResult<()> {
+    match p {
+        Payload::Inline(b) if b.len() as u64 != bytes => Err(format!(
+            "inline payload has {} bytes, expected {bytes}",
+            b.len()
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rowmap_delete_and_lookup_match_a_vec_model() {
+        let mut m = RowMap::contiguous(0, 20);
+        m.push(25, 5); // slots 25..30 appended after a gap
+        let mut model: Vec<u64> = (0..20).chain(25..30).collect();
+        for del in [vec![0u64, 5, 6, 19], vec![25, 29], vec![1, 2, 3, 4]] {
+            m.delete(&del);
+            model.retain(|s| !del.contains(s));
+            assert_eq!(m.rows(), model.len() as u64);
+            for (i, s) in model.iter().enumerate() {
+                assert_eq!(m.base_slot(i as u64), *s);
+                assert_eq!(m.logical_of(*s), Some(i as u64));
+            }
+            for d in &del {
+                assert_eq!(m.logical_of(*d), None);
+            }
+        }
+        assert_eq!(m.logical_of(1000), None);
+    }
+
+    #[test]
+    fn whole_crc_combines_chunks() {
+        let data: Vec<u8> = (0..(3 * CHUNK_BYTES as usize + 17))
+            .map(|i| (i % 253) as u8)
+            .collect();
+        let s = ChunkSums::of(&data);
+        assert_eq!(s.sums.len(), 4);
+        assert!(s.is_consistent());
+        assert_eq!(s.whole(), crc32c::crc32c(&data));
+        assert_eq!(ChunkSums::of(&[]).whole(), 0);
+    }
+}

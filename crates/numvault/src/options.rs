@@ -1,0 +1,95 @@
+//! Open options and durability policies.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::vfs::{StdVfs, Vfs};
+
+/// When a mutation becomes durable against power loss.
+///
+/// In every mode a process crash (`kill -9`) loses no operation that
+/// returned and never leaves an inconsistent store. The modes differ only in
+/// what a power loss or kernel crash can take away; see docs/FORMAT.md.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Default)]
+pub enum Sync {
+    /// Every mutation is durable when it returns (one log fsync per commit).
+    Always,
+    /// Group commit: a background thread syncs within `max_delay` of the
+    /// first unsynced commit.
+    Group { max_delay: Duration },
+    /// Durable at [`crate::Store::flush`] and close. The default.
+    #[default]
+    OnFlush,
+    /// Never synced by numvault (close still writes a checkpoint); for
+    /// throwaway data. Still consistent after any crash.
+    Never,
+}
+
+/// How to open a store.
+#[derive(Clone)]
+pub struct OpenOptions {
+    /// Open without the writer lock; mutations fail with `Error::ReadOnly`.
+    pub read_only: bool,
+    /// Create the store if the directory is missing or empty.
+    pub create: bool,
+    /// Drop every array on open (atomic: a crash leaves the old or empty store).
+    pub truncate: bool,
+    /// Durability policy.
+    pub sync: Sync,
+    /// Wait up to this long for another writer's lock; `None` fails at once.
+    pub lock_timeout: Option<Duration>,
+    /// Write a checkpoint when the log grows past this many bytes.
+    pub checkpoint_log_bytes: u64,
+    /// The file system (tests inject faults through [`crate::sim::SimVfs`]).
+    pub vfs: Arc<dyn Vfs>,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        OpenOptions {
+            read_only: false,
+            create: true,
+            truncate: false,
+            sync: Sync::OnFlush,
+            lock_timeout: None,
+            checkpoint_log_bytes: 64 << 20,
+            vfs: Arc::new(StdVfs),
+        }
+    }
+}
+
+impl std::fmt::Debug for OpenOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OpenOptions")
+            .field("read_only", &self.read_only)
+            .field("create", &self.create)
+            .field("truncate", &self.truncate)
+            .field("sync", &self.sync)
+            .field("lock_timeout", &self.lock_timeout)
+            .field("checkpoint_log_bytes", &self.checkpoint_log_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OpenOptions {
+    /// Read-only options (no lock, no creation).
+    pub fn read_only() -> Self {
+        OpenOptions {
+            read_only: true,
+            create: false,
+            ..OpenOptions::default()
+        }
+    }
+
+    /// Builder: set the durability policy.
+    pub fn sync(mut self, sync: Sync) -> Self {
+        self.sync = sync;
+        self
+    }
+
+    /// Builder: use another file system.
+    pub fn vfs(mut self, vfs: Arc<dyn Vfs>) -> Self {
+        self.vfs = vfs;
+        self
+    }
+}

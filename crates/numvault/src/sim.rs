@@ -1,0 +1,509 @@
+//! A simulated, fault-injecting file system for crash and I/O-error tests.
+//!
+//! Every file keeps two images: what the running process sees (*live*) and
+//! what would survive a power loss (*durable*, updated by `sync_data`).
+//! Directory entries are likewise live or durable (updated by `sync_dir`).
+//! Each mutating call (write, set_len, sync, rename, remove, create) is a
+//! numbered *fault point*. A [`FaultPlan`] can
+//! - crash the simulated process at point N (the call and every later one
+//!   fail, nothing more reaches the "disk"),
+//! - fail point N with an I/O error (EIO, ENOSPC, ...) and continue,
+//! - tear the write at point N (only a prefix of it lands) before crashing.
+//!
+//! After a crash, [`SimVfs::after_crash`] gives the file system as the next
+//! process would find it: with unsynced writes kept (process crash) or
+//! dropped (power loss).
+
+use std::collections::{BTreeMap, HashSet};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::vfs::{LockGuard, Mapping, OpenMode, VFile, Vfs};
+
+/// Which fault to inject, counted in fault points from the start.
+#[derive(Clone, Debug, Default)]
+pub struct FaultPlan {
+    /// Crash at this point: the call does not happen and the process is dead.
+    pub crash_at: Option<u64>,
+    /// With `crash_at`: if that point is a write, this many bytes of it land
+    /// before the crash (a torn write).
+    pub torn_bytes: Option<usize>,
+    /// Fail this point with this error kind, then carry on normally.
+    pub fail_at: Option<(u64, io::ErrorKind)>,
+    /// Fail the N-th read (counted separately) with EIO.
+    pub fail_read_at: Option<u64>,
+}
+
+#[derive(Default, Clone)]
+struct Inode {
+    live: Vec<u8>,
+    durable: Vec<u8>,
+}
+
+type InodeRef = Arc<Mutex<Inode>>;
+
+#[derive(Default)]
+struct FsState {
+    live: BTreeMap<PathBuf, InodeRef>,
+    durable: BTreeMap<PathBuf, InodeRef>,
+    dirs: HashSet<PathBuf>,
+    locks: HashSet<PathBuf>,
+    crashed: bool,
+}
+
+struct Shared {
+    state: Mutex<FsState>,
+    plan: Mutex<FaultPlan>,
+    points: AtomicU64,
+    reads: AtomicU64,
+}
+
+/// The simulated file system. Cheap to clone (clones share state).
+#[derive(Clone)]
+pub struct SimVfs {
+    shared: Arc<Shared>,
+}
+
+impl Default for SimVfs {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic in another test thread must not cascade; the data is plain.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn crashed_err() -> io::Error {
+    io::Error::other("simulated crash: process is dead")
+}
+
+enum Point {
+    Go,
+    /// Only this many bytes of a write land, then the process is dead.
+    Torn(usize),
+}
+
+impl SimVfs {
+    /// An empty file system with no faults planned.
+    pub fn new() -> Self {
+        SimVfs {
+            shared: Arc::new(Shared {
+                state: Mutex::new(FsState::default()),
+                plan: Mutex::new(FaultPlan::default()),
+                points: AtomicU64::new(0),
+                reads: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    /// Replace the fault plan and reset the point counters.
+    pub fn set_plan(&self, plan: FaultPlan) {
+        *lock(&self.shared.plan) = plan;
+        self.shared.points.store(0, Ordering::SeqCst);
+        self.shared.reads.store(0, Ordering::SeqCst);
+    }
+
+    /// Fault points passed since the last `set_plan`.
+    pub fn points(&self) -> u64 {
+        self.shared.points.load(Ordering::SeqCst)
+    }
+
+    /// True once a planned crash has happened.
+    pub fn crashed(&self) -> bool {
+        lock(&self.shared.state).crashed
+    }
+
+    /// The file system as a new process finds it after a crash: unsynced
+    /// data and directory changes kept (`keep_unsynced`, a process crash) or
+    /// dropped (a power loss). Locks are released; no faults are planned.
+    pub fn after_crash(&self, keep_unsynced: bool) -> SimVfs {
+        let st = lock(&self.shared.state);
+        let names = if keep_unsynced { &st.live } else { &st.durable };
+        let mut copies: Vec<(*const Mutex<Inode>, InodeRef)> = Vec::new();
+        let mut live = BTreeMap::new();
+        for (path, inode) in names {
+            let ptr = Arc::as_ptr(inode);
+            // Hard links do not occur, but keep inode identity anyway.
+            let copy = match copies.iter().find(|(p, _)| *p == ptr) {
+                Some((_, c)) => c.clone(),
+                None => {
+                    let i = lock(inode);
+                    let bytes = if keep_unsynced {
+                        i.live.clone()
+                    } else {
+                        i.durable.clone()
+                    };
+                    let c = Arc::new(Mutex::new(Inode {
+                        live: bytes.clone(),
+                        durable: bytes,
+                    }));
+                    copies.push((ptr, c.clone()));
+                    c
+                }
+            };
+            live.insert(path.clone(), copy);
+        }
+        let fresh = SimVfs::new();
+        {
+            let mut fs = lock(&fresh.shared.state);
+            fs.durable = live.clone();
+            fs.live = live;
+            fs.dirs = st.dirs.clone();
+        }
+        fresh
+    }
+
+    /// Read a file's live bytes (for tests that corrupt or inspect files).
+    pub fn read_file(&self, path: &Path) -> Option<Vec<u8>> {
+        let st = lock(&self.shared.state);
+        st.live.get(path).map(|i| lock(i).live.clone())
+    }
+
+    /// Overwrite a file's bytes, live and durable (for corruption tests).
+    pub fn write_file(&self, path: &Path, bytes: Vec<u8>) {
+        let mut st = lock(&self.shared.state);
+        let inode = st.live.entry(path.to_path_buf()).or_default().clone();
+        st.durable.insert(path.to_path_buf(), inode.clone());
+        let mut i = lock(&inode);
+        i.live = bytes.clone();
+        i.durable = bytes;
+    }
+
+    /// Every file path that exists (live).
+    pub fn files(&self) -> Vec<PathBuf> {
+        lock(&self.shared.state).live.keys().cloned().collect()
+    }
+
+    fn point(&self, write_len: usize) -> io::Result<Point> {
+        let mut st = lock(&self.shared.state);
+        if st.crashed {
+            return Err(crashed_err());
+        }
+        let n = self.shared.points.fetch_add(1, Ordering::SeqCst);
+        let plan = lock(&self.shared.plan);
+        if plan.crash_at == Some(n) {
+            st.crashed = true;
+            return match plan.torn_bytes {
+                Some(t) if t < write_len => Ok(Point::Torn(t)),
+                _ => Err(crashed_err()),
+            };
+        }
+        if let Some((at, kind)) = plan.fail_at {
+            if at == n {
+                return Err(io::Error::new(
+                    kind,
+                    format!("injected {kind:?} at point {n}"),
+                ));
+            }
+        }
+        Ok(Point::Go)
+    }
+
+    fn read_point(&self) -> io::Result<()> {
+        if lock(&self.shared.state).crashed {
+            return Err(crashed_err());
+        }
+        let n = self.shared.reads.fetch_add(1, Ordering::SeqCst);
+        if lock(&self.shared.plan).fail_read_at == Some(n) {
+            return Err(io::Error::other(format!("injected EIO on read {n}")));
+        }
+        Ok(())
+    }
+
+    fn parent(path: &Path) -> PathBuf {
+        path.parent().map(Path::to_path_buf).unwrap_or_default()
+    }
+}
+
+struct SimFile {
+    fs: SimVfs,
+    inode: InodeRef,
+    writable: bool,
+}
+
+struct SnapshotMap(Vec<u8>);
+
+impl Mapping for SnapshotMap {
+    fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+fn write_into(buf: &mut Vec<u8>, data: &[u8], offset: u64) -> io::Result<()> {
+    let off = usize::try_from(offset).map_err(|_| io::Error::other("offset too large"))?;
+    let end = off + data.len();
+    if buf.len() < end {
+        buf.resize(end, 0);
+    }
+    buf[off..end].copy_from_slice(data);
+    Ok(())
+}
+
+impl VFile for SimFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.fs.read_point()?;
+        let i = lock(&self.inode);
+        let off = usize::try_from(offset).map_err(|_| io::Error::other("offset too large"))?;
+        let end = off
+            .checked_add(buf.len())
+            .ok_or_else(|| io::Error::other("overflow"))?;
+        if end > i.live.len() {
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+        }
+        buf.copy_from_slice(&i.live[off..end]);
+        Ok(())
+    }
+    fn write_all_at(&self, data: &[u8], offset: u64) -> io::Result<()> {
+        if !self.writable {
+            return Err(io::Error::from(io::ErrorKind::PermissionDenied));
+        }
+        match self.fs.point(data.len())? {
+            Point::Go => write_into(&mut lock(&self.inode).live, data, offset),
+            Point::Torn(n) => {
+                write_into(&mut lock(&self.inode).live, &data[..n], offset)?;
+                Err(crashed_err())
+            }
+        }
+    }
+    fn len(&self) -> io::Result<u64> {
+        if lock(&self.fs.shared.state).crashed {
+            return Err(crashed_err());
+        }
+        Ok(lock(&self.inode).live.len() as u64)
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        self.fs.point(0)?;
+        let mut i = lock(&self.inode);
+        i.durable = i.live.clone();
+        Ok(())
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        if !self.writable {
+            return Err(io::Error::from(io::ErrorKind::PermissionDenied));
+        }
+        self.fs.point(0)?;
+        let len = usize::try_from(len).map_err(|_| io::Error::other("length too large"))?;
+        lock(&self.inode).live.resize(len, 0);
+        Ok(())
+    }
+    fn map(&self, len: u64) -> io::Result<Arc<dyn Mapping>> {
+        self.fs.read_point()?;
+        let i = lock(&self.inode);
+        let len = usize::try_from(len).map_err(|_| io::Error::other("length too large"))?;
+        if len > i.live.len() {
+            return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+        }
+        Ok(Arc::new(SnapshotMap(i.live[..len].to_vec())))
+    }
+    fn map_mut(&self, _len: u64) -> io::Result<Option<memmap2::MmapMut>> {
+        Ok(None)
+    }
+}
+
+struct SimLock {
+    fs: SimVfs,
+    path: PathBuf,
+}
+
+impl Drop for SimLock {
+    fn drop(&mut self) {
+        lock(&self.fs.shared.state).locks.remove(&self.path);
+    }
+}
+
+impl Vfs for SimVfs {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn VFile>> {
+        let existing = {
+            let st = lock(&self.shared.state);
+            if st.crashed {
+                return Err(crashed_err());
+            }
+            st.live.get(path).cloned()
+        };
+        let inode = match (existing, mode) {
+            (Some(_), OpenMode::CreateNew) => {
+                return Err(io::Error::from(io::ErrorKind::AlreadyExists))
+            }
+            (Some(i), _) => i,
+            (None, OpenMode::Read | OpenMode::ReadWrite) => {
+                return Err(io::Error::from(io::ErrorKind::NotFound))
+            }
+            (None, OpenMode::Create | OpenMode::CreateNew) => {
+                self.point(0)?;
+                let mut st = lock(&self.shared.state);
+                if !st.dirs.contains(&Self::parent(path)) {
+                    return Err(io::Error::from(io::ErrorKind::NotFound));
+                }
+                let i: InodeRef = Arc::default();
+                st.live.insert(path.to_path_buf(), i.clone());
+                i
+            }
+        };
+        Ok(Arc::new(SimFile {
+            fs: self.clone(),
+            inode,
+            writable: mode != OpenMode::Read,
+        }))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.point(0)?;
+        let mut st = lock(&self.shared.state);
+        let inode = st
+            .live
+            .remove(from)
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        st.live.insert(to.to_path_buf(), inode);
+        Ok(())
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        self.point(0)?;
+        let mut st = lock(&self.shared.state);
+        st.live
+            .remove(path)
+            .map(|_| ())
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+    }
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        let mut st = lock(&self.shared.state);
+        if st.crashed {
+            return Err(crashed_err());
+        }
+        let mut p = path.to_path_buf();
+        loop {
+            st.dirs.insert(p.clone());
+            if !p.pop() {
+                break;
+            }
+        }
+        Ok(())
+    }
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        let st = lock(&self.shared.state);
+        if !st.dirs.contains(path) {
+            return Err(io::Error::from(io::ErrorKind::NotFound));
+        }
+        Ok(st
+            .live
+            .keys()
+            .filter(|p| p.parent() == Some(path))
+            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect())
+    }
+    fn exists(&self, path: &Path) -> bool {
+        let st = lock(&self.shared.state);
+        st.live.contains_key(path) || st.dirs.contains(path)
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        self.point(0)?;
+        let mut st = lock(&self.shared.state);
+        let FsState { live, durable, .. } = &mut *st;
+        durable.retain(|p, _| p.parent() != Some(path));
+        for (p, i) in live.iter() {
+            if p.parent() == Some(path) {
+                durable.insert(p.clone(), i.clone());
+            }
+        }
+        Ok(())
+    }
+    fn lock_exclusive(&self, path: &Path, wait: Option<Duration>) -> io::Result<LockGuard> {
+        let deadline = wait.map(|w| std::time::Instant::now() + w);
+        loop {
+            {
+                let mut st = lock(&self.shared.state);
+                if st.locks.insert(path.to_path_buf()) {
+                    return Ok(Box::new(SimLock {
+                        fs: self.clone(),
+                        path: path.to_path_buf(),
+                    }));
+                }
+            }
+            match deadline {
+                Some(d) if std::time::Instant::now() < d => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                _ => return Err(io::Error::from(io::ErrorKind::WouldBlock)),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unsynced_writes_are_dropped_on_power_loss_and_kept_on_process_crash() {
+        let fs = SimVfs::new();
+        let dir = PathBuf::from("/s");
+        fs.create_dir_all(&dir).unwrap();
+        let p = dir.join("f");
+        let f = fs.open(&p, OpenMode::Create).unwrap();
+        f.write_all_at(b"hello", 0).unwrap();
+        f.sync_data().unwrap();
+        fs.sync_dir(&dir).unwrap();
+        f.write_all_at(b" world", 5).unwrap();
+        let kept = fs.after_crash(true);
+        let dropped = fs.after_crash(false);
+        assert_eq!(kept.read_file(&p).unwrap(), b"hello world");
+        assert_eq!(dropped.read_file(&p).unwrap(), b"hello");
+    }
+
+    #[test]
+    fn unsynced_directory_entries_vanish_on_power_loss() {
+        let fs = SimVfs::new();
+        let dir = PathBuf::from("/s");
+        fs.create_dir_all(&dir).unwrap();
+        let f = fs.open(&dir.join("a"), OpenMode::Create).unwrap();
+        f.write_all_at(b"x", 0).unwrap();
+        f.sync_data().unwrap();
+        assert!(fs.after_crash(false).read_file(&dir.join("a")).is_none());
+        fs.sync_dir(&dir).unwrap();
+        fs.rename(&dir.join("a"), &dir.join("b")).unwrap();
+        let after = fs.after_crash(false);
+        assert!(after.read_file(&dir.join("a")).is_some());
+        assert!(after.read_file(&dir.join("b")).is_none());
+    }
+
+    #[test]
+    fn crash_plan_stops_everything_and_torn_write_lands_partially() {
+        let fs = SimVfs::new();
+        let dir = PathBuf::from("/s");
+        fs.create_dir_all(&dir).unwrap();
+        let f = fs.open(&dir.join("a"), OpenMode::Create).unwrap();
+        fs.set_plan(FaultPlan {
+            crash_at: Some(1),
+            torn_bytes: Some(2),
+            ..FaultPlan::default()
+        });
+        f.write_all_at(b"ab", 0).unwrap();
+        assert!(f.write_all_at(b"cdef", 2).is_err());
+        assert!(f.sync_data().is_err());
+        assert!(fs.crashed());
+        assert_eq!(
+            fs.after_crash(true).read_file(&dir.join("a")).unwrap(),
+            b"abcd"
+        );
+    }
+
+    #[test]
+    fn injected_error_is_transient() {
+        let fs = SimVfs::new();
+        let dir = PathBuf::from("/s");
+        fs.create_dir_all(&dir).unwrap();
+        let f = fs.open(&dir.join("a"), OpenMode::Create).unwrap();
+        fs.set_plan(FaultPlan {
+            fail_at: Some((0, io::ErrorKind::StorageFull)),
+            ..FaultPlan::default()
+        });
+        assert_eq!(
+            f.write_all_at(b"x", 0).unwrap_err().kind(),
+            io::ErrorKind::StorageFull
+        );
+        f.write_all_at(b"x", 0).unwrap();
+    }
+}

@@ -1,0 +1,1411 @@
+//! The store handle: opening and recovery, commits, checkpoints, durability.
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::array::{ArrayInfo, ArrayRef};
+use crate::error::{Error, IoContext, Result};
+use crate::format::{
+    self, decode_log_header, decode_manifest, encode_log_header, encode_manifest, frame_record,
+    read_record, HeaderError, RecordRead, FORMAT_VERSION, LOG_HEADER_BYTES,
+};
+use crate::meta::{ArrayMeta, ChunkSums, Op, Payload, State, CHUNK_BYTES};
+use crate::options::{OpenOptions, Sync as SyncPolicy};
+use crate::vfs::{LockGuard, Mapping, OpenMode, VFile, Vfs};
+use crate::write::Intent;
+
+pub(crate) const MANIFEST: &str = "MANIFEST";
+pub(crate) const MANIFEST_TMP: &str = "MANIFEST.tmp";
+pub(crate) const LOCK: &str = "LOCK";
+pub(crate) const DATA_DIR: &str = "data";
+
+pub(crate) fn log_name(gen: u64) -> String {
+    format!("wal-{gen:016x}.log")
+}
+
+pub(crate) fn data_name(id: u64) -> String {
+    format!("{id:016x}.nvd")
+}
+
+pub(crate) fn now_ns() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// An open data file, with a cached read-only mapping.
+pub(crate) struct DataFile {
+    pub path: PathBuf,
+    pub file: Arc<dyn VFile>,
+    map: Mutex<Option<Arc<dyn Mapping>>>,
+}
+
+impl DataFile {
+    /// A mapping covering at least `len` bytes.
+    pub fn mapping(&self, len: u64) -> Result<Arc<dyn Mapping>> {
+        let mut cached = lock(&self.map);
+        if let Some(m) = cached.as_ref() {
+            if m.bytes().len() as u64 >= len {
+                return Ok(m.clone());
+            }
+        }
+        let file_len = self.file.len().ctx(&self.path)?;
+        if file_len < len {
+            return Err(Error::corrupt(
+                &self.path,
+                format!("data file holds {file_len} bytes, the array needs {len}"),
+            ));
+        }
+        let m = self.file.map(file_len).ctx(&self.path)?;
+        *cached = Some(m.clone());
+        Ok(m)
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // The guarded data is only changed by code that cannot panic midway on
+    // valid input; recover rather than cascade a poisoned lock.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// File handles and dirty tracking; separate from [`State`] so planning can
+/// borrow both at once.
+pub(crate) struct Io {
+    pub vfs: Arc<dyn Vfs>,
+    pub dir: PathBuf,
+    pub data_dir: PathBuf,
+    pub read_only: bool,
+    pub sync: SyncPolicy,
+    files: HashMap<u64, Arc<DataFile>>,
+    pub dirty_files: HashSet<u64>,
+    pub dir_dirty: bool,
+    /// Data not carried inline was written by the commit being planned; under
+    /// `Sync::Always` it is synced before the record.
+    pub presync: bool,
+}
+
+impl Io {
+    pub fn data_path(&self, id: u64) -> PathBuf {
+        self.data_dir.join(data_name(id))
+    }
+
+    /// The open data file `id`.
+    pub fn file(&mut self, id: u64) -> Result<Arc<DataFile>> {
+        if let Some(f) = self.files.get(&id) {
+            return Ok(f.clone());
+        }
+        let path = self.data_path(id);
+        let mode = if self.read_only {
+            OpenMode::Read
+        } else {
+            OpenMode::ReadWrite
+        };
+        let file = self.vfs.open(&path, mode).ctx(&path)?;
+        let df = Arc::new(DataFile {
+            path,
+            file,
+            map: Mutex::new(None),
+        });
+        self.files.insert(id, df.clone());
+        Ok(df)
+    }
+
+    /// Create data file `id`, replacing an uncommitted leftover of a crash.
+    pub fn create_file(&mut self, id: u64) -> Result<Arc<DataFile>> {
+        let path = self.data_path(id);
+        self.files.remove(&id);
+        if self.vfs.exists(&path) {
+            // Ids at or above next_file_id are never referenced by a
+            // committed state, so no reader can have this file mapped.
+            self.vfs.remove_file(&path).ctx(&path)?;
+        }
+        let file = self.vfs.open(&path, OpenMode::CreateNew).ctx(&path)?;
+        let df = Arc::new(DataFile {
+            path,
+            file,
+            map: Mutex::new(None),
+        });
+        self.files.insert(id, df.clone());
+        self.dir_dirty = true;
+        Ok(df)
+    }
+
+    pub fn forget_file(&mut self, id: u64) {
+        self.files.remove(&id);
+        self.dirty_files.remove(&id);
+    }
+
+    fn sync_dirty_data(&mut self) -> io::Result<Option<PathBuf>> {
+        let mut ids: Vec<u64> = self.dirty_files.iter().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            if let Some(f) = self.files.get(&id) {
+                if let Err(e) = f.file.sync_data() {
+                    return Err(io::Error::new(
+                        e.kind(),
+                        format!("{}: {e}", f.path.display()),
+                    ));
+                }
+            }
+            self.dirty_files.remove(&id);
+        }
+        if self.dir_dirty {
+            self.vfs.sync_dir(&self.data_dir)?;
+            self.dir_dirty = false;
+        }
+        Ok(None)
+    }
+}
+
+pub(crate) struct Inner {
+    pub io: Io,
+    pub state: State,
+    created_ns: u64,
+    checkpoint_log_bytes: u64,
+    log: Option<Arc<dyn VFile>>,
+    pub log_path: PathBuf,
+    log_end: u64,
+    log_dirty: bool,
+    dirty_since: Option<Instant>,
+    garbage: Vec<u64>,
+    poisoned: Option<PathBuf>,
+    lock: Option<LockGuard>,
+    closed: bool,
+    stop_flusher: bool,
+}
+
+pub(crate) struct Shared {
+    pub inner: Mutex<Inner>,
+    cv: Condvar,
+    pub path: PathBuf,
+}
+
+/// An open store. `Send + Sync`: share it between threads behind an `Arc`.
+///
+/// One process may hold a store open for writing at a time (an advisory lock
+/// on `LOCK`); any number may open it read-only.
+pub struct Store {
+    pub(crate) shared: Arc<Shared>,
+    flusher: Option<JoinHandle<()>>,
+}
+
+/// Several changes committed atomically by [`Store::commit`].
+#[derive(Default)]
+pub struct Batch<'a> {
+    pub(crate) intents: Vec<Intent<'a>>,
+}
+
+impl<'a> Batch<'a> {
+    pub fn new() -> Self {
+        Batch::default()
+    }
+    /// Create or overwrite an array.
+    pub fn save(&mut self, name: &'a str, array: ArrayRef<'a>) -> &mut Self {
+        self.intents.push(Intent::Save { name, array });
+        self
+    }
+    /// Append rows.
+    pub fn append(&mut self, name: &'a str, array: ArrayRef<'a>) -> &mut Self {
+        self.intents.push(Intent::Append { name, array });
+        self
+    }
+    /// Replace rows at `indices` (negative counts from the end).
+    pub fn replace(&mut self, name: &'a str, indices: &'a [i64], array: ArrayRef<'a>) -> &mut Self {
+        self.intents.push(Intent::Replace {
+            name,
+            indices,
+            array,
+        });
+        self
+    }
+    /// Delete rows at `indices`.
+    pub fn delete_rows(&mut self, name: &'a str, indices: &'a [i64]) -> &mut Self {
+        self.intents.push(Intent::DeleteRows { name, indices });
+        self
+    }
+    /// Remove an array.
+    pub fn drop_array(&mut self, name: &'a str) -> &mut Self {
+        self.intents.push(Intent::Drop { name });
+        self
+    }
+    /// Rename an array.
+    pub fn rename(&mut self, from: &'a str, to: &'a str) -> &mut Self {
+        self.intents.push(Intent::Rename { from, to });
+        self
+    }
+    /// Rewrite an array without its dead rows.
+    pub fn compact(&mut self, name: &'a str) -> &mut Self {
+        self.intents.push(Intent::Compact { name });
+        self
+    }
+    pub fn is_empty(&self) -> bool {
+        self.intents.is_empty()
+    }
+}
+
+fn read_whole(file: &dyn VFile, path: &Path) -> Result<Vec<u8>> {
+    let len = file.len().ctx(path)?;
+    let len = usize::try_from(len).map_err(|_| Error::corrupt(path, "file too large"))?;
+    let mut buf = vec![0u8; len];
+    file.read_exact_at(&mut buf, 0).ctx(path)?;
+    Ok(buf)
+}
+
+fn header_err(path: &Path, e: HeaderError) -> Error {
+    match e {
+        HeaderError::Bad(d) => Error::corrupt(path, d),
+        HeaderError::Version(found) => Error::UnsupportedVersion {
+            path: path.to_path_buf(),
+            found,
+            supported: FORMAT_VERSION,
+        },
+    }
+}
+
+/// What replaying the log found.
+struct Replay {
+    /// Offset just past the last valid record.
+    end: u64,
+    /// Bytes after `end` (a torn tail, or records dropped because their
+    /// unsynced data did not survive).
+    dropped_tail: bool,
+    records: u64,
+    garbage: Vec<u64>,
+}
+
+impl Store {
+    /// Open (and by default create) the store at `path`.
+    pub fn open(path: impl AsRef<Path>, opts: OpenOptions) -> Result<Store> {
+        let dir = path.as_ref().to_path_buf();
+        if opts.read_only {
+            return Self::open_read_only(dir, opts);
+        }
+        let vfs = opts.vfs.clone();
+        if !vfs.exists(&dir) {
+            if !opts.create {
+                return Err(Error::NoSuchStore { path: dir });
+            }
+            vfs.create_dir_all(&dir).ctx(&dir)?;
+        }
+        let lock_path = dir.join(LOCK);
+        let guard = match vfs.lock_exclusive(&lock_path, opts.lock_timeout) {
+            Ok(g) => g,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                return Err(Error::Locked { path: dir });
+            }
+            Err(e) => return Err(Error::io(lock_path, e)),
+        };
+        let inner = Inner::open_writer(dir.clone(), &opts, guard)?;
+        Ok(Self::start(inner, dir, opts.sync))
+    }
+
+    fn open_read_only(dir: PathBuf, opts: OpenOptions) -> Result<Store> {
+        let vfs = opts.vfs.clone();
+        if !vfs.exists(&dir.join(MANIFEST)) {
+            return Err(if vfs.exists(&dir) {
+                Error::NotAStore { path: dir }
+            } else {
+                Error::NoSuchStore { path: dir }
+            });
+        }
+        let mut inner = Inner::load_reader(dir.clone(), &opts)?;
+        if inner.log_end > LOG_HEADER_BYTES || inner.reader_tail_dirty {
+            // A log tail means a writer is live or crashed. If nobody holds
+            // the lock, the writer crashed: recover under the lock (as SQLite
+            // readers roll back a hot journal), so that redo records reach
+            // the data files. If that is not permitted, read as found.
+            if let Ok(g) = vfs.lock_exclusive(&dir.join(LOCK), None) {
+                let wopts = OpenOptions {
+                    read_only: false,
+                    create: false,
+                    truncate: false,
+                    ..opts.clone()
+                };
+                if let Ok(w) = Inner::open_writer(dir.clone(), &wopts, g) {
+                    let w = Self::start(w, dir.clone(), SyncPolicy::OnFlush);
+                    w.close()?;
+                    inner = Inner::load_reader(dir.clone(), &opts)?;
+                }
+            }
+        }
+        Ok(Self::start(inner.into_inner(), dir, SyncPolicy::Never))
+    }
+
+    fn start(inner: Inner, path: PathBuf, sync: SyncPolicy) -> Store {
+        let shared = Arc::new(Shared {
+            inner: Mutex::new(inner),
+            cv: Condvar::new(),
+            path,
+        });
+        let flusher = match sync {
+            SyncPolicy::Group { max_delay } => {
+                let s = shared.clone();
+                std::thread::Builder::new()
+                    .name("numvault-group-commit".into())
+                    .spawn(move || group_commit_loop(&s, max_delay))
+                    .ok()
+            }
+            _ => None,
+        };
+        Store { shared, flusher }
+    }
+
+    pub(crate) fn inner(&self) -> MutexGuard<'_, Inner> {
+        lock(&self.shared.inner)
+    }
+
+    /// The store's directory.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// The durability policy in force.
+    pub fn sync_policy(&self) -> SyncPolicy {
+        self.inner().io.sync
+    }
+
+    /// True if opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.inner().io.read_only
+    }
+
+    /// Commit several changes atomically: after any crash either all or none
+    /// of them are present. On error nothing changes.
+    pub fn commit(&self, batch: &Batch<'_>) -> Result<()> {
+        let mut g = self.inner();
+        g.commit(&batch.intents)?;
+        if g.dirty_since.is_some() {
+            self.shared.cv.notify_all();
+        }
+        Ok(())
+    }
+
+    fn commit_one(&self, intent: Intent<'_>) -> Result<()> {
+        let mut g = self.inner();
+        g.commit(std::slice::from_ref(&intent))?;
+        if g.dirty_since.is_some() {
+            self.shared.cv.notify_all();
+        }
+        Ok(())
+    }
+
+    /// Create or overwrite an array.
+    pub fn save(&self, name: &str, array: ArrayRef<'_>) -> Result<()> {
+        self.commit_one(Intent::Save { name, array })
+    }
+
+    /// Append rows; dtype and trailing shape must match.
+    pub fn append(&self, name: &str, array: ArrayRef<'_>) -> Result<()> {
+        self.commit_one(Intent::Append { name, array })
+    }
+
+    /// Replace the rows at `indices` (any order, negative from the end, no
+    /// duplicates) with the rows of `array`, in the same order.
+    pub fn replace(&self, name: &str, indices: &[i64], array: ArrayRef<'_>) -> Result<()> {
+        self.commit_one(Intent::Replace {
+            name,
+            indices,
+            array,
+        })
+    }
+
+    /// Delete rows; later rows are renumbered, as `numpy.delete` does.
+    /// Repeated indices are allowed and delete the row once.
+    pub fn delete_rows(&self, name: &str, indices: &[i64]) -> Result<()> {
+        self.commit_one(Intent::DeleteRows { name, indices })
+    }
+
+    /// Rewrite an array into a new file without dead rows; returns the bytes
+    /// reclaimed (freed on disk at the next checkpoint).
+    pub fn compact(&self, name: &str) -> Result<u64> {
+        let before = self.info(name)?;
+        self.commit_one(Intent::Compact { name })?;
+        let after = self.info(name)?;
+        Ok(before.data_bytes.saturating_sub(after.data_bytes))
+    }
+
+    /// Remove an array.
+    pub fn drop_array(&self, name: &str) -> Result<()> {
+        self.commit_one(Intent::Drop { name })
+    }
+
+    /// Rename an array; the target must not exist.
+    pub fn rename(&self, from: &str, to: &str) -> Result<()> {
+        self.commit_one(Intent::Rename { from, to })
+    }
+
+    /// Names of the arrays under `prefix` (a '/'-separated group; "" for
+    /// all), in sorted order. Only the arrays under the prefix are touched.
+    pub fn list(&self, prefix: &str) -> Vec<String> {
+        let g = self.inner();
+        list_prefix(&g.state, prefix)
+    }
+
+    /// True if the array exists.
+    pub fn has(&self, name: &str) -> bool {
+        self.inner().state.arrays.contains_key(name)
+    }
+
+    /// Number of arrays.
+    pub fn len(&self) -> usize {
+        self.inner().state.arrays.len()
+    }
+
+    /// True if the store holds no arrays.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub(crate) fn meta(&self, name: &str) -> Result<Arc<ArrayMeta>> {
+        self.inner()
+            .state
+            .arrays
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(name.to_string()))
+    }
+
+    /// Shape (rows first).
+    pub fn shape(&self, name: &str) -> Result<Vec<u64>> {
+        Ok(self.meta(name)?.shape())
+    }
+
+    /// Element type.
+    pub fn dtype(&self, name: &str) -> Result<crate::DType> {
+        Ok(self.meta(name)?.dtype)
+    }
+
+    /// Time of the last change, ns since the Unix epoch.
+    pub fn mtime_ns(&self, name: &str) -> Result<u64> {
+        Ok(self.meta(name)?.mtime_ns)
+    }
+
+    /// Everything about one array.
+    pub fn info(&self, name: &str) -> Result<ArrayInfo> {
+        let m = self.meta(name)?;
+        Ok(array_info(name, &m))
+    }
+
+    /// Sequence number of the last commit (0 before the first).
+    pub fn last_seq(&self) -> u64 {
+        self.inner().state.seq
+    }
+
+    /// Make every returned mutation durable (sync data files and the log).
+    /// On a read-only handle, load the latest committed state instead.
+    pub fn flush(&self) -> Result<()> {
+        let mut g = self.inner();
+        if g.io.read_only {
+            return g.reader_refresh();
+        }
+        g.check_writable()?;
+        g.sync_all()?;
+        if g.log_end > 1 << 20 {
+            g.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// Read-only handles: pick up commits made since open (or the last
+    /// refresh). Writers: no effect.
+    pub fn refresh(&self) -> Result<()> {
+        let mut g = self.inner();
+        if g.io.read_only {
+            g.reader_refresh()
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Write a checkpoint now: sync everything, write a new MANIFEST and
+    /// start a new log; frees the space of dropped and compacted files.
+    pub fn checkpoint(&self) -> Result<()> {
+        let mut g = self.inner();
+        g.check_writable()?;
+        g.checkpoint()
+    }
+
+    /// Flush, checkpoint and release the lock. Dropping the store does the
+    /// same but cannot report errors.
+    pub fn close(mut self) -> Result<()> {
+        self.close_inner()
+    }
+
+    fn close_inner(&mut self) -> Result<()> {
+        {
+            let mut g = self.inner();
+            g.stop_flusher = true;
+        }
+        self.shared.cv.notify_all();
+        if let Some(h) = self.flusher.take() {
+            let _ = h.join();
+        }
+        let mut g = self.inner();
+        if g.closed {
+            return Ok(());
+        }
+        let res = if g.io.read_only || g.poisoned.is_some() {
+            Ok(())
+        } else {
+            g.checkpoint()
+        };
+        g.closed = true;
+        g.lock = None;
+        g.log = None;
+        res
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let _ = self.close_inner();
+    }
+}
+
+pub(crate) fn array_info(name: &str, m: &ArrayMeta) -> ArrayInfo {
+    ArrayInfo {
+        name: name.to_string(),
+        dtype: m.dtype,
+        shape: m.shape(),
+        dead_rows: m.dead_slots(),
+        data_bytes: m.phys_bytes(),
+        mtime_ns: m.mtime_ns,
+        unchecksummed_bytes: m.phys_bytes().saturating_sub(m.sums.covered),
+    }
+}
+
+pub(crate) fn list_prefix(state: &State, prefix: &str) -> Vec<String> {
+    let prefix = prefix.trim_end_matches('/');
+    if prefix.is_empty() {
+        return state.arrays.keys().cloned().collect();
+    }
+    let group = format!("{prefix}/");
+    let mut out: Vec<String> = state
+        .arrays
+        .range(group.clone()..)
+        .take_while(|(k, _)| k.starts_with(&group))
+        .map(|(k, _)| k.clone())
+        .collect();
+    if state.arrays.contains_key(prefix) {
+        out.insert(0, prefix.to_string());
+    }
+    out
+}
+
+fn group_commit_loop(shared: &Shared, max_delay: Duration) {
+    let mut g = lock(&shared.inner);
+    loop {
+        if g.stop_flusher || g.closed {
+            return;
+        }
+        match g.dirty_since {
+            None => {
+                g = shared.cv.wait(g).unwrap_or_else(|p| p.into_inner());
+            }
+            Some(t) => {
+                let due = t + max_delay;
+                let now = Instant::now();
+                if now >= due {
+                    // A failure poisons the handle; the next mutation reports it.
+                    let _ = g.sync_all();
+                } else {
+                    g = shared
+                        .cv
+                        .wait_timeout(g, due - now)
+                        .map(|(g, _)| g)
+                        .unwrap_or_else(|p| p.into_inner().0);
+                }
+            }
+        }
+    }
+}
+
+/// A read-only load in progress (before the handle is built).
+struct ReaderLoad {
+    inner: Inner,
+    reader_tail_dirty: bool,
+}
+
+impl std::ops::Deref for ReaderLoad {
+    type Target = Inner;
+    fn deref(&self) -> &Inner {
+        &self.inner
+    }
+}
+
+impl ReaderLoad {
+    fn into_inner(self) -> Inner {
+        self.inner
+    }
+}
+
+impl Inner {
+    fn new(dir: PathBuf, opts: &OpenOptions, read_only: bool) -> Inner {
+        Inner {
+            io: Io {
+                vfs: opts.vfs.clone(),
+                data_dir: dir.join(DATA_DIR),
+                dir: dir.clone(),
+                read_only,
+                sync: opts.sync,
+                files: HashMap::new(),
+                dirty_files: HashSet::new(),
+                dir_dirty: false,
+                presync: false,
+            },
+            state: State::default(),
+            created_ns: 0,
+            checkpoint_log_bytes: opts.checkpoint_log_bytes,
+            log: None,
+            log_path: dir.join(log_name(0)),
+            log_end: LOG_HEADER_BYTES,
+            log_dirty: false,
+            dirty_since: None,
+            garbage: Vec::new(),
+            poisoned: None,
+            lock: None,
+            closed: false,
+            stop_flusher: false,
+        }
+    }
+
+    fn open_writer(dir: PathBuf, opts: &OpenOptions, guard: LockGuard) -> Result<Inner> {
+        let mut inner = Inner::new(dir.clone(), opts, false);
+        inner.lock = Some(guard);
+        let vfs = opts.vfs.clone();
+        let manifest = dir.join(MANIFEST);
+        if !vfs.exists(&manifest) {
+            let entries = vfs.list_dir(&dir).ctx(&dir)?;
+            let ours = |n: &String| n == DATA_DIR || n.starts_with("wal-");
+            if entries.iter().any(ours) {
+                return Err(Error::corrupt(
+                    &manifest,
+                    "MANIFEST is missing but the directory holds a log or data files",
+                ));
+            }
+            if entries.iter().any(|n| n != LOCK && n != MANIFEST_TMP) || !opts.create {
+                return Err(Error::NotAStore { path: dir });
+            }
+            inner.initialize()?;
+            return Ok(inner);
+        }
+        inner.load_manifest()?;
+        let replay = inner.replay_log(true)?;
+        inner.garbage = replay.garbage;
+        if opts.truncate {
+            let names: Vec<String> = inner.state.arrays.keys().cloned().collect();
+            for n in names {
+                if let Some(a) = inner.state.arrays.remove(&n) {
+                    inner.garbage.push(a.file_id);
+                }
+            }
+        }
+        if replay.records > 0 || replay.dropped_tail || opts.truncate {
+            inner.checkpoint()?;
+        }
+        inner.collect_stray_files()?;
+        Ok(inner)
+    }
+
+    fn load_reader(dir: PathBuf, opts: &OpenOptions) -> Result<ReaderLoad> {
+        // A checkpoint may swap the MANIFEST and delete the log between our
+        // reads; retry on a log that has vanished.
+        let mut last_err = None;
+        for _ in 0..16 {
+            let mut inner = Inner::new(dir.clone(), opts, true);
+            inner.load_manifest()?;
+            match inner.replay_log(false) {
+                Ok(r) => {
+                    return Ok(ReaderLoad {
+                        inner,
+                        reader_tail_dirty: r.dropped_tail,
+                    })
+                }
+                Err(Error::Io { source, path }) if source.kind() == io::ErrorKind::NotFound => {
+                    last_err = Some(Error::Io { source, path });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last_err.unwrap_or(Error::NotAStore { path: dir }))
+    }
+
+    fn initialize(&mut self) -> Result<()> {
+        let vfs = self.io.vfs.clone();
+        vfs.create_dir_all(&self.io.data_dir)
+            .ctx(&self.io.data_dir)?;
+        self.state = State {
+            gen: 0,
+            seq: 0,
+            chain: [0; 32],
+            next_file_id: 1,
+            arrays: Default::default(),
+        };
+        self.created_ns = now_ns();
+        let log = self.create_log(0)?;
+        self.write_manifest()?;
+        self.log_path = self.io.dir.join(log_name(0));
+        self.log = Some(log);
+        self.log_end = LOG_HEADER_BYTES;
+        Ok(())
+    }
+
+    fn load_manifest(&mut self) -> Result<()> {
+        let path = self.io.dir.join(MANIFEST);
+        let f = self.io.vfs.open(&path, OpenMode::Read).ctx(&path)?;
+        let bytes = read_whole(f.as_ref(), &path)?;
+        let (state, created) = decode_manifest(&bytes).map_err(|e| header_err(&path, e))?;
+        self.state = state;
+        self.created_ns = created;
+        Ok(())
+    }
+
+    /// Replay the log after the checkpoint. `recover`: this is the writer;
+    /// redo inline payloads into data files and cut off a bad tail.
+    fn replay_log(&mut self, recover: bool) -> Result<Replay> {
+        let path = self.io.dir.join(log_name(self.state.gen));
+        self.log_path = path.clone();
+        let mode = if recover {
+            OpenMode::ReadWrite
+        } else {
+            OpenMode::Read
+        };
+        let file = match self.io.vfs.open(&path, mode) {
+            Ok(f) => f,
+            Err(e) => return Err(Error::io(&path, e)),
+        };
+        let bytes = read_whole(file.as_ref(), &path)?;
+        if bytes.len() < LOG_HEADER_BYTES as usize {
+            return Err(Error::corrupt(&path, "log header is truncated"));
+        }
+        let gen = decode_log_header(&bytes).map_err(|e| header_err(&path, e))?;
+        if gen != self.state.gen {
+            return Err(Error::corrupt(
+                &path,
+                format!(
+                    "log generation {gen} does not match MANIFEST generation {}",
+                    self.state.gen
+                ),
+            ));
+        }
+        let mut replay = Replay {
+            end: LOG_HEADER_BYTES,
+            dropped_tail: false,
+            records: 0,
+            garbage: Vec::new(),
+        };
+        let mut pos = LOG_HEADER_BYTES as usize;
+        loop {
+            match read_record(&bytes[pos..]) {
+                RecordRead::Ok(rec, len, hash) => {
+                    if rec.seq != self.state.seq + 1 || rec.prev_hash != self.state.chain {
+                        return Err(Error::corrupt(
+                            &path,
+                            format!(
+                                "record at offset {pos} breaks the hash chain (seq {}, expected {})",
+                                rec.seq,
+                                self.state.seq + 1
+                            ),
+                        ));
+                    }
+                    if !self.payloads_present(&rec.ops, recover)? {
+                        // Unsynced data that did not survive: the log ends here.
+                        break;
+                    }
+                    let mut next = self.state.clone();
+                    let mut garbage = Vec::new();
+                    for op in &rec.ops {
+                        match next.apply(op, rec.time_ns) {
+                            Ok(g) => garbage.extend(g),
+                            Err(d) => {
+                                return Err(Error::corrupt(
+                                    &path,
+                                    format!("record {} at offset {pos}: {d}", rec.seq),
+                                ))
+                            }
+                        }
+                    }
+                    next.seq = rec.seq;
+                    next.chain = hash;
+                    self.state = next;
+                    replay.garbage.extend(garbage);
+                    replay.records += 1;
+                    pos += len as usize;
+                    replay.end = pos as u64;
+                }
+                RecordRead::Short => break,
+                RecordRead::Bad(detail) => {
+                    if later_record_is_valid(&bytes, pos) {
+                        return Err(Error::corrupt(
+                            &path,
+                            format!("damaged record at offset {pos} ({detail}) followed by valid records"),
+                        ));
+                    }
+                    break;
+                }
+            }
+        }
+        replay.dropped_tail = replay.end < bytes.len() as u64;
+        if recover && replay.dropped_tail {
+            file.set_len(replay.end).ctx(&path)?;
+            file.sync_data().ctx(&path)?;
+        }
+        self.log = Some(file);
+        self.log_end = replay.end;
+        Ok(replay)
+    }
+
+    /// Check that the data a record refers to is present, and (writer)
+    /// redo inline payloads. `false`: unsynced data was lost.
+    fn payloads_present(&mut self, ops: &[Op], recover: bool) -> Result<bool> {
+        // Files created by earlier ops of the same record.
+        let mut file_of: HashMap<&str, u64> = HashMap::new();
+        for op in ops {
+            let Some((name, payload, first_slot)) = op.payload() else {
+                if let Op::Rename { from, to } = op {
+                    if let Some(id) = file_of.remove(from.as_str()) {
+                        file_of.insert(to, id);
+                    }
+                }
+                continue;
+            };
+            let (file_id, rb, offset_slot) = match op {
+                Op::Put {
+                    file_id,
+                    dtype,
+                    row_shape,
+                    ..
+                } => {
+                    let rb = crate::meta::row_bytes(*dtype, row_shape).unwrap_or(0);
+                    file_of.insert(name, *file_id);
+                    (*file_id, rb, 0)
+                }
+                _ => {
+                    let id = match file_of.get(name) {
+                        Some(id) => *id,
+                        None => match self.state.arrays.get(name) {
+                            Some(a) => a.file_id,
+                            None => return Ok(true), // apply() reports it
+                        },
+                    };
+                    let rb = self.state.arrays.get(name).map_or(0, |a| a.row_bytes);
+                    (id, rb, first_slot)
+                }
+            };
+            let offset = offset_slot.saturating_mul(rb);
+            let path = self.io.data_path(file_id);
+            match payload {
+                Payload::Inline(bytes) => {
+                    if recover {
+                        let f = self.io.vfs.open(&path, OpenMode::Create).ctx(&path)?;
+                        f.write_all_at(bytes, offset).ctx(&path)?;
+                        self.io.dirty_files.insert(file_id);
+                        self.io.dir_dirty = true;
+                    }
+                }
+                Payload::InFile { crc32c, synced } => {
+                    let len = match op {
+                        Op::Put { sums, .. } => sums.covered,
+                        Op::Append { rows, .. } => rows.saturating_mul(rb),
+                        Op::Replace { slots, .. } => (slots.len() as u64).saturating_mul(rb),
+                        _ => 0,
+                    };
+                    if !self.region_matches(&path, offset, len, *crc32c)? {
+                        if *synced {
+                            return Err(Error::corrupt(
+                                &path,
+                                format!("data synced before commit is missing or damaged at bytes {offset}..{}", offset + len),
+                            ));
+                        }
+                        return Ok(false);
+                    }
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    fn region_matches(&self, path: &Path, offset: u64, len: u64, crc: u32) -> Result<bool> {
+        let f = match self.io.vfs.open(path, OpenMode::Read) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        if f.len().ctx(path)? < offset.saturating_add(len) {
+            return Ok(false);
+        }
+        let mut buf = vec![0u8; CHUNK_BYTES as usize];
+        let mut c = 0u32;
+        let mut done = 0u64;
+        while done < len {
+            let n = (len - done).min(CHUNK_BYTES) as usize;
+            f.read_exact_at(&mut buf[..n], offset + done).ctx(path)?;
+            c = crc32c::crc32c_append(c, &buf[..n]);
+            done += n as u64;
+        }
+        Ok(c == crc)
+    }
+
+    /// Delete data files that no committed state references (leftovers of
+    /// crashed uncommitted saves and of drops before a crash).
+    fn collect_stray_files(&mut self) -> Result<()> {
+        let data_dir = self.io.data_dir.clone();
+        if !self.io.vfs.exists(&data_dir) {
+            self.io.vfs.create_dir_all(&data_dir).ctx(&data_dir)?;
+            return Ok(());
+        }
+        let live: HashSet<String> = self
+            .state
+            .arrays
+            .values()
+            .map(|a| data_name(a.file_id))
+            .collect();
+        for name in self.io.vfs.list_dir(&data_dir).ctx(&data_dir)? {
+            if name.ends_with(".nvd") && !live.contains(&name) {
+                let p = data_dir.join(&name);
+                self.io.vfs.remove_file(&p).ctx(&p)?;
+            }
+        }
+        // Stale logs of older generations and a leftover temp manifest.
+        let dir = self.io.dir.clone();
+        let current = log_name(self.state.gen);
+        for name in self.io.vfs.list_dir(&dir).ctx(&dir)? {
+            if (name.starts_with("wal-") && name != current) || name == MANIFEST_TMP {
+                let p = dir.join(&name);
+                self.io.vfs.remove_file(&p).ctx(&p)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn check_writable(&self) -> Result<()> {
+        if self.closed {
+            return Err(Error::Closed {
+                path: self.io.dir.clone(),
+            });
+        }
+        if self.io.read_only {
+            return Err(Error::ReadOnly {
+                path: self.io.dir.clone(),
+            });
+        }
+        if let Some(p) = &self.poisoned {
+            return Err(Error::Poisoned { path: p.clone() });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.closed {
+            return Err(Error::Closed {
+                path: self.io.dir.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Commit intents atomically.
+    fn commit(&mut self, intents: &[Intent<'_>]) -> Result<()> {
+        self.check_writable()?;
+        if intents.is_empty() {
+            return Ok(());
+        }
+        let time_ns = now_ns();
+        let mut created = Vec::new();
+        self.io.presync = false;
+        let planned = if intents.len() == 1 {
+            crate::write::plan(&mut self.io, &self.state, &intents[0], &mut created)
+                .map(|op| (op.into_iter().collect::<Vec<_>>(), None))
+        } else {
+            let mut staged = self.state.clone();
+            let mut ops = Vec::with_capacity(intents.len());
+            let mut res = Ok(());
+            for intent in intents {
+                match crate::write::plan(&mut self.io, &staged, intent, &mut created) {
+                    Ok(None) => {}
+                    Ok(Some(op)) => {
+                        if let Err(d) = staged.apply(&op, time_ns) {
+                            res = Err(Error::InvalidArgument(d));
+                            break;
+                        }
+                        ops.push(op);
+                    }
+                    Err(e) => {
+                        res = Err(e);
+                        break;
+                    }
+                }
+            }
+            res.map(|()| (ops, Some(staged)))
+        };
+        let (ops, staged) = match planned {
+            Ok(p) => p,
+            Err(e) => {
+                self.discard_created(&created);
+                return Err(e);
+            }
+        };
+        if ops.is_empty() {
+            return Ok(());
+        }
+        if let Err(e) = self.append_record(time_ns, &ops) {
+            self.discard_created(&created);
+            return Err(e);
+        }
+        // The record is written: install the new state.
+        let mut garbage = Vec::new();
+        match staged {
+            Some(mut s) => {
+                for op in &ops {
+                    if let Some(f) = op_garbage(&self.state, op) {
+                        garbage.push(f);
+                    }
+                }
+                s.seq = self.state.seq;
+                s.chain = self.state.chain;
+                s.gen = self.state.gen;
+                self.state = s;
+            }
+            None => {
+                for op in &ops {
+                    match self.state.apply(op, time_ns) {
+                        Ok(g) => garbage.extend(g),
+                        Err(d) => {
+                            // Unreachable for planned ops; refuse to go on
+                            // with memory that disagrees with the log.
+                            self.poisoned = Some(self.log_path.clone());
+                            return Err(Error::corrupt(&self.log_path, d));
+                        }
+                    }
+                }
+            }
+        }
+        for id in garbage {
+            self.io.forget_file(id);
+            self.garbage.push(id);
+        }
+        if self.log_end > self.checkpoint_log_bytes {
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    fn discard_created(&mut self, created: &[u64]) {
+        for id in created {
+            let p = self.io.data_path(*id);
+            self.io.forget_file(*id);
+            let _ = self.io.vfs.remove_file(&p);
+        }
+    }
+
+    /// Write one record to the log; on success the chain and seq advance.
+    fn append_record(&mut self, time_ns: u64, ops: &[Op]) -> Result<()> {
+        let Some(log) = self.log.clone() else {
+            return Err(Error::Closed {
+                path: self.io.dir.clone(),
+            });
+        };
+        let body = format::encode_body(time_ns, ops);
+        let (bytes, hash) = frame_record(self.state.seq + 1, &self.state.chain, &body);
+        if self.io.sync == SyncPolicy::Always && self.io.presync {
+            // Data not carried inline must be durable before the record.
+            if let Err(e) = self.io.sync_dirty_data() {
+                self.poisoned = Some(self.io.data_dir.clone());
+                return Err(Error::io(&self.io.data_dir, e));
+            }
+        }
+        if let Err(e) = log.write_all_at(&bytes, self.log_end) {
+            // Cut off whatever part landed so the next record starts clean.
+            if log.set_len(self.log_end).is_err() {
+                self.poisoned = Some(self.log_path.clone());
+            }
+            return Err(Error::io(&self.log_path, e));
+        }
+        self.log_end += bytes.len() as u64;
+        self.state.seq += 1;
+        self.state.chain = hash;
+        self.log_dirty = true;
+        match self.io.sync {
+            SyncPolicy::Always => {
+                if let Err(e) = log.sync_data() {
+                    self.poisoned = Some(self.log_path.clone());
+                    return Err(Error::io(&self.log_path, e));
+                }
+                self.log_dirty = false;
+            }
+            SyncPolicy::Group { .. } => {
+                if self.dirty_since.is_none() {
+                    self.dirty_since = Some(Instant::now());
+                }
+            }
+            SyncPolicy::OnFlush | SyncPolicy::Never => {}
+        }
+        Ok(())
+    }
+
+    /// Sync data files, then the log.
+    fn sync_all(&mut self) -> Result<()> {
+        if self.poisoned.is_some() || self.io.read_only {
+            return Ok(());
+        }
+        if let Err(e) = self.io.sync_dirty_data() {
+            self.poisoned = Some(self.io.data_dir.clone());
+            return Err(Error::io(&self.io.data_dir, e));
+        }
+        if self.log_dirty {
+            if let Some(log) = &self.log {
+                if let Err(e) = log.sync_data() {
+                    self.poisoned = Some(self.log_path.clone());
+                    return Err(Error::io(&self.log_path, e));
+                }
+            }
+            self.log_dirty = false;
+        }
+        self.dirty_since = None;
+        Ok(())
+    }
+
+    fn create_log(&mut self, gen: u64) -> Result<Arc<dyn VFile>> {
+        let path = self.io.dir.join(log_name(gen));
+        if self.io.vfs.exists(&path) {
+            self.io.vfs.remove_file(&path).ctx(&path)?;
+        }
+        let f = self.io.vfs.open(&path, OpenMode::CreateNew).ctx(&path)?;
+        f.write_all_at(&encode_log_header(gen), 0).ctx(&path)?;
+        if let Err(e) = f.sync_data() {
+            self.poisoned = Some(path.clone());
+            return Err(Error::io(&path, e));
+        }
+        Ok(f)
+    }
+
+    /// temp file + fsync + rename + directory fsync.
+    fn write_manifest(&mut self) -> Result<()> {
+        let dir = self.io.dir.clone();
+        let tmp = dir.join(MANIFEST_TMP);
+        let dst = dir.join(MANIFEST);
+        let bytes = encode_manifest(&self.state, self.created_ns);
+        if self.io.vfs.exists(&tmp) {
+            self.io.vfs.remove_file(&tmp).ctx(&tmp)?;
+        }
+        let f = self.io.vfs.open(&tmp, OpenMode::CreateNew).ctx(&tmp)?;
+        f.write_all_at(&bytes, 0).ctx(&tmp)?;
+        if let Err(e) = f.sync_data() {
+            self.poisoned = Some(tmp.clone());
+            return Err(Error::io(&tmp, e));
+        }
+        self.io.vfs.rename(&tmp, &dst).ctx(&dst)?;
+        if let Err(e) = self.io.vfs.sync_dir(&dir) {
+            self.poisoned = Some(dir.clone());
+            return Err(Error::io(&dir, e));
+        }
+        Ok(())
+    }
+
+    /// Extend chunk checksums over bytes appended since the last refresh.
+    fn refresh_sums(&mut self) -> Result<()> {
+        let stale: Vec<String> = self
+            .state
+            .arrays
+            .iter()
+            .filter(|(_, a)| a.sums.covered < a.phys_bytes())
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in stale {
+            let Some(a) = self.state.arrays.get(&name).cloned() else {
+                continue;
+            };
+            let df = self.io.file(a.file_id)?;
+            let mut sums = (*a.sums).clone();
+            let end = a.phys_bytes();
+            // Recompute from the start of the last (partial) chunk.
+            let first = (sums.covered / CHUNK_BYTES) as usize;
+            sums.sums.truncate(first);
+            let mut pos = first as u64 * CHUNK_BYTES;
+            let mut buf = vec![0u8; CHUNK_BYTES as usize];
+            while pos < end {
+                let n = (end - pos).min(CHUNK_BYTES) as usize;
+                df.file.read_exact_at(&mut buf[..n], pos).ctx(&df.path)?;
+                sums.sums.push(crc32c::crc32c(&buf[..n]));
+                pos += n as u64;
+            }
+            sums.covered = end;
+            if let Some(m) = self.state.arrays.get_mut(&name) {
+                Arc::make_mut(m).sums = Arc::new(sums);
+            }
+        }
+        Ok(())
+    }
+
+    /// Checkpoint: refresh checksums, sync data, write a new log and
+    /// MANIFEST generation, then delete the old log and unreferenced files.
+    pub(crate) fn checkpoint(&mut self) -> Result<()> {
+        self.check_writable()?;
+        self.refresh_sums()?;
+        self.sync_all()?;
+        let old_gen = self.state.gen;
+        let new_gen = old_gen + 1;
+        let new_log = self.create_log(new_gen)?;
+        self.state.gen = new_gen;
+        if let Err(e) = self.write_manifest() {
+            self.state.gen = old_gen;
+            let _ = self
+                .io
+                .vfs
+                .remove_file(&self.io.dir.join(log_name(new_gen)));
+            return Err(e);
+        }
+        let old_log = self.log_path.clone();
+        self.log = Some(new_log);
+        self.log_path = self.io.dir.join(log_name(new_gen));
+        self.log_end = LOG_HEADER_BYTES;
+        self.log_dirty = false;
+        // Failures below leave only unreferenced files, removed at next open.
+        let _ = self.io.vfs.remove_file(&old_log);
+        let garbage = std::mem::take(&mut self.garbage);
+        let live: HashSet<u64> = self.state.arrays.values().map(|a| a.file_id).collect();
+        for id in garbage {
+            if !live.contains(&id) {
+                self.io.forget_file(id);
+                let _ = self.io.vfs.remove_file(&self.io.data_path(id));
+            }
+        }
+        Ok(())
+    }
+
+    /// Reader: load commits made since the last load.
+    fn reader_refresh(&mut self) -> Result<()> {
+        self.check_open()?;
+        let path = self.io.dir.join(MANIFEST);
+        let f = self.io.vfs.open(&path, OpenMode::Read).ctx(&path)?;
+        let bytes = read_whole(f.as_ref(), &path)?;
+        let (state, created) = decode_manifest(&bytes).map_err(|e| header_err(&path, e))?;
+        if state.gen == self.state.gen && state.seq <= self.state.seq {
+            // Same generation: read the log past what we have applied.
+            return self.reader_read_more();
+        }
+        let keep = std::mem::take(&mut self.io.files);
+        self.state = state;
+        self.created_ns = created;
+        match self.replay_log(false) {
+            Ok(_) => {
+                // Keep handles of files still referenced.
+                let live: HashSet<u64> = self.state.arrays.values().map(|a| a.file_id).collect();
+                self.io.files = keep
+                    .into_iter()
+                    .filter(|(id, _)| live.contains(id))
+                    .collect();
+                Ok(())
+            }
+            Err(Error::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+                // A checkpoint raced us; try once more from the top.
+                self.state = State::default();
+                let fresh = Inner::load_reader(self.io.dir.clone(), &self.reopen_opts())?;
+                let mut fresh = fresh.into_inner();
+                fresh.io.files = keep;
+                let live: HashSet<u64> = fresh.state.arrays.values().map(|a| a.file_id).collect();
+                fresh.io.files.retain(|id, _| live.contains(id));
+                *self = fresh;
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn reopen_opts(&self) -> OpenOptions {
+        OpenOptions {
+            read_only: true,
+            create: false,
+            truncate: false,
+            sync: SyncPolicy::Never,
+            lock_timeout: None,
+            checkpoint_log_bytes: self.checkpoint_log_bytes,
+            vfs: self.io.vfs.clone(),
+        }
+    }
+
+    fn reader_read_more(&mut self) -> Result<()> {
+        let Some(log) = self.log.clone() else {
+            return Ok(());
+        };
+        let len = log.len().ctx(&self.log_path)?;
+        if len <= self.log_end {
+            return Ok(());
+        }
+        let n = usize::try_from(len - self.log_end)
+            .map_err(|_| Error::corrupt(&self.log_path, "log too large"))?;
+        let mut buf = vec![0u8; n];
+        log.read_exact_at(&mut buf, self.log_end)
+            .ctx(&self.log_path)?;
+        let mut pos = 0usize;
+        while let RecordRead::Ok(rec, len, hash) = read_record(&buf[pos..]) {
+            if rec.seq != self.state.seq + 1 || rec.prev_hash != self.state.chain {
+                return Err(Error::corrupt(
+                    &self.log_path,
+                    "record breaks the hash chain",
+                ));
+            }
+            let mut next = self.state.clone();
+            for op in &rec.ops {
+                next.apply(op, rec.time_ns)
+                    .map_err(|d| Error::corrupt(&self.log_path, d))?;
+            }
+            next.seq = rec.seq;
+            next.chain = hash;
+            self.state = next;
+            pos += len as usize;
+            self.log_end += len;
+        }
+        Ok(())
+    }
+}
+
+/// The file an op makes unreferenced, judged against the state before it.
+fn op_garbage(before: &State, op: &Op) -> Option<u64> {
+    match op {
+        Op::Put { name, .. } | Op::Drop { name } | Op::Compact { name, .. } => {
+            before.arrays.get(name).map(|a| a.file_id)
+        }
+        _ => None,
+    }
+}
+
+/// True if a valid record starts somewhere after a damaged one at `pos`,
+/// which means mid-log corruption rather than a torn tail.
+fn later_record_is_valid(bytes: &[u8], pos: usize) -> bool {
+    let rest = &bytes[pos..];
+    if rest.len() < 4 {
+        return false;
+    }
+    let declared = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+    let next = format::RECORD_HEADER_BYTES + declared;
+    if declared <= format::MAX_RECORD_BODY as usize && next < rest.len() {
+        if let RecordRead::Ok(..) = read_record(&rest[next..]) {
+            return true;
+        }
+    }
+    false
+}
+
+/// Compute chunk sums of `data` while writing it, on two threads for large
+/// inputs so the checksum hides behind the write.
+pub(crate) fn write_with_sums(df: &DataFile, data: &[u8], offset: u64) -> Result<ChunkSums> {
+    const PARALLEL_MIN: usize = 4 << 20;
+    if data.len() < PARALLEL_MIN || offset != 0 {
+        df.file.write_all_at(data, offset).ctx(&df.path)?;
+        return Ok(ChunkSums::of(data));
+    }
+    std::thread::scope(|s| {
+        let h = s.spawn(|| ChunkSums::of(data));
+        let w = df.file.write_all_at(data, offset).ctx(&df.path);
+        let sums = h
+            .join()
+            .map_err(|_| Error::InvalidArgument("checksum thread panicked".into()));
+        w?;
+        sums
+    })
+}

@@ -1,0 +1,211 @@
+//! The I/O layer under the engine.
+//!
+//! The engine touches the disk only through [`Vfs`] and [`VFile`], so tests can
+//! substitute [`crate::sim::SimVfs`], which injects crashes, torn writes,
+//! dropped unsynced writes and I/O errors. [`StdVfs`] is the real file system.
+
+use std::any::Any;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// A read-only mapping (or snapshot) of a file's first `len()` bytes.
+pub trait Mapping: Send + Sync {
+    /// The mapped bytes.
+    fn bytes(&self) -> &[u8];
+}
+
+/// An open file.
+pub trait VFile: Send + Sync {
+    /// Fill `buf` from `offset`; a short file is an `UnexpectedEof` error.
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
+    /// Write all of `buf` at `offset`, extending the file if needed.
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()>;
+    /// Current length in bytes.
+    fn len(&self) -> io::Result<u64>;
+    /// Make written data durable (fdatasync).
+    fn sync_data(&self) -> io::Result<()>;
+    /// Truncate or extend. The engine shrinks only the commit log, never a
+    /// data file (a reader may have it mapped).
+    fn set_len(&self, len: u64) -> io::Result<()>;
+    /// Map the first `len` bytes read-only. Must stay valid after the file is
+    /// renamed, unlinked or grown.
+    fn map(&self, len: u64) -> io::Result<Arc<dyn Mapping>>;
+    /// Map the first `len` bytes read-write, shared with the file. Only used by
+    /// in-place writable sessions; `None` if unsupported.
+    fn map_mut(&self, len: u64) -> io::Result<Option<memmap2::MmapMut>>;
+}
+
+/// How to open a file.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum OpenMode {
+    /// Read only; the file must exist.
+    Read,
+    /// Read and write; the file must exist.
+    ReadWrite,
+    /// Read and write; create if missing (never truncates).
+    Create,
+    /// Read and write; fail if the file exists.
+    CreateNew,
+}
+
+/// A held advisory lock; released on drop.
+pub type LockGuard = Box<dyn Any + Send + Sync>;
+
+/// The file-system operations the engine needs.
+pub trait Vfs: Send + Sync + 'static {
+    /// Open a file.
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn VFile>>;
+    /// Atomically replace `to` with `from`.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Remove a file.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Create a directory and its parents.
+    fn create_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// Names (not paths) of the entries of a directory.
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>>;
+    /// True if the path exists.
+    fn exists(&self, path: &Path) -> bool;
+    /// Make the directory's entries (creations, renames, removals) durable.
+    fn sync_dir(&self, path: &Path) -> io::Result<()>;
+    /// Take an exclusive advisory lock on `path` (created if missing).
+    /// `wait`: `None` fails at once with `WouldBlock` if held; otherwise
+    /// retries until the timeout.
+    fn lock_exclusive(&self, path: &Path, wait: Option<Duration>) -> io::Result<LockGuard>;
+}
+
+/// The real file system.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct StdVfs;
+
+struct StdFile {
+    file: File,
+}
+
+struct StdMap(memmap2::Mmap);
+
+impl Mapping for StdMap {
+    fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+struct EmptyMap;
+
+impl Mapping for EmptyMap {
+    fn bytes(&self) -> &[u8] {
+        &[]
+    }
+}
+
+impl VFile for StdFile {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+        self.file.read_exact_at(buf, offset)
+    }
+    fn write_all_at(&self, buf: &[u8], offset: u64) -> io::Result<()> {
+        self.file.write_all_at(buf, offset)
+    }
+    fn len(&self) -> io::Result<u64> {
+        Ok(self.file.metadata()?.len())
+    }
+    fn sync_data(&self) -> io::Result<()> {
+        self.file.sync_data()
+    }
+    fn set_len(&self, len: u64) -> io::Result<()> {
+        self.file.set_len(len)
+    }
+    fn map(&self, len: u64) -> io::Result<Arc<dyn Mapping>> {
+        if len == 0 {
+            return Ok(Arc::new(EmptyMap));
+        }
+        let len = usize::try_from(len)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "mapping too large"))?;
+        // SAFETY: the engine never shrinks or rewrites a data file in place
+        // (compaction writes a new file), so bytes below `len` that belong to
+        // a committed state never change under the mapping.
+        let map = unsafe { memmap2::MmapOptions::new().len(len).map(&self.file)? };
+        Ok(Arc::new(StdMap(map)))
+    }
+    fn map_mut(&self, len: u64) -> io::Result<Option<memmap2::MmapMut>> {
+        if len == 0 {
+            return Ok(None);
+        }
+        let len = usize::try_from(len)
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "mapping too large"))?;
+        // SAFETY: only used for explicit in-place writable sessions, whose
+        // semantics are documented; the file is never shrunk.
+        let map = unsafe { memmap2::MmapOptions::new().len(len).map_mut(&self.file)? };
+        Ok(Some(map))
+    }
+}
+
+impl Vfs for StdVfs {
+    fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn VFile>> {
+        let mut o = OpenOptions::new();
+        o.read(true);
+        match mode {
+            OpenMode::Read => {}
+            OpenMode::ReadWrite => {
+                o.write(true);
+            }
+            OpenMode::Create => {
+                o.write(true).create(true);
+            }
+            OpenMode::CreateNew => {
+                o.write(true).create_new(true);
+            }
+        }
+        Ok(Arc::new(StdFile {
+            file: o.open(path)?,
+        }))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        fs::create_dir_all(path)
+    }
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<String>> {
+        let mut out = Vec::new();
+        for entry in fs::read_dir(path)? {
+            out.push(entry?.file_name().to_string_lossy().into_owned());
+        }
+        Ok(out)
+    }
+    fn exists(&self, path: &Path) -> bool {
+        path.exists()
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        File::open(path)?.sync_all()
+    }
+    fn lock_exclusive(&self, path: &Path, wait: Option<Duration>) -> io::Result<LockGuard> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        let deadline = wait.map(|w| Instant::now() + w);
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Box::new(HeldLock(file))),
+                Err(fs::TryLockError::WouldBlock) => match deadline {
+                    Some(d) if Instant::now() < d => {
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    _ => return Err(io::Error::from(io::ErrorKind::WouldBlock)),
+                },
+                Err(fs::TryLockError::Error(e)) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Keeps the lock file open (and thus locked) until dropped.
+struct HeldLock(#[allow(dead_code)] File);
