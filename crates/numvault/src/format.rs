@@ -32,6 +32,7 @@ const TAG_DELETE: u8 = 4;
 const TAG_COMPACT: u8 = 5;
 const TAG_DROP: u8 = 6;
 const TAG_RENAME: u8 = 7;
+const TAG_SET_SUMS: u8 = 8;
 
 const PAYLOAD_INLINE: u8 = 0;
 const PAYLOAD_IN_FILE: u8 = 1;
@@ -184,6 +185,11 @@ pub(crate) fn encode_op(e: &mut Enc, op: &Op) {
             e.str(from);
             e.str(to);
         }
+        Op::SetSums { name, sums } => {
+            e.u8(TAG_SET_SUMS);
+            e.str(name);
+            enc_sums(e, sums);
+        }
     }
 }
 
@@ -234,6 +240,10 @@ pub(crate) fn decode_op(d: &mut Dec) -> DecResult<Op> {
         TAG_RENAME => Op::Rename {
             from: name,
             to: d.str("new name")?,
+        },
+        TAG_SET_SUMS => Op::SetSums {
+            name,
+            sums: dec_sums(d)?,
         },
         t => return Err(format!("unknown op tag {t}")),
     })
@@ -561,6 +571,10 @@ mod tests {
             Op::Rename {
                 from: "a/b".into(),
                 to: "c".into(),
+            },
+            Op::SetSums {
+                name: "c".into(),
+                sums: ChunkSums::default(),
             },
             Op::Drop { name: "c".into() },
         ]

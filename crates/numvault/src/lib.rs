@@ -27,6 +27,7 @@ mod codec;
 mod dtype;
 mod error;
 mod format;
+mod inplace;
 mod meta;
 mod options;
 mod read;
@@ -42,7 +43,8 @@ pub use dtype::DType;
 pub use error::{Error, Result};
 pub use format::{FORMAT_VERSION, MAX_NDIM};
 pub use options::{OpenOptions, Sync};
-pub use read::{Batches, View};
+pub use inplace::Writable;
+pub use read::{ArrayReader, Batches, View};
 pub use store::{Batch, Store};
 pub use verify::{Problem, VerifyReport};
 

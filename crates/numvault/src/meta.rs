@@ -324,6 +324,12 @@ pub(crate) enum Op {
         from: String,
         to: String,
     },
+    /// Replace an array's chunk checksums: empty (covered 0) when an in-place
+    /// writable session starts, the fresh sums when it ends.
+    SetSums {
+        name: String,
+        sums: ChunkSums,
+    },
 }
 
 impl Op {
@@ -506,6 +512,15 @@ impl State {
                 .remove(name)
                 .map(|a| Some(a.file_id))
                 .ok_or_else(|| format!("drop of unknown array '{name}'")),
+            Op::SetSums { name, sums } => {
+                let a = self.get_mut(name)?;
+                if !sums.is_consistent() || sums.covered > a.phys_bytes() {
+                    return Err(format!("checksums set on '{name}' do not fit its data"));
+                }
+                a.sums = Arc::new(sums.clone());
+                a.mtime_ns = time_ns;
+                Ok(None)
+            }
             Op::Rename { from, to } => {
                 if self.arrays.contains_key(to) {
                     return Err(format!("rename target '{to}' exists"));

@@ -270,6 +270,17 @@ impl Store {
         Ok(a.shape())
     }
 
+    /// Snapshot an array for reading into a caller-allocated buffer: learn
+    /// the shape and dtype first, then fill exactly `nbytes()` bytes.
+    pub fn reader(&self, name: &str) -> Result<ArrayReader> {
+        let (meta, df) = self.snapshot(name)?;
+        Ok(ArrayReader {
+            name: name.to_string(),
+            meta,
+            df,
+        })
+    }
+
     /// Read logical rows `start..end` (clamped like a Python slice).
     pub fn read_rows(&self, name: &str, start: u64, end: u64) -> Result<ArrayData> {
         let (a, df) = self.snapshot(name)?;
@@ -321,6 +332,32 @@ impl Store {
             batch_rows,
             verified: HashSet::new(),
         })
+    }
+}
+
+/// A consistent snapshot of one array, to be read into a buffer the caller
+/// allocates (see [`Store::reader`]).
+pub struct ArrayReader {
+    name: String,
+    meta: Arc<ArrayMeta>,
+    df: Arc<DataFile>,
+}
+
+impl ArrayReader {
+    pub fn shape(&self) -> Vec<u64> {
+        self.meta.shape()
+    }
+    pub fn dtype(&self) -> DType {
+        self.meta.dtype
+    }
+    /// Bytes of the whole array.
+    pub fn nbytes(&self) -> u64 {
+        self.meta.rows() * self.meta.row_bytes
+    }
+    /// Fill `out` (exactly `nbytes()` long), verifying checksums.
+    pub fn read_into(&self, out: &mut [u8]) -> Result<()> {
+        out_len(&self.name, &self.meta, self.meta.rows(), out)?;
+        read_all_into(&self.name, &self.meta, &self.df, out)
     }
 }
 

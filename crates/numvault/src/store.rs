@@ -86,6 +86,9 @@ pub(crate) struct Io {
     /// Data not carried inline was written by the commit being planned; under
     /// `Sync::Always` it is synced before the record.
     pub presync: bool,
+    /// Arrays open in an in-place writable session: other mutations of them
+    /// are refused and their checksums are not refreshed until it ends.
+    pub busy: HashSet<String>,
 }
 
 impl Io {
@@ -656,6 +659,7 @@ impl Inner {
                 dirty_files: HashSet::new(),
                 dir_dirty: false,
                 presync: false,
+                busy: HashSet::new(),
             },
             state: State::default(),
             created_ns: 0,
@@ -1008,8 +1012,29 @@ impl Inner {
         Ok(())
     }
 
+    /// Log ops built outside the planner (in-place sessions) and apply them.
+    pub(crate) fn commit_ops(&mut self, ops: Vec<Op>, durable: bool) -> Result<()> {
+        self.check_writable()?;
+        let time_ns = now_ns();
+        let mut staged = self.state.clone();
+        for op in &ops {
+            staged
+                .apply(op, time_ns)
+                .map_err(Error::InvalidArgument)?;
+        }
+        self.append_record(time_ns, &ops)?;
+        staged.seq = self.state.seq;
+        staged.chain = self.state.chain;
+        staged.gen = self.state.gen;
+        self.state = staged;
+        if durable && self.io.sync != SyncPolicy::Never {
+            self.sync_all()?;
+        }
+        Ok(())
+    }
+
     /// Commit intents atomically.
-    fn commit(&mut self, intents: &[Intent<'_>]) -> Result<()> {
+    pub(crate) fn commit(&mut self, intents: &[Intent<'_>]) -> Result<()> {
         self.check_writable()?;
         if intents.is_empty() {
             return Ok(());
@@ -1212,7 +1237,7 @@ impl Inner {
             .state
             .arrays
             .iter()
-            .filter(|(_, a)| a.sums.covered < a.phys_bytes())
+            .filter(|(n, a)| a.sums.covered < a.phys_bytes() && !self.io.busy.contains(*n))
             .map(|(n, _)| n.clone())
             .collect();
         for name in stale {

@@ -45,6 +45,21 @@ pub(crate) enum Intent<'a> {
     },
 }
 
+impl Intent<'_> {
+    /// Names of existing arrays the intent would modify.
+    fn names(&self) -> Vec<&str> {
+        match self {
+            Intent::Save { name, .. }
+            | Intent::Append { name, .. }
+            | Intent::Replace { name, .. }
+            | Intent::DeleteRows { name, .. }
+            | Intent::Drop { name }
+            | Intent::Compact { name } => vec![name],
+            Intent::Rename { from, to } => vec![from, to],
+        }
+    }
+}
+
 fn shape_str(s: &[u64]) -> String {
     let parts: Vec<String> = s.iter().map(u64::to_string).collect();
     format!("({})", parts.join(", "))
@@ -127,6 +142,13 @@ pub(crate) fn plan(
     created: &mut Vec<u64>,
 ) -> Result<Option<Op>> {
     let mut presync = false;
+    for name in intent.names() {
+        if io.busy.contains(name) {
+            return Err(Error::InvalidArgument(format!(
+                "array '{name}' is open for in-place writing; finish that session first"
+            )));
+        }
+    }
     let op = match intent {
         Intent::Save { name, array } => {
             validate_name(name)?;

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Installs what the tests need (a virtualenv with the package built from
+# source, pytest, hypothesis) and runs every test suite: the Rust engine's
+# unit, property, crash, corruption and multi-process tests, then pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q '.[test]'
+cargo test -p numvault --release
+.venv/bin/python -m pytest tests/python -q
