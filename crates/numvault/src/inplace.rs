@@ -97,6 +97,16 @@ impl Store {
     }
 }
 
+impl std::fmt::Debug for Writable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writable")
+            .field("name", &self.name)
+            .field("shape", &self.shape)
+            .field("dtype", &self.dtype)
+            .finish()
+    }
+}
+
 impl Writable {
     /// The array's bytes, writable.
     pub fn bytes_mut(&mut self) -> &mut [u8] {

@@ -816,14 +816,19 @@ impl Inner {
                             ),
                         ));
                     }
-                    if !self.payloads_present(&rec.ops, recover)? {
-                        // Unsynced data that did not survive: the log ends here.
-                        break;
-                    }
-                    let mut next = self.state.clone();
+                    // A failed apply aborts the open, so single-op records
+                    // can be applied in place; multi-op records keep the
+                    // state before them in case a later op's data is lost.
+                    let before = (rec.ops.len() > 1).then(|| self.state.clone());
                     let mut garbage = Vec::new();
+                    let mut lost = false;
                     for op in &rec.ops {
-                        match next.apply(op, rec.time_ns) {
+                        if !Self::payload_present(&mut self.io, &self.state, op, recover)? {
+                            // Unsynced data that did not survive: the log ends here.
+                            lost = true;
+                            break;
+                        }
+                        match self.state.apply(op, rec.time_ns) {
                             Ok(g) => garbage.extend(g),
                             Err(d) => {
                                 return Err(Error::corrupt(
@@ -833,9 +838,14 @@ impl Inner {
                             }
                         }
                     }
-                    next.seq = rec.seq;
-                    next.chain = hash;
-                    self.state = next;
+                    if lost {
+                        if let Some(b) = before {
+                            self.state = b;
+                        }
+                        break;
+                    }
+                    self.state.seq = rec.seq;
+                    self.state.chain = hash;
                     replay.garbage.extend(garbage);
                     replay.records += 1;
                     pos += len as usize;
@@ -863,78 +873,65 @@ impl Inner {
         Ok(replay)
     }
 
-    /// Check that the data a record refers to is present, and (writer)
-    /// redo inline payloads. `false`: unsynced data was lost.
-    fn payloads_present(&mut self, ops: &[Op], recover: bool) -> Result<bool> {
-        // Files created by earlier ops of the same record.
-        let mut file_of: HashMap<&str, u64> = HashMap::new();
-        for op in ops {
-            let Some((name, payload, first_slot)) = op.payload() else {
-                if let Op::Rename { from, to } = op {
-                    if let Some(id) = file_of.remove(from.as_str()) {
-                        file_of.insert(to, id);
+    /// Check that the data `op` refers to is present, and (writer) redo an
+    /// inline payload. `state` is the state just before `op` (earlier ops of
+    /// the same record applied). `false`: unsynced data was lost.
+    fn payload_present(io: &mut Io, state: &State, op: &Op, recover: bool) -> Result<bool> {
+        let Some((name, payload, first_slot)) = op.payload() else {
+            return Ok(true);
+        };
+        let (file_id, rb) = match op {
+            Op::Put {
+                file_id,
+                dtype,
+                row_shape,
+                ..
+            } => (
+                *file_id,
+                crate::meta::row_bytes(*dtype, row_shape).unwrap_or(0),
+            ),
+            _ => match state.arrays.get(name) {
+                Some(a) => (a.file_id, a.row_bytes),
+                None => return Ok(true), // apply() reports the unknown array
+            },
+        };
+        let offset = first_slot.saturating_mul(rb);
+        let path = io.data_path(file_id);
+        match payload {
+            Payload::Inline(bytes) => {
+                if recover {
+                    let f = io.vfs.open(&path, OpenMode::Create).ctx(&path)?;
+                    f.write_all_at(bytes, offset).ctx(&path)?;
+                    io.dirty_files.insert(file_id);
+                    io.dir_dirty = true;
+                }
+            }
+            Payload::InFile { crc32c, synced } => {
+                let len = match op {
+                    Op::Put { sums, .. } => sums.covered,
+                    Op::Append { rows, .. } => rows.saturating_mul(rb),
+                    Op::Replace { slots, .. } => (slots.len() as u64).saturating_mul(rb),
+                    _ => 0,
+                };
+                if !Self::region_matches(io.vfs.as_ref(), &path, offset, len, *crc32c)? {
+                    if *synced {
+                        return Err(Error::corrupt(
+                            &path,
+                            format!(
+                                "data synced before commit is missing or damaged at bytes {offset}..{}",
+                                offset.saturating_add(len)
+                            ),
+                        ));
                     }
-                }
-                continue;
-            };
-            let (file_id, rb, offset_slot) = match op {
-                Op::Put {
-                    file_id,
-                    dtype,
-                    row_shape,
-                    ..
-                } => {
-                    let rb = crate::meta::row_bytes(*dtype, row_shape).unwrap_or(0);
-                    file_of.insert(name, *file_id);
-                    (*file_id, rb, 0)
-                }
-                _ => {
-                    let id = match file_of.get(name) {
-                        Some(id) => *id,
-                        None => match self.state.arrays.get(name) {
-                            Some(a) => a.file_id,
-                            None => return Ok(true), // apply() reports it
-                        },
-                    };
-                    let rb = self.state.arrays.get(name).map_or(0, |a| a.row_bytes);
-                    (id, rb, first_slot)
-                }
-            };
-            let offset = offset_slot.saturating_mul(rb);
-            let path = self.io.data_path(file_id);
-            match payload {
-                Payload::Inline(bytes) => {
-                    if recover {
-                        let f = self.io.vfs.open(&path, OpenMode::Create).ctx(&path)?;
-                        f.write_all_at(bytes, offset).ctx(&path)?;
-                        self.io.dirty_files.insert(file_id);
-                        self.io.dir_dirty = true;
-                    }
-                }
-                Payload::InFile { crc32c, synced } => {
-                    let len = match op {
-                        Op::Put { sums, .. } => sums.covered,
-                        Op::Append { rows, .. } => rows.saturating_mul(rb),
-                        Op::Replace { slots, .. } => (slots.len() as u64).saturating_mul(rb),
-                        _ => 0,
-                    };
-                    if !self.region_matches(&path, offset, len, *crc32c)? {
-                        if *synced {
-                            return Err(Error::corrupt(
-                                &path,
-                                format!("data synced before commit is missing or damaged at bytes {offset}..{}", offset + len),
-                            ));
-                        }
-                        return Ok(false);
-                    }
+                    return Ok(false);
                 }
             }
         }
         Ok(true)
     }
 
-    fn region_matches(&self, path: &Path, offset: u64, len: u64, crc: u32) -> Result<bool> {
-        let f = match self.io.vfs.open(path, OpenMode::Read) {
+    fn region_matches(vfs: &dyn Vfs, path: &Path, offset: u64, len: u64, crc: u32) -> Result<bool> {
+        let f = match vfs.open(path, OpenMode::Read) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(Error::io(path, e)),
@@ -1018,9 +1015,7 @@ impl Inner {
         let time_ns = now_ns();
         let mut staged = self.state.clone();
         for op in &ops {
-            staged
-                .apply(op, time_ns)
-                .map_err(Error::InvalidArgument)?;
+            staged.apply(op, time_ns).map_err(Error::InvalidArgument)?;
         }
         self.append_record(time_ns, &ops)?;
         staged.seq = self.state.seq;
@@ -1048,14 +1043,18 @@ impl Inner {
         } else {
             let mut staged = self.state.clone();
             let mut ops = Vec::with_capacity(intents.len());
+            let mut batch_garbage = Vec::new();
             let mut res = Ok(());
             for intent in intents {
                 match crate::write::plan(&mut self.io, &staged, intent, &mut created) {
                     Ok(None) => {}
                     Ok(Some(op)) => {
-                        if let Err(d) = staged.apply(&op, time_ns) {
-                            res = Err(Error::InvalidArgument(d));
-                            break;
+                        match staged.apply(&op, time_ns) {
+                            Ok(g) => batch_garbage.extend(g),
+                            Err(d) => {
+                                res = Err(Error::InvalidArgument(d));
+                                break;
+                            }
                         }
                         ops.push(op);
                     }
@@ -1065,7 +1064,7 @@ impl Inner {
                     }
                 }
             }
-            res.map(|()| (ops, Some(staged)))
+            res.map(|()| (ops, Some((staged, batch_garbage))))
         };
         let (ops, staged) = match planned {
             Ok(p) => p,
@@ -1084,12 +1083,8 @@ impl Inner {
         // The record is written: install the new state.
         let mut garbage = Vec::new();
         match staged {
-            Some(mut s) => {
-                for op in &ops {
-                    if let Some(f) = op_garbage(&self.state, op) {
-                        garbage.push(f);
-                    }
-                }
+            Some((mut s, g)) => {
+                garbage = g;
                 s.seq = self.state.seq;
                 s.chain = self.state.chain;
                 s.gen = self.state.gen;
@@ -1386,16 +1381,6 @@ impl Inner {
             self.log_end += len;
         }
         Ok(())
-    }
-}
-
-/// The file an op makes unreferenced, judged against the state before it.
-fn op_garbage(before: &State, op: &Op) -> Option<u64> {
-    match op {
-        Op::Put { name, .. } | Op::Drop { name } | Op::Compact { name, .. } => {
-            before.arrays.get(name).map(|a| a.file_id)
-        }
-        _ => None,
     }
 }
 
