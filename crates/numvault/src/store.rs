@@ -685,13 +685,18 @@ impl Inner {
         if !vfs.exists(&manifest) {
             let entries = vfs.list_dir(&dir).ctx(&dir)?;
             let ours = |n: &String| n == DATA_DIR || n.starts_with("wal-");
-            if entries.iter().any(ours) {
+            // A crash inside `initialize` leaves an empty data directory and
+            // a generation-0 log without records: nothing was ever committed,
+            // so the store is created anew.
+            let unfinished = inner.interrupted_creation(&entries);
+            if entries.iter().any(ours) && !unfinished {
                 return Err(Error::corrupt(
                     &manifest,
                     "MANIFEST is missing but the directory holds a log or data files",
                 ));
             }
-            if entries.iter().any(|n| n != LOCK && n != MANIFEST_TMP) || !opts.create {
+            let foreign = entries.iter().any(|n| n != LOCK && n != MANIFEST_TMP);
+            if (foreign && !unfinished) || !opts.create {
                 return Err(Error::NotAStore { path: dir });
             }
             inner.initialize()?;
@@ -736,6 +741,25 @@ impl Inner {
             }
         }
         Err(last_err.unwrap_or(Error::NotAStore { path: dir }))
+    }
+
+    /// True if `entries` (of a directory without MANIFEST) are exactly what
+    /// a crash during [`Inner::initialize`] can leave: LOCK, MANIFEST.tmp, an
+    /// empty data directory and a generation-0 log holding at most a header.
+    fn interrupted_creation(&self, entries: &[String]) -> bool {
+        let vfs = &self.io.vfs;
+        let log0 = log_name(0);
+        entries.iter().all(|n| {
+            if n == DATA_DIR {
+                vfs.list_dir(&self.io.data_dir).is_ok_and(|v| v.is_empty())
+            } else if *n == log0 {
+                vfs.open(&self.io.dir.join(n), OpenMode::Read)
+                    .and_then(|f| f.len())
+                    .is_ok_and(|len| len <= LOG_HEADER_BYTES)
+            } else {
+                n == LOCK || n == MANIFEST_TMP
+            }
+        })
     }
 
     fn initialize(&mut self) -> Result<()> {
@@ -1077,7 +1101,13 @@ impl Inner {
             return Ok(());
         }
         if let Err(e) = self.append_record(time_ns, &ops) {
-            self.discard_created(&created);
+            // A poisoning failure (a sync after the record was written, or a
+            // tail that could not be cut) may leave the record in the log:
+            // keep the files it refers to; the next open removes them if
+            // the record did not survive.
+            if self.poisoned.is_none() {
+                self.discard_created(&created);
+            }
             return Err(e);
         }
         // The record is written: install the new state.
@@ -1273,10 +1303,14 @@ impl Inner {
         self.state.gen = new_gen;
         if let Err(e) = self.write_manifest() {
             self.state.gen = old_gen;
-            let _ = self
-                .io
-                .vfs
-                .remove_file(&self.io.dir.join(log_name(new_gen)));
+            // A poisoning failure may come after the rename (the directory
+            // sync): the MANIFEST may then name the new log, so keep it.
+            if self.poisoned.is_none() {
+                let _ = self
+                    .io
+                    .vfs
+                    .remove_file(&self.io.dir.join(log_name(new_gen)));
+            }
             return Err(e);
         }
         let old_log = self.log_path.clone();

@@ -1,0 +1,112 @@
+//! Engine errors and Rust panics as Python exceptions.
+
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use pyo3::create_exception;
+use pyo3::exceptions::{
+    PyFileNotFoundError, PyIndexError, PyKeyError, PyOSError, PyPermissionError, PyRuntimeError,
+    PyValueError,
+};
+use pyo3::prelude::*;
+use pyo3::marker::Ungil;
+
+create_exception!(
+    numvault,
+    LockedError,
+    PyOSError,
+    "The store is locked by another writer (another process or handle holds it open for \
+     writing). A subclass of OSError. Open with mode=\"r\" to read concurrently, or pass \
+     lock_timeout to wait for the lock."
+);
+create_exception!(
+    numvault,
+    CorruptionError,
+    PyOSError,
+    "The store's files are damaged: a checksum mismatch, a truncated or malformed file, or \
+     an unsupported format version. The message names the file, the array and the byte range. \
+     A subclass of OSError."
+);
+create_exception!(
+    numvault,
+    InternalError,
+    PyRuntimeError,
+    "An unexpected internal failure (a bug in numvault, e.g. a Rust panic) turned into a \
+     Python exception instead of aborting the process. A subclass of RuntimeError."
+);
+
+/// Map an engine error to the Python exception the API documents.
+pub fn to_py(e: numvault::Error) -> PyErr {
+    use numvault::Error as E;
+    let msg = e.to_string();
+    match e {
+        E::NotFound(name) => PyKeyError::new_err(format!("array '{name}' does not exist")),
+        E::IndexOutOfRange { .. } | E::DuplicateIndex { .. } => PyIndexError::new_err(msg),
+        E::AlreadyExists(_)
+        | E::InvalidName { .. }
+        | E::ShapeMismatch { .. }
+        | E::DTypeMismatch { .. }
+        | E::InvalidArgument(_) => PyValueError::new_err(msg),
+        E::Locked { .. } => LockedError::new_err((libc::EAGAIN, msg)),
+        E::ReadOnly { .. } => PyPermissionError::new_err(msg),
+        E::UnsupportedVersion { .. } | E::Corrupt { .. } | E::ChecksumMismatch { .. } => {
+            CorruptionError::new_err(msg)
+        }
+        E::NoSuchStore { .. } => PyFileNotFoundError::new_err((libc::ENOENT, msg)),
+        E::NotAStore { .. } => PyOSError::new_err(msg),
+        E::Io { ref source, .. } => match source.raw_os_error() {
+            // OSError(errno, msg) picks the matching subclass (FileNotFoundError, ...).
+            Some(errno) => PyOSError::new_err((errno, msg)),
+            None => PyOSError::new_err(msg),
+        },
+        E::Poisoned { .. } => PyOSError::new_err(msg),
+        E::Closed { .. } => PyValueError::new_err(msg),
+        _ => PyRuntimeError::new_err(msg),
+    }
+}
+
+fn panic_message(p: &(dyn Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
+    }
+}
+
+pub fn panic_err(p: Box<dyn Any + Send>) -> PyErr {
+    InternalError::new_err(format!(
+        "internal error in numvault (Rust panic: {}); the store handle is still usable, \
+         please report this",
+        panic_message(p.as_ref())
+    ))
+}
+
+/// Run `f` with the GIL held, turning a panic into `InternalError`.
+pub fn guard<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r,
+        Err(p) => Err(panic_err(p)),
+    }
+}
+
+/// Run engine work with the GIL released, mapping errors and panics.
+pub fn nogil<T, F>(py: Python<'_>, f: F) -> PyResult<T>
+where
+    T: Ungil,
+    F: Ungil + FnOnce() -> numvault::Result<T>,
+{
+    match py.detach(|| catch_unwind(AssertUnwindSafe(f))) {
+        Ok(r) => r.map_err(to_py),
+        Err(p) => Err(panic_err(p)),
+    }
+}
+
+/// Like [`nogil`] but keeps the GIL (for work too small to repay releasing it).
+pub fn withgil<T>(f: impl FnOnce() -> numvault::Result<T>) -> PyResult<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(r) => r.map_err(to_py),
+        Err(p) => Err(panic_err(p)),
+    }
+}
