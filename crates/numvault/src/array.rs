@@ -132,6 +132,6 @@ pub struct ArrayInfo {
     pub data_bytes: u64,
     /// Time of the last commit that changed the array, ns since the epoch.
     pub mtime_ns: u64,
-    /// Bytes not yet covered by chunk checksums (refreshed at flush).
+    /// Bytes not yet covered by chunk checksums (refreshed at the next checkpoint).
     pub unchecksummed_bytes: u64,
 }

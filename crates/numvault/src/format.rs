@@ -196,6 +196,7 @@ pub(crate) fn encode_op(e: &mut Enc, op: &Op) {
 pub(crate) fn decode_op(d: &mut Dec) -> DecResult<Op> {
     let tag = d.u8("op tag")?;
     let name = d.str("array name")?;
+    crate::validate_name(&name).map_err(|e| e.to_string())?;
     Ok(match tag {
         TAG_PUT => {
             let file_id = d.u64("file id")?;
@@ -237,10 +238,11 @@ pub(crate) fn decode_op(d: &mut Dec) -> DecResult<Op> {
             sums: dec_sums(d)?,
         },
         TAG_DROP => Op::Drop { name },
-        TAG_RENAME => Op::Rename {
-            from: name,
-            to: d.str("new name")?,
-        },
+        TAG_RENAME => {
+            let to = d.str("new name")?;
+            crate::validate_name(&to).map_err(|e| e.to_string())?;
+            Op::Rename { from: name, to }
+        }
         TAG_SET_SUMS => Op::SetSums {
             name,
             sums: dec_sums(d)?,
@@ -255,11 +257,16 @@ pub(crate) struct Record {
     pub seq: u64,
     pub prev_hash: [u8; 32],
     pub time_ns: u64,
+    /// Every record with a seq up to this one had been fsynced when this
+    /// record was written. Recovery uses it to tell a damaged durable record
+    /// (corruption: refuse to open) from a damaged unsynced tail (writes
+    /// reordered or torn by a power loss: the log ends there).
+    pub synced_seq: u64,
     pub ops: Vec<Op>,
 }
 
-/// Encode a record's body (time + ops).
-pub(crate) fn encode_body(time_ns: u64, ops: &[Op]) -> Vec<u8> {
+/// Encode a record's body (time, synced seq, ops).
+pub(crate) fn encode_body(time_ns: u64, synced_seq: u64, ops: &[Op]) -> Vec<u8> {
     let inline: usize = ops
         .iter()
         .filter_map(|o| match o.payload() {
@@ -269,6 +276,7 @@ pub(crate) fn encode_body(time_ns: u64, ops: &[Op]) -> Vec<u8> {
         .sum();
     let mut e = Enc::with_capacity(64 + inline + 64 * ops.len());
     e.u64(time_ns);
+    e.u64(synced_seq);
     e.u32(ops.len() as u32);
     for op in ops {
         encode_op(&mut e, op);
@@ -285,10 +293,16 @@ pub(crate) fn frame_record(seq: u64, prev_hash: &[u8; 32], body: &[u8]) -> (Vec<
     out.extend_from_slice(&seq.to_le_bytes());
     out.extend_from_slice(prev_hash);
     out.extend_from_slice(body);
-    let crc = crc32c::crc32c(&out[8..]);
+    let crc = record_crc(&out);
     out[4..8].copy_from_slice(&crc.to_le_bytes());
     let hash = *blake3::hash(&out[8..]).as_bytes();
     (out, hash)
+}
+
+/// crc32c over a framed record's length field and everything after the crc
+/// field (so a damaged length is detected too).
+fn record_crc(frame: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c(&frame[0..4]), &frame[8..])
 }
 
 /// Outcome of reading one record at some offset of a log.
@@ -319,7 +333,7 @@ pub(crate) fn read_record(buf: &[u8]) -> RecordRead {
         return RecordRead::Short;
     }
     let covered = &buf[8..total];
-    if crc32c::crc32c(covered) != crc {
+    if record_crc(&buf[..total]) != crc {
         return RecordRead::Bad("record checksum mismatch".into());
     }
     let hash = *blake3::hash(covered).as_bytes();
@@ -328,6 +342,7 @@ pub(crate) fn read_record(buf: &[u8]) -> RecordRead {
         let seq = d.u64("seq")?;
         let prev_hash = d.array32("previous hash")?;
         let time_ns = d.u64("time")?;
+        let synced_seq = d.u64("synced seq")?;
         let n = d.count(3, "op count")?;
         let mut ops = Vec::with_capacity(n);
         for _ in 0..n {
@@ -340,6 +355,7 @@ pub(crate) fn read_record(buf: &[u8]) -> RecordRead {
             seq,
             prev_hash,
             time_ns,
+            synced_seq,
             ops,
         })
     };
@@ -476,6 +492,11 @@ fn decode_manifest_body(body: &[u8]) -> DecResult<(State, u64)> {
                 "'{name}' uses file id {file_id} beyond the next id"
             ));
         }
+        if st.arrays.values().any(|a| a.file_id == file_id) {
+            return Err(format!(
+                "'{name}' shares file id {file_id} with another array"
+            ));
+        }
         let phys_slots = d.u64("slots")?;
         let mtime_ns = d.u64("mtime")?;
         let ne = d.count(16, "extent count")?;
@@ -583,7 +604,7 @@ mod tests {
     #[test]
     fn record_round_trip_and_chain() {
         let ops = sample_ops();
-        let body = encode_body(42, &ops);
+        let body = encode_body(42, 3, &ops);
         let (bytes, hash) = frame_record(9, &[5; 32], &body);
         match read_record(&bytes) {
             RecordRead::Ok(r, len, h) => {
@@ -592,6 +613,7 @@ mod tests {
                 assert_eq!(r.seq, 9);
                 assert_eq!(r.prev_hash, [5; 32]);
                 assert_eq!(r.time_ns, 42);
+                assert_eq!(r.synced_seq, 3);
                 assert_eq!(r.ops, ops);
             }
             _ => panic!("record did not decode"),
@@ -607,7 +629,7 @@ mod tests {
 
     #[test]
     fn every_single_byte_flip_of_a_record_is_detected() {
-        let body = encode_body(1, &sample_ops());
+        let body = encode_body(1, 0, &sample_ops());
         let (bytes, _) = frame_record(1, &[0; 32], &body);
         for i in 0..bytes.len() {
             let mut b = bytes.clone();

@@ -27,7 +27,6 @@ enum Buf {
 pub struct Writable {
     shared: Arc<Shared>,
     name: String,
-    file_id: u64,
     df: Arc<DataFile>,
     buf: Option<Buf>,
     shape: Vec<u64>,
@@ -38,21 +37,6 @@ impl Store {
     /// Open array `name` for in-place writing. Refused if it has deleted rows
     /// that are not compacted; replaced rows are compacted first (a commit).
     pub fn writable(&self, name: &str) -> Result<Writable> {
-        let meta = self.meta(name)?;
-        let deleted = match meta.rowmap.extents() {
-            [] => false,
-            [e] => e.start != 0,
-            _ => true,
-        } || meta.rowmap.end_slot() != meta.rowmap.rows();
-        if deleted {
-            return Err(Error::InvalidArgument(format!(
-                "array '{name}' has deleted rows that are not compacted; compact it before writing in place"
-            )));
-        }
-        if !meta.is_identity() {
-            let mut g = self.inner();
-            g.commit(&[Intent::Compact { name }])?;
-        }
         let mut g = self.inner();
         g.check_writable()?;
         if g.io.busy.contains(name) {
@@ -60,12 +44,29 @@ impl Store {
                 "array '{name}' is already open for in-place writing"
             )));
         }
-        let meta = g
-            .state
-            .arrays
-            .get(name)
-            .cloned()
-            .ok_or_else(|| Error::NotFound(name.to_string()))?;
+        let meta = |g: &crate::store::Inner| {
+            g.state
+                .arrays
+                .get(name)
+                .cloned()
+                .ok_or_else(|| Error::NotFound(name.to_string()))
+        };
+        let m = meta(&g)?;
+        let deleted = match m.rowmap.extents() {
+            [] => false,
+            [e] => e.start != 0,
+            _ => true,
+        } || m.rowmap.end_slot() != m.rowmap.rows();
+        if deleted {
+            return Err(Error::InvalidArgument(format!(
+                "array '{name}' has deleted rows that are not compacted; compact it before writing in place"
+            )));
+        }
+        if !m.is_identity() {
+            // Only replaced rows: fold them in first (its own atomic commit).
+            g.commit(&[Intent::Compact { name }])?;
+        }
+        let meta = meta(&g)?;
         let df = g.io.file(meta.file_id)?;
         let len = meta.rows() * meta.row_bytes;
         let buf = match df.file.map_mut(len).ctx(&df.path)? {
@@ -88,7 +89,6 @@ impl Store {
         Ok(Writable {
             shared: self.shared.clone(),
             name: name.to_string(),
-            file_id: meta.file_id,
             df,
             buf: Some(buf),
             shape: meta.shape(),
@@ -146,7 +146,11 @@ impl Writable {
             }
         };
         let sums = ChunkSums::of(bytes);
-        g.io.dirty_files.insert(self.file_id);
+        // The new bytes must be durable before the record that vouches for
+        // them, or a power loss could pair new checksums with old data.
+        if let Err(e) = self.df.file.sync_data() {
+            return Err(Error::io(&self.df.path, e));
+        }
         g.commit_ops(
             vec![Op::SetSums {
                 name: self.name.clone(),

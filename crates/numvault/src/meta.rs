@@ -128,9 +128,12 @@ impl RowMap {
                 return Err("empty extent".into());
             }
             if let Some(last) = m.extents.last() {
-                if e.start < last.start + last.len {
+                if e.start < last.start.saturating_add(last.len) {
                     return Err("extents overlap or are unsorted".into());
                 }
+            }
+            if e.start.checked_add(e.len).is_none() || m.rows.checked_add(e.len).is_none() {
+                return Err("extent overflows".into());
             }
             m.push(e.start, e.len);
         }
@@ -403,7 +406,9 @@ impl State {
                 {
                     return Err(format!("file id {file_id} is already in use"));
                 }
-                self.next_file_id = self.next_file_id.max(file_id + 1);
+                self.next_file_id = self
+                    .next_file_id
+                    .max(file_id.checked_add(1).ok_or("file id overflows")?);
                 let meta = ArrayMeta {
                     dtype: *dtype,
                     row_shape: row_shape.clone(),
@@ -430,7 +435,11 @@ impl State {
                 expect_next_slot(a, name, *first_slot)?;
                 check_payload_len(payload, rows.checked_mul(a.row_bytes).ok_or("overflow")?)?;
                 Arc::make_mut(&mut a.rowmap).push(*first_slot, *rows);
-                a.phys_slots = a.phys_slots.checked_add(*rows).ok_or("overflow")?;
+                a.phys_slots = a
+                    .phys_slots
+                    .checked_add(*rows)
+                    .filter(|end| end.checked_mul(a.row_bytes).is_some())
+                    .ok_or("slot range overflows")?;
                 a.mtime_ns = time_ns;
                 Ok(None)
             }
@@ -449,11 +458,15 @@ impl State {
                         return Err(format!("replace of '{name}' names dead slot {s}"));
                     }
                 }
+                let end = first_slot
+                    .checked_add(n)
+                    .filter(|end| end.checked_mul(a.row_bytes).is_some())
+                    .ok_or("slot range overflows")?;
                 let remap = Arc::make_mut(&mut a.remap);
                 for (j, s) in slots.iter().enumerate() {
                     remap.insert(*s, first_slot + j as u64);
                 }
-                a.phys_slots += n;
+                a.phys_slots = end;
                 a.mtime_ns = time_ns;
                 Ok(None)
             }
@@ -492,7 +505,7 @@ impl State {
                         a.rows()
                     ));
                 }
-                if sums.covered != rows * a.row_bytes || !sums.is_consistent() {
+                if Some(sums.covered) != rows.checked_mul(a.row_bytes) || !sums.is_consistent() {
                     return Err(format!("checksums of compacted '{name}' are inconsistent"));
                 }
                 if *file_id < next && in_use {
@@ -504,7 +517,7 @@ impl State {
                 a.rowmap = Arc::new(RowMap::contiguous(0, *rows));
                 a.remap = Arc::default();
                 a.sums = Arc::new(sums.clone());
-                self.next_file_id = next.max(file_id + 1);
+                self.next_file_id = next.max(file_id.checked_add(1).ok_or("file id overflows")?);
                 Ok(Some(old))
             }
             Op::Drop { name } => self

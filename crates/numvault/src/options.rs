@@ -17,11 +17,13 @@ pub enum Sync {
     /// Group commit: a background thread syncs within `max_delay` of the
     /// first unsynced commit.
     Group { max_delay: Duration },
-    /// Durable at [`crate::Store::flush`] and close. The default.
+    /// Durable at [`crate::Store::flush`], at checkpoints and at close.
+    /// The default.
     #[default]
     OnFlush,
-    /// Never synced by numvault (close still writes a checkpoint); for
-    /// throwaway data. Still consistent after any crash.
+    /// No fsync for ordinary commits, for throwaway data; `flush()`,
+    /// checkpoints (close) and writable sessions still sync. Still
+    /// consistent after any crash.
     Never,
 }
 

@@ -60,7 +60,11 @@ impl DataFile {
                 format!("data file holds {file_len} bytes, the array needs {len}"),
             ));
         }
-        let m = self.file.map(file_len).ctx(&self.path)?;
+        // Map only the committed bytes the caller needs: bytes past them may
+        // be rewritten (a failed commit's, then the next commit's), and a
+        // mapping may be a snapshot (see `Mapping`), so a cached mapping must
+        // not cover them.
+        let m = self.file.map(len).ctx(&self.path)?;
         *cached = Some(m.clone());
         Ok(m)
     }
@@ -137,6 +141,25 @@ impl Io {
         Ok(df)
     }
 
+    /// Data file `id` for recovery's redo, created if a crash lost it. The
+    /// handle is kept: only open files are synced, and the redone bytes
+    /// must be durable before the checkpoint that ends recovery drops the
+    /// log records carrying them.
+    pub fn redo_file(&mut self, id: u64) -> Result<Arc<DataFile>> {
+        if let Some(f) = self.files.get(&id) {
+            return Ok(f.clone());
+        }
+        let path = self.data_path(id);
+        let file = self.vfs.open(&path, OpenMode::Create).ctx(&path)?;
+        let df = Arc::new(DataFile {
+            path,
+            file,
+            map: Mutex::new(None),
+        });
+        self.files.insert(id, df.clone());
+        Ok(df)
+    }
+
     pub fn forget_file(&mut self, id: u64) {
         self.files.remove(&id);
         self.dirty_files.remove(&id);
@@ -173,6 +196,8 @@ pub(crate) struct Inner {
     pub log_path: PathBuf,
     log_end: u64,
     log_dirty: bool,
+    /// Highest seq known to be durable (log fsynced after it).
+    synced_seq: u64,
     dirty_since: Option<Instant>,
     garbage: Vec<u64>,
     poisoned: Option<PathBuf>,
@@ -250,8 +275,20 @@ impl<'a> Batch<'a> {
     }
 }
 
-fn read_whole(file: &dyn VFile, path: &Path) -> Result<Vec<u8>> {
+/// Largest log file read at open: the checkpoint limit is far below this; a
+/// larger file is damaged, and reading it whole must not exhaust memory.
+const MAX_LOG_FILE_BYTES: u64 = 2 << 30;
+const MAX_MANIFEST_FILE_BYTES: u64 =
+    format::MAX_MANIFEST_BODY + format::MANIFEST_HEADER_BYTES as u64;
+
+fn read_whole(file: &dyn VFile, path: &Path, max: u64) -> Result<Vec<u8>> {
     let len = file.len().ctx(path)?;
+    if len > max {
+        return Err(Error::corrupt(
+            path,
+            format!("file is {len} bytes, more than the {max} a valid one can be"),
+        ));
+    }
     let len = usize::try_from(len).map_err(|_| Error::corrupt(path, "file too large"))?;
     let mut buf = vec![0u8; len];
     file.read_exact_at(&mut buf, 0).ctx(path)?;
@@ -303,7 +340,7 @@ impl Store {
             Err(e) => return Err(Error::io(lock_path, e)),
         };
         let inner = Inner::open_writer(dir.clone(), &opts, guard)?;
-        Ok(Self::start(inner, dir, opts.sync))
+        Self::start(inner, dir, opts.sync)
     }
 
     fn open_read_only(dir: PathBuf, opts: OpenOptions) -> Result<Store> {
@@ -329,16 +366,16 @@ impl Store {
                     ..opts.clone()
                 };
                 if let Ok(w) = Inner::open_writer(dir.clone(), &wopts, g) {
-                    let w = Self::start(w, dir.clone(), SyncPolicy::OnFlush);
+                    let w = Self::start(w, dir.clone(), SyncPolicy::OnFlush)?;
                     w.close()?;
                     inner = Inner::load_reader(dir.clone(), &opts)?;
                 }
             }
         }
-        Ok(Self::start(inner.into_inner(), dir, SyncPolicy::Never))
+        Self::start(inner.into_inner(), dir, SyncPolicy::Never)
     }
 
-    fn start(inner: Inner, path: PathBuf, sync: SyncPolicy) -> Store {
+    fn start(inner: Inner, path: PathBuf, sync: SyncPolicy) -> Result<Store> {
         let shared = Arc::new(Shared {
             inner: Mutex::new(inner),
             cv: Condvar::new(),
@@ -347,14 +384,17 @@ impl Store {
         let flusher = match sync {
             SyncPolicy::Group { max_delay } => {
                 let s = shared.clone();
-                std::thread::Builder::new()
+                let spawned = std::thread::Builder::new()
                     .name("numvault-group-commit".into())
-                    .spawn(move || group_commit_loop(&s, max_delay))
-                    .ok()
+                    .spawn(move || group_commit_loop(&s, max_delay));
+                match spawned {
+                    Ok(h) => Some(h),
+                    Err(e) => return Err(Error::io(&shared.path, e)),
+                }
             }
             _ => None,
         };
-        Store { shared, flusher }
+        Ok(Store { shared, flusher })
     }
 
     pub(crate) fn inner(&self) -> MutexGuard<'_, Inner> {
@@ -613,7 +653,8 @@ fn group_commit_loop(shared: &Shared, max_delay: Duration) {
                 let due = t + max_delay;
                 let now = Instant::now();
                 if now >= due {
-                    // A failure poisons the handle; the next mutation reports it.
+                    // A failure poisons the handle (the next mutation reports
+                    // it) and clears `dirty_since`, so this loop cannot spin.
                     let _ = g.sync_all();
                 } else {
                     g = shared
@@ -668,6 +709,7 @@ impl Inner {
             log_path: dir.join(log_name(0)),
             log_end: LOG_HEADER_BYTES,
             log_dirty: false,
+            synced_seq: 0,
             dirty_since: None,
             garbage: Vec::new(),
             poisoned: None,
@@ -717,6 +759,9 @@ impl Inner {
             inner.checkpoint()?;
         }
         inner.collect_stray_files()?;
+        // Everything in the MANIFEST, and any replayed log (checkpointed
+        // above), is durable now.
+        inner.synced_seq = inner.state.seq;
         Ok(inner)
     }
 
@@ -785,7 +830,7 @@ impl Inner {
     fn load_manifest(&mut self) -> Result<()> {
         let path = self.io.dir.join(MANIFEST);
         let f = self.io.vfs.open(&path, OpenMode::Read).ctx(&path)?;
-        let bytes = read_whole(f.as_ref(), &path)?;
+        let bytes = read_whole(f.as_ref(), &path, MAX_MANIFEST_FILE_BYTES)?;
         let (state, created) = decode_manifest(&bytes).map_err(|e| header_err(&path, e))?;
         self.state = state;
         self.created_ns = created;
@@ -806,7 +851,7 @@ impl Inner {
             Ok(f) => f,
             Err(e) => return Err(Error::io(&path, e)),
         };
-        let bytes = read_whole(file.as_ref(), &path)?;
+        let bytes = read_whole(file.as_ref(), &path, MAX_LOG_FILE_BYTES)?;
         if bytes.len() < LOG_HEADER_BYTES as usize {
             return Err(Error::corrupt(&path, "log header is truncated"));
         }
@@ -875,12 +920,14 @@ impl Inner {
                     pos += len as usize;
                     replay.end = pos as u64;
                 }
-                RecordRead::Short => break,
-                RecordRead::Bad(detail) => {
-                    if later_record_is_valid(&bytes, pos) {
+                RecordRead::Short | RecordRead::Bad(_) => {
+                    if let Some(at) = durable_record_after(&bytes, pos, self.state.seq + 1) {
                         return Err(Error::corrupt(
                             &path,
-                            format!("damaged record at offset {pos} ({detail}) followed by valid records"),
+                            format!(
+                                "record {} at offset {pos} is damaged, but the valid record at offset {at} says it was already durable",
+                                self.state.seq + 1
+                            ),
                         ));
                     }
                     break;
@@ -924,8 +971,8 @@ impl Inner {
         match payload {
             Payload::Inline(bytes) => {
                 if recover {
-                    let f = io.vfs.open(&path, OpenMode::Create).ctx(&path)?;
-                    f.write_all_at(bytes, offset).ctx(&path)?;
+                    let df = io.redo_file(file_id)?;
+                    df.file.write_all_at(bytes, offset).ctx(&df.path)?;
                     io.dirty_files.insert(file_id);
                     io.dir_dirty = true;
                 }
@@ -1046,7 +1093,7 @@ impl Inner {
         staged.chain = self.state.chain;
         staged.gen = self.state.gen;
         self.state = staged;
-        if durable && self.io.sync != SyncPolicy::Never {
+        if durable {
             self.sync_all()?;
         }
         Ok(())
@@ -1139,7 +1186,11 @@ impl Inner {
             self.garbage.push(id);
         }
         if self.log_end > self.checkpoint_log_bytes {
-            self.checkpoint()?;
+            // The commit itself succeeded; a checkpoint failure must not be
+            // reported as the operation failing. A failed sync poisons the
+            // handle and the next mutation reports it; anything else is
+            // retried at the next commit.
+            let _ = self.checkpoint();
         }
         Ok(())
     }
@@ -1159,7 +1210,14 @@ impl Inner {
                 path: self.io.dir.clone(),
             });
         };
-        let body = format::encode_body(time_ns, ops);
+        let body = format::encode_body(time_ns, self.synced_seq, ops);
+        if body.len() > format::MAX_RECORD_BODY as usize {
+            return Err(Error::InvalidArgument(format!(
+                "commit of {} bytes exceeds the log record limit of {} bytes; split it into smaller commits",
+                body.len(),
+                format::MAX_RECORD_BODY
+            )));
+        }
         let (bytes, hash) = frame_record(self.state.seq + 1, &self.state.chain, &body);
         if self.io.sync == SyncPolicy::Always && self.io.presync {
             // Data not carried inline must be durable before the record.
@@ -1186,6 +1244,7 @@ impl Inner {
                     return Err(Error::io(&self.log_path, e));
                 }
                 self.log_dirty = false;
+                self.synced_seq = self.state.seq;
             }
             SyncPolicy::Group { .. } => {
                 if self.dirty_since.is_none() {
@@ -1199,7 +1258,11 @@ impl Inner {
 
     /// Sync data files, then the log.
     fn sync_all(&mut self) -> Result<()> {
-        if self.poisoned.is_some() || self.io.read_only {
+        if let Some(p) = &self.poisoned {
+            self.dirty_since = None;
+            return Err(Error::Poisoned { path: p.clone() });
+        }
+        if self.io.read_only {
             return Ok(());
         }
         if let Err(e) = self.io.sync_dirty_data() {
@@ -1215,6 +1278,7 @@ impl Inner {
             }
             self.log_dirty = false;
         }
+        self.synced_seq = self.state.seq;
         self.dirty_since = None;
         Ok(())
     }
@@ -1272,11 +1336,20 @@ impl Inner {
             let df = self.io.file(a.file_id)?;
             let mut sums = (*a.sums).clone();
             let end = a.phys_bytes();
-            // Recompute from the start of the last (partial) chunk.
+            // Recompute from the start of the last (partial) chunk, after
+            // checking its covered part, so damage there is not re-blessed
+            // (such an array keeps its old sums and verify() reports it).
             let first = (sums.covered / CHUNK_BYTES) as usize;
-            sums.sums.truncate(first);
             let mut pos = first as u64 * CHUNK_BYTES;
             let mut buf = vec![0u8; CHUNK_BYTES as usize];
+            if let Some(old) = sums.sums.get(first) {
+                let n = (sums.covered - pos) as usize;
+                df.file.read_exact_at(&mut buf[..n], pos).ctx(&df.path)?;
+                if crc32c::crc32c(&buf[..n]) != *old {
+                    continue;
+                }
+            }
+            sums.sums.truncate(first);
             while pos < end {
                 let n = (end - pos).min(CHUNK_BYTES) as usize;
                 df.file.read_exact_at(&mut buf[..n], pos).ctx(&df.path)?;
@@ -1336,7 +1409,7 @@ impl Inner {
         self.check_open()?;
         let path = self.io.dir.join(MANIFEST);
         let f = self.io.vfs.open(&path, OpenMode::Read).ctx(&path)?;
-        let bytes = read_whole(f.as_ref(), &path)?;
+        let bytes = read_whole(f.as_ref(), &path, MAX_MANIFEST_FILE_BYTES)?;
         let (state, created) = decode_manifest(&bytes).map_err(|e| header_err(&path, e))?;
         if state.gen == self.state.gen && state.seq <= self.state.seq {
             // Same generation: read the log past what we have applied.
@@ -1418,21 +1491,31 @@ impl Inner {
     }
 }
 
-/// True if a valid record starts somewhere after a damaged one at `pos`,
-/// which means mid-log corruption rather than a torn tail.
-fn later_record_is_valid(bytes: &[u8], pos: usize) -> bool {
-    let rest = &bytes[pos..];
-    if rest.len() < 4 {
-        return false;
-    }
-    let declared = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-    let next = format::RECORD_HEADER_BYTES + declared;
-    if declared <= format::MAX_RECORD_BODY as usize && next < rest.len() {
-        if let RecordRead::Ok(..) = read_record(&rest[next..]) {
-            return true;
+/// Looks past a damaged or incomplete record at `pos` (expected seq
+/// `expected`) for a valid later record that declares `expected` durable
+/// (its `synced_seq` covers it). Such a record means synced data was damaged:
+/// corruption, not a torn or reordered unsynced tail. Returns its offset.
+/// Candidates are filtered by their seq field before the crc is computed, so
+/// a large garbage tail costs a linear scan.
+fn durable_record_after(bytes: &[u8], pos: usize, expected: u64) -> Option<usize> {
+    let hdr = format::RECORD_HEADER_BYTES;
+    let mut off = pos + 1;
+    while off + hdr <= bytes.len() {
+        let mut seq = [0u8; 8];
+        seq.copy_from_slice(&bytes[off + 8..off + 16]);
+        let seq = u64::from_le_bytes(seq);
+        if seq > expected && seq - expected < 1 << 32 {
+            if let RecordRead::Ok(rec, len, _) = read_record(&bytes[off..]) {
+                if rec.synced_seq >= expected {
+                    return Some(off);
+                }
+                off += len as usize;
+                continue;
+            }
         }
+        off += 1;
     }
-    false
+    None
 }
 
 /// Compute chunk sums of `data` while writing it, on two threads for large
@@ -1452,4 +1535,48 @@ pub(crate) fn write_with_sums(df: &DataFile, data: &[u8], offset: u64) -> Result
         w?;
         sums
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::meta::Op;
+
+    fn log_of(synced: &[u64]) -> (Vec<u8>, Vec<usize>) {
+        let mut bytes = encode_log_header(0);
+        let mut starts = Vec::new();
+        let mut chain = [0u8; 32];
+        for (i, s) in synced.iter().enumerate() {
+            let body = format::encode_body(1, *s, &[Op::Drop { name: "a".into() }]);
+            let (rec, h) = frame_record(i as u64 + 1, &chain, &body);
+            chain = h;
+            starts.push(bytes.len());
+            bytes.extend_from_slice(&rec);
+        }
+        (bytes, starts)
+    }
+
+    #[test]
+    fn damage_before_a_durable_point_is_corruption_after_it_a_tail() {
+        // Record 2 is damaged. Record 3 says 2 was synced: corruption.
+        let (mut bytes, starts) = log_of(&[0, 1, 2]);
+        bytes[starts[1] + 60] ^= 1;
+        assert_eq!(durable_record_after(&bytes, starts[1], 2), Some(starts[2]));
+        // Record 3 says only 1 was synced: a reordered unsynced tail.
+        let (mut bytes, starts) = log_of(&[0, 1, 1]);
+        bytes[starts[1] + 60] ^= 1;
+        assert_eq!(durable_record_after(&bytes, starts[1], 2), None);
+        // A damaged length field is caught by the crc too.
+        let (mut bytes, starts) = log_of(&[0, 1, 2]);
+        bytes[starts[1]] ^= 0x10;
+        assert!(!matches!(
+            read_record(&bytes[starts[1]..]),
+            RecordRead::Ok(..)
+        ));
+        assert_eq!(durable_record_after(&bytes, starts[1], 2), Some(starts[2]));
+        // A torn final record with nothing after it is a tail.
+        let (bytes, starts) = log_of(&[0, 1]);
+        let torn = &bytes[..bytes.len() - 3];
+        assert_eq!(durable_record_after(torn, starts[1], 2), None);
+    }
 }

@@ -48,8 +48,8 @@ pub struct VerifyReport {
     pub chunks: u64,
     pub data_bytes: u64,
     pub records: u64,
-    /// Bytes appended since the last checksum refresh (checked at the next
-    /// flush; reported, never counted as verified).
+    /// Bytes appended since the last checksum refresh (checked from the next
+    /// checkpoint on; reported, never counted as verified).
     pub unchecksummed_bytes: u64,
     pub problems: Vec<Problem>,
 }
