@@ -1303,6 +1303,14 @@ impl Inner {
         let tmp = dir.join(MANIFEST_TMP);
         let dst = dir.join(MANIFEST);
         let bytes = encode_manifest(&self.state, self.created_ns);
+        if bytes.len() as u64 > MAX_MANIFEST_FILE_BYTES {
+            // Never write a MANIFEST that could not be read back. Only
+            // enormous extent or remap tables get here: compact the arrays.
+            return Err(Error::InvalidArgument(format!(
+                "checkpoint of {} bytes exceeds the MANIFEST limit of {MAX_MANIFEST_FILE_BYTES} bytes; compact arrays with many deleted or replaced rows",
+                bytes.len()
+            )));
+        }
         if self.io.vfs.exists(&tmp) {
             self.io.vfs.remove_file(&tmp).ctx(&tmp)?;
         }
