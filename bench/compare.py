@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import (DEFAULT_DATA, Timer, dir_size, fmt_ms, machine_info,  # noqa: E402
                      machine_md, summarize, write_json)
-from systems import NA, PEERS, NumvaultSys, rm  # noqa: E402
+from systems import NA, PEERS, NumvaultSys, VaultSys, rm  # noqa: E402
 
 COLS = 10
 DT = np.float32
@@ -221,6 +221,8 @@ def make_systems(names, root, log):
         try:
             if name == "numvault":
                 s = NumvaultSys(root)
+            elif name == "vault":
+                s = VaultSys(root)
             else:
                 s = PEERS[name](root)
             systems.append(s)
@@ -289,7 +291,7 @@ def bench_sync(nrows, args, log):
     skipped = {}
     for pol in SYNC_POLICIES:
         try:
-            states.append(State(NumvaultSys(root, sync=pol)))
+            states.append(State(VaultSys(root, sync=pol)))
         except Exception as e:  # noqa: BLE001
             skipped[pol] = f"{type(e).__name__}: {e}"[:300]
     base = np.random.default_rng(args.seed).random((nrows, COLS), dtype=DT)
@@ -388,7 +390,7 @@ def summary_rows(res, baseline, key="op", stat="median_ms"):
         row = res["ops"][op]
         b = row.get(baseline)
         peers = [(n, e[key][stat]) for n, e in row.items()
-                 if n != baseline and status(e) == "ok"]
+                 if n != baseline and not n.startswith("numvault") and status(e) == "ok"]
         best = min(peers, key=lambda x: x[1]) if peers else None
         bst = status(b)
         rows.append({
@@ -597,7 +599,8 @@ def main(argv=None):
     ap.add_argument("--inner", type=int, default=5, help="max repetitions per op per round")
     ap.add_argument("--rep-budget-ms", type=float, default=50.0,
                     help="stop repeating an op within a round after this much time")
-    ap.add_argument("--systems", default="numvault,npy,npz,zarr,hdf5,parquet,lance")
+    ap.add_argument("--systems", default="numvault,vault,npy,npz,zarr,hdf5,parquet,lance",
+                    help="numvault = NumPack API, vault = numvault.Vault API, then peers")
     ap.add_argument("--baseline", default="numvault",
                     help="system the ratios are computed against (if unavailable: npy)")
     ap.add_argument("--no-sync", action="store_true", help="skip the sync-policy section")

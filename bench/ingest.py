@@ -56,6 +56,8 @@ class Writer:
 
 
 class NumvaultWriter(Writer):
+    """numvault.Vault(path, sync=...): save(name, a) then append(name, batch)."""
+
     def __init__(self, root, sync):
         super().__init__(root)
         import numvault
@@ -64,18 +66,15 @@ class NumvaultWriter(Writer):
         self.sync = sync
         self.name = f"numvault-{sync}"
 
-    def _open(self, drop=False):
-        kw = {"sync": self.sync}
-        if drop:
-            kw["drop_if_exists"] = True
-        return self.nv.NumPack(str(self.path), **kw)
+    def _open(self):
+        return self.nv.Vault(str(self.path), mode="a", sync=self.sync)
 
     def open(self, first):
-        self.h = self._open(drop=True)
-        self.h.save({ARRAY: first})
+        self.h = self._open()
+        self.h.save(ARRAY, first)
 
     def append(self, batch):
-        self.h.append({ARRAY: batch})
+        self.h.append(ARRAY, batch)
 
     def close(self):
         self.h.close()
@@ -87,6 +86,27 @@ class NumvaultWriter(Writer):
         finally:
             h.close()
 
+
+class NumPackWriter(NumvaultWriter):
+    """numvault.NumPack (NumPack-compatible API, default sync): save/append dicts."""
+
+    def __init__(self, root):
+        super().__init__(root, "flush")
+        self.name = "numpack-api"
+        self.sync = None
+
+    def _open(self, drop=False):
+        return self.nv.NumPack(str(self.path), drop_if_exists=drop)
+
+    def open(self, first):
+        self.h = self._open(drop=True)
+        self.h.save({ARRAY: first})
+
+    def append(self, batch):
+        self.h.append({ARRAY: batch})
+
+    def close(self):
+        self.h.close()
 
 class RawWriter(Writer):
     name = "raw-file"
@@ -224,7 +244,8 @@ def main(argv=None):
                     help="numvault sync policies to run (flush is the target)")
     ap.add_argument("--always-rows", type=int, default=200_000,
                     help="rows for sync=always (one fsync per batch)")
-    ap.add_argument("--peers", default="raw,npy,hdf5")
+    ap.add_argument("--peers", default="numpack,raw,npy,hdf5",
+                    help="other writers: numpack (numvault's NumPack API), raw, npy, hdf5")
     ap.add_argument("--repeats", type=int, help="runs per writer (default 5; quick 2)")
     ap.add_argument("--data-dir", default=str(DEFAULT_DATA))
     ap.add_argument("--out", help="output dir (default bench/results[/quick])")
@@ -255,7 +276,8 @@ def main(argv=None):
             unavailable[f"numvault-{pol}"] = f"{type(e).__name__}: {e}"
     for p in [p for p in args.peers.split(",") if p]:
         try:
-            writers.append({"raw": RawWriter, "npy": NpyWriter, "hdf5": H5Writer}[p](root))
+            writers.append({"raw": RawWriter, "npy": NpyWriter, "hdf5": H5Writer,
+                            "numpack": NumPackWriter}[p](root))
         except Exception as e:  # noqa: BLE001
             unavailable[p] = f"{type(e).__name__}: {e}"
     for k, v in unavailable.items():

@@ -184,6 +184,71 @@ def _drop(x):
     del x
 
 
+class VaultSys(System):
+    """numvault's native API: numvault.Vault(path, mode, sync)."""
+
+    name = "numvault-vault"
+    label = "numvault (Vault API)"
+
+    def __init__(self, root, sync: str = "flush"):
+        super().__init__(root)
+        import numvault
+
+        self.nv = numvault
+        self.sync = sync
+        if sync != "flush":
+            self.name = f"numvault-vault-{sync}"
+            self.label = f"numvault Vault sync={sync}"
+        self.note = (f"numvault.Vault(path, sync='{sync}'): save/load/getitem/batches/replace/"
+                     "append; batch = load, modify in memory, save; writable batch = "
+                     "Vault.writable(name) session")
+
+    def open(self, op):
+        return self.nv.Vault(str(self.path), mode="a" if op in ("replace", "append", "batch",
+                                                                "wbatch") else "r",
+                             sync=self.sync)
+
+    def open_for_save(self):
+        rm(self.path)
+        return self.nv.Vault(str(self.path), mode="a", sync=self.sync)
+
+    def close(self, h):
+        h.close()
+
+    def save(self, h, arr):
+        h.save(ARRAY, arr)
+
+    def load(self, h):
+        return h.load(ARRAY)
+
+    def lazy_first(self):
+        h = self.nv.Vault(str(self.path), mode="r", sync=self.sync)
+        lz = h.lazy(ARRAY)
+        row = np.array(lz[0])
+        return row, (lambda: (_drop(lz), h.close()))
+
+    def take(self, h, idx):
+        return h.getitem(ARRAY, idx)
+
+    def stream(self, h, bs):
+        return [b for b in h.batches(ARRAY, bs)]
+
+    def replace(self, h, idx, vals):
+        h.replace(ARRAY, idx, vals)
+
+    def append(self, h, rows):
+        h.append(ARRAY, rows)
+
+    def batch(self, h, mods):
+        a = h.load(ARRAY)
+        apply_mods(a, mods)
+        h.save(ARRAY, a)
+
+    def wbatch(self, h, mods):
+        with h.writable(ARRAY) as a:
+            apply_mods(a, mods)
+
+
 # --------------------------------------------------------------------------
 class NpySys(System):
     name = "npy"

@@ -155,9 +155,7 @@ fn dims_of(shape: &[u64]) -> PyResult<Vec<npy_intp>> {
     let mut dims = Vec::with_capacity(shape.len());
     for &s in shape {
         total = total.saturating_mul(u128::from(s));
-        dims.push(
-            npy_intp::try_from(s).map_err(|_| PyMemoryError::new_err("array is too large"))?,
-        );
+        dims.push(npy_intp::try_from(s).map_err(|_| PyMemoryError::new_err("array is too large"))?);
     }
     if total > isize::MAX as u128 {
         return Err(PyMemoryError::new_err("array is too large"));
@@ -262,6 +260,9 @@ pub fn dict<'py>(
 }
 
 /// Shape as a Python tuple of ints.
-pub fn shape_tuple<'py>(py: Python<'py>, shape: &[u64]) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
+pub fn shape_tuple<'py>(
+    py: Python<'py>,
+    shape: &[u64],
+) -> PyResult<Bound<'py, pyo3::types::PyTuple>> {
     pyo3::types::PyTuple::new(py, shape.iter().copied())
 }

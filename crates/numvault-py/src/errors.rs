@@ -9,7 +9,6 @@ use pyo3::exceptions::{
     PyValueError,
 };
 use pyo3::prelude::*;
-use pyo3::marker::Ungil;
 
 create_exception!(
     numvault,
@@ -94,8 +93,8 @@ pub fn guard<T>(f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
 /// Run engine work with the GIL released, mapping errors and panics.
 pub fn nogil<T, F>(py: Python<'_>, f: F) -> PyResult<T>
 where
-    T: Ungil,
-    F: Ungil + FnOnce() -> numvault::Result<T>,
+    T: Send,
+    F: Send + FnOnce() -> numvault::Result<T>,
 {
     match py.detach(|| catch_unwind(AssertUnwindSafe(f))) {
         Ok(r) => r.map_err(to_py),

@@ -42,10 +42,7 @@ pub enum Rows<'py> {
     Range { start: u64, len: u64 },
     /// Arbitrary rows (raw, possibly negative, unchecked); results take the
     /// index's own shape in place of the first axis.
-    List {
-        idx: Indices<'py>,
-        shape: Vec<u64>,
-    },
+    List { idx: Indices<'py>, shape: Vec<u64> },
 }
 
 impl Rows<'_> {

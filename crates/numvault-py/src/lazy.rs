@@ -3,7 +3,7 @@
 use std::os::raw::c_int;
 use std::path::PathBuf;
 
-use numpy::{PyUntypedArray, PyUntypedArrayMethods};
+use numpy::PyUntypedArray;
 use numvault::{DType, OpenOptions, Store, View};
 use pyo3::exceptions::{PyBufferError, PyValueError};
 use pyo3::prelude::*;
@@ -143,7 +143,10 @@ impl LazyArray {
         materialize(py, &me.view)
     }
 
-    fn getitem_inner<'py>(slf: &Bound<'py, Self>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn getitem_inner<'py>(
+        slf: &Bound<'py, Self>,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         let me = slf.get();
         let rows = me.view.rows();
@@ -197,7 +200,10 @@ impl LazyArray {
 
     /// Any other index: let NumPy apply it to the whole array (zero-copy when
     /// possible) and copy the result off the mapping.
-    fn fallback<'py>(slf: &Bound<'py, Self>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn fallback<'py>(
+        slf: &Bound<'py, Self>,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let full = Self::full(slf, false)?;
         let res = full.get_item(key)?;
         if crate::conv::is_ndarray(&res) && !res.getattr("base")?.is_none() {
@@ -267,7 +273,10 @@ impl LazyArray {
         self.view.rows() as usize
     }
 
-    fn __getitem__<'py>(slf: &Bound<'py, Self>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn __getitem__<'py>(
+        slf: &Bound<'py, Self>,
+        key: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         guard(|| Self::getitem_inner(slf, key))
     }
 
@@ -390,4 +399,3 @@ pub fn _open_lazy(py: Python<'_>, path: PathBuf, name: String) -> PyResult<LazyA
     })?;
     Ok(LazyArray::new(view, path))
 }
-

@@ -129,7 +129,9 @@ impl WritableArray {
                 },
             )?;
             // SAFETY: the mapping is owned by `mem`, the array's base.
-            let arr = unsafe { borrowed_array(mem.clone().into_any(), dtype, &shape, ptr as *mut u8, true)? };
+            let arr = unsafe {
+                borrowed_array(mem.clone().into_any(), dtype, &shape, ptr as *mut u8, true)?
+            };
             (Some(mem.unbind()), arr.into_any().unbind())
         };
         Ok(WritableArray {
@@ -140,11 +142,8 @@ impl WritableArray {
         })
     }
 
-    fn is_open(&self) -> bool {
-        self.session
-            .lock()
-            .map(|g| g.is_some())
-            .unwrap_or(false)
+    pub(crate) fn is_open(&self) -> bool {
+        self.session.lock().map(|g| g.is_some()).unwrap_or(false)
     }
 }
 
@@ -215,11 +214,7 @@ impl Drop for WritableArray {
     fn drop(&mut self) {
         // The engine session ends in its own Drop; detach our mapping so that
         // the array, if still referenced, cannot change the file afterwards.
-        let open = self
-            .session
-            .get_mut()
-            .map(|s| s.take())
-            .unwrap_or(None);
+        let open = self.session.get_mut().map(|s| s.take()).unwrap_or(None);
         drop(open);
         if let Some(m) = &self.memory {
             let _ = m.get().detach();

@@ -133,7 +133,7 @@ fn pair(
 fn triple(
     reps: usize,
     warmup: usize,
-    mut f: [&mut dyn FnMut(usize) -> Res<Duration>; 3],
+    f: [&mut dyn FnMut(usize) -> Res<Duration>; 3],
 ) -> Res<[Vec<f64>; 3]> {
     let mut out = [Vec::new(), Vec::new(), Vec::new()];
     for r in 0..warmup + reps {
@@ -306,6 +306,46 @@ fn sync_dir(path: &Path) -> Res<()> {
     Ok(())
 }
 
+/// Fields of the /proc/self/smaps entry of the mapping holding `addr`, in
+/// kB: (Rss, FilePmdMapped, AnonHugePages). Explains TLB behaviour.
+fn smaps_of(addr: *const u8) -> Option<(u64, u64, u64)> {
+    let a = addr as usize;
+    let text = fs::read_to_string("/proc/self/smaps").ok()?;
+    let mut inside = false;
+    let (mut rss, mut pmd, mut anon_huge) = (0, 0, 0);
+    for line in text.lines() {
+        let first = line.split_whitespace().next().unwrap_or("");
+        if let Some((lo, hi)) = first.split_once('-') {
+            if let (Ok(lo), Ok(hi)) = (
+                usize::from_str_radix(lo, 16),
+                usize::from_str_radix(hi, 16),
+            ) {
+                if inside {
+                    break;
+                }
+                inside = lo <= a && a < hi;
+                continue;
+            }
+        }
+        if inside {
+            let kb = |l: &str| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            if line.starts_with("Rss:") {
+                rss = kb(line);
+            } else if line.starts_with("FilePmdMapped:") {
+                pmd = kb(line);
+            } else if line.starts_with("AnonHugePages:") {
+                anon_huge = kb(line);
+            }
+        }
+    }
+    inside.then_some((rss, pmd, anon_huge))
+}
+
 /// Touch every page of `bytes` so later accesses find it mapped.
 fn touch(bytes: &[u8]) -> u64 {
     bytes.iter().step_by(4096).map(|&b| u64::from(b)).sum()
@@ -345,7 +385,7 @@ fn bench_save(cfg: &Cfg, root: &Path, data: &[f32], out: &mut Vec<Row>) -> Res<(
     store.close()?;
     out.push(Row {
         id: "save",
-        title: "save 1M x 10 f32 (38 MB), Sync::OnFlush".into(),
+        title: "save 1M x 10 f32 (40 MB = 38 MiB), Sync::OnFlush".into(),
         nv: Side {
             label: "Store::save (new file, chunk crc32c, log record)".into(),
             ns: nv,
@@ -398,7 +438,7 @@ fn bench_read(cfg: &Cfg, dir: &Path, copy: &Path, out: &mut Vec<Row>) -> Res<()>
     )?;
     out.push(Row {
         id: "read",
-        title: "full read 38 MB, checksums verified".into(),
+        title: "full read 40 MB, checksums verified".into(),
         nv: Side {
             label: "Store::read (allocates)".into(),
             ns: nv,
@@ -433,7 +473,7 @@ fn bench_read(cfg: &Cfg, dir: &Path, copy: &Path, out: &mut Vec<Row>) -> Res<()>
     black_box((&buf_a, &buf_b));
     out.push(Row {
         id: "read_into",
-        title: "full read_into 38 MB (reused buffer), checksums verified".into(),
+        title: "full read_into 40 MB (reused buffer), checksums verified".into(),
         nv: Side {
             label: "Store::read_into".into(),
             ns: nv,
@@ -449,17 +489,77 @@ fn bench_read(cfg: &Cfg, dir: &Path, copy: &Path, out: &mut Vec<Row>) -> Res<()>
     Ok(())
 }
 
-fn bench_open_view(cfg: &Cfg, dir: &Path, out: &mut Vec<Row>) -> Res<()> {
-    let data_file = {
-        let s = Store::open(dir, OpenOptions::read_only())?;
-        let p = s.view("x")?.path().to_path_buf();
-        drop(s);
-        p
-    };
+/// `k` copies of the read store (data file hard-linked, else copied), for
+/// opening cleanly closed stores back to back.
+fn clone_stores(dir: &Path, root: &Path, k: usize) -> Res<Vec<PathBuf>> {
+    let mut out = Vec::with_capacity(k);
+    for i in 0..k {
+        let d = root.join(format!("open-copy-{i}"));
+        fs::create_dir_all(d.join("data"))?;
+        for sub in ["", "data"] {
+            for e in fs::read_dir(dir.join(sub))? {
+                let e = e?;
+                let name = e.file_name();
+                if name == "LOCK" || e.file_type()?.is_dir() {
+                    continue;
+                }
+                let to = d.join(sub).join(&name);
+                if sub == "data" {
+                    if fs::hard_link(e.path(), &to).is_err() {
+                        fs::copy(e.path(), &to)?;
+                    }
+                } else {
+                    fs::copy(e.path(), &to)?;
+                }
+            }
+        }
+        // Normalize: one clean open/close so each copy is a closed store.
+        Store::open(&d, OpenOptions::default())?.close()?;
+        out.push(d);
+    }
+    Ok(out)
+}
+
+/// Like [`pair`], for closures that time several operations per round.
+fn pair_multi(
+    reps: usize,
+    warmup: usize,
+    mut a: impl FnMut() -> Res<Vec<Duration>>,
+    mut b: impl FnMut() -> Res<Vec<Duration>>,
+) -> Res<(Vec<f64>, Vec<f64>)> {
+    let mut va = Vec::new();
+    let mut vb = Vec::new();
+    for r in 0..warmup + reps {
+        let (ta, tb) = if r % 2 == 0 {
+            let ta = a()?;
+            (ta, b()?)
+        } else {
+            let tb = b()?;
+            (a()?, tb)
+        };
+        if r >= warmup {
+            va.extend(ta.iter().map(|t| t.as_nanos() as f64));
+            vb.extend(tb.iter().map(|t| t.as_nanos() as f64));
+        }
+    }
+    Ok((va, vb))
+}
+
+fn bench_open_view(cfg: &Cfg, root: &Path, dir: &Path, out: &mut Vec<Row>) -> Res<()> {
+    const K: usize = 8;
+    let copies = clone_stores(dir, root, K)?;
+    let data_files: Vec<PathBuf> = copies
+        .iter()
+        .map(|d| -> Res<PathBuf> {
+            let s = Store::open(d, OpenOptions::read_only())?;
+            let p = s.view("x")?.path().to_path_buf();
+            Ok(p)
+        })
+        .collect::<Res<_>>()?;
     // Reference: what the OS needs at least (open + fstat + mmap).
-    let mut std_open = |_| -> Res<Duration> {
+    let std_open = |p: &Path| -> Res<Duration> {
         let t = Instant::now();
-        let f = File::open(&data_file)?;
+        let f = File::open(p)?;
         let len = f.metadata()?.len() as usize;
         // SAFETY: the file is not modified while mapped.
         let m = unsafe { memmap2::MmapOptions::new().len(len).map(&f)? };
@@ -467,65 +567,90 @@ fn bench_open_view(cfg: &Cfg, dir: &Path, out: &mut Vec<Row>) -> Res<()> {
         black_box(&m);
         Ok(t)
     };
-    let reps = cfg.reps(201, 41);
+    let std_all = || -> Res<Vec<Duration>> { data_files.iter().map(|p| std_open(p)).collect() };
+    let reps = cfg.reps(40, 10);
+    let ref_label = "ref: File::open + fstat + mmap of the data file";
+    for (id, ro) in [("open_rw_view", false), ("open_ro_view", true)] {
+        let opts = if ro {
+            OpenOptions::read_only()
+        } else {
+            OpenOptions::default()
+        };
+        // K cleanly closed stores opened back to back; closed (untimed) after.
+        let (nv, base) = pair_multi(
+            reps,
+            2,
+            || {
+                let mut times = Vec::with_capacity(K);
+                let mut open = Vec::with_capacity(K);
+                for d in &copies {
+                    let t = Instant::now();
+                    let s = Store::open(d, opts.clone())?;
+                    let v = s.view("x")?;
+                    times.push(t.elapsed());
+                    open.push((s, v));
+                }
+                for (s, v) in open {
+                    drop(v);
+                    s.close()?;
+                }
+                Ok(times)
+            },
+            std_all,
+        )?;
+        let mode = if ro { "read-only" } else { "read-write" };
+        out.push(Row {
+            id,
+            title: format!("open {mode} + view (cleanly closed store, 1 array of 40 MB)"),
+            nv: Side {
+                label: format!("Store::open({}) + view", if ro { "read_only" } else { "default" }),
+                ns: nv,
+            },
+            base: Some(Side {
+                label: ref_label.into(),
+                ns: base,
+            }),
+            target: Target::AbsUs(50.0),
+            note: format!(
+                "{K} cleanly closed copies of the store opened back to back per round; closes untimed"
+            ),
+        });
+    }
+    // The same store reopened right after its own close (a checkpoint with
+    // three fsyncs): the open pays for caches left cold by the blocking close.
+    let d = &copies[0];
     let (nv, base) = pair(
-        reps,
+        cfg.reps(201, 41),
         5,
         |_| {
             let t = Instant::now();
-            let s = Store::open(dir, OpenOptions::default())?;
+            let s = Store::open(d, OpenOptions::default())?;
             let v = s.view("x")?;
             let t = t.elapsed();
             black_box(v.rows());
             drop(v);
-            s.close()?; // untimed; a clean close, as the next open expects
+            s.close()?;
             Ok(t)
         },
-        &mut std_open,
+        |_| std_open(&data_files[0]),
     )?;
     out.push(Row {
-        id: "open_rw_view",
-        title: "open read-write + view (clean store, 1 array of 38 MB)".into(),
+        id: "open_rw_view_after_close",
+        title: "open read-write + view right after closing the same store".into(),
         nv: Side {
             label: "Store::open(default) + view".into(),
             ns: nv,
         },
         base: Some(Side {
-            label: "ref: File::open + fstat + mmap of the data file".into(),
+            label: ref_label.into(),
             ns: base,
         }),
         target: Target::AbsUs(50.0),
-        note: "close (a checkpoint) is outside the timed part".into(),
+        note: "each open follows a close (checkpoint: 3 fsyncs) within microseconds".into(),
     });
-    let (nv, base) = pair(
-        reps,
-        5,
-        |_| {
-            let t = Instant::now();
-            let s = Store::open(dir, OpenOptions::read_only())?;
-            let v = s.view("x")?;
-            let t = t.elapsed();
-            black_box(v.rows());
-            drop(v);
-            drop(s);
-            Ok(t)
-        },
-        &mut std_open,
-    )?;
-    out.push(Row {
-        id: "open_ro_view",
-        title: "open read-only + view (clean store, 1 array of 38 MB)".into(),
-        nv: Side {
-            label: "Store::open(read_only) + view".into(),
-            ns: nv,
-        },
-        base: Some(Side {
-            label: "ref: File::open + fstat + mmap of the data file".into(),
-            ns: base,
-        }),
-        target: Target::AbsUs(50.0),
-        note: String::new(),
-    });
+    for d in copies {
+        fs::remove_dir_all(d)?;
+    }
     Ok(())
 }
 
@@ -568,6 +693,16 @@ fn bench_gather(cfg: &Cfg, dir: &Path, data: &[f32], out: &mut Vec<Row>) -> Res<
             Ok(t)
         },
     )?;
+    let huge = |p: *const u8| {
+        smaps_of(p).map_or("n/a".to_string(), |(rss, pmd, ah)| {
+            format!("{rss} kB resident, {pmd} kB PMD-mapped file pages, {ah} kB anon huge pages")
+        })
+    };
+    let pages_note = format!(
+        "rows mostly miss the CPU cache on both sides; view mapping: {}; Vec: {}",
+        huge(all.as_ptr()),
+        huge(data.as_ptr().cast())
+    );
     out.push(Row {
         id: "gather_cold",
         title: "gather 1000 random rows from a view (fresh random rows per call)".into(),
@@ -580,7 +715,7 @@ fn bench_gather(cfg: &Cfg, dir: &Path, data: &[f32], out: &mut Vec<Row>) -> Res<
             ns: base,
         }),
         target: Target::Ratio(2.0),
-        note: "rows mostly miss the CPU cache on both sides".into(),
+        note: pages_note,
     });
     // Hot rows: the same 1000 rows every call, on both sides.
     let idx = distinct_indices(&mut rng, N, ROWS);
@@ -1044,7 +1179,7 @@ fn main() -> Res<()> {
             }
             if cfg.wants("open_rw") || cfg.wants("open_ro") {
                 step("open + view");
-                bench_open_view(&cfg, &dir, &mut rows)?;
+                bench_open_view(&cfg, &root, &dir, &mut rows)?;
             }
             if cfg.wants("gather") {
                 step("gather");
@@ -1079,7 +1214,7 @@ fn main() -> Res<()> {
     println!("- temp dir: {} on {}", m.temp_dir, m.fs);
     println!("- kernel: {}\n", m.kernel);
     println!(
-        "Data: {ROWS} rows x {COLS} float32 ({:.1} MB), warm page cache, Sync::OnFlush unless said. \
+        "Data: {ROWS} rows x {COLS} float32 ({:.1} MB = 38.1 MiB), warm page cache, Sync::OnFlush unless said. \
          Times are per operation; min / median of the interleaved repetitions; verdicts use medians.\n",
         (ROWS as usize * ROW_BYTES) as f64 / 1e6
     );

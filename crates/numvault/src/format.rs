@@ -1,7 +1,7 @@
 //! Byte layouts of the MANIFEST (checkpoint), the commit log and its
 //! records. docs/FORMAT.md is the normative description; keep them in step.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::codec::{Dec, DecResult, Enc};
@@ -480,6 +480,8 @@ fn decode_manifest_body(body: &[u8]) -> DecResult<(State, u64)> {
     };
     let created = d.u64("creation time")?;
     let n = d.count(16, "array count")?;
+    // File ids seen so far: a set, so that loading n arrays stays O(n).
+    let mut file_ids = HashSet::new();
     for _ in 0..n {
         let name = d.str("array name")?;
         crate::validate_name(&name).map_err(|e| e.to_string())?;
@@ -492,7 +494,7 @@ fn decode_manifest_body(body: &[u8]) -> DecResult<(State, u64)> {
                 "'{name}' uses file id {file_id} beyond the next id"
             ));
         }
-        if st.arrays.values().any(|a| a.file_id == file_id) {
+        if !file_ids.insert(file_id) {
             return Err(format!(
                 "'{name}' shares file id {file_id} with another array"
             ));

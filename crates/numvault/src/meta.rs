@@ -605,4 +605,123 @@ mod tests {
         assert_eq!(s.whole(), crc32c::crc32c(&data));
         assert_eq!(ChunkSums::of(&[]).whole(), 0);
     }
+
+    #[test]
+    fn sum_builder_matches_chunk_sums_whatever_the_piece_sizes() {
+        let c = CHUNK_BYTES as usize;
+        let data: Vec<u8> = (0..(2 * c + 1000)).map(|i| (i * 7 % 251) as u8).collect();
+        let want = ChunkSums::of(&data);
+        for pieces in [
+            vec![1, 7, c - 8, 3],
+            vec![c],
+            vec![c + 3, c - 3],
+            vec![2 * c + 1000],
+        ] {
+            let mut b = SumBuilder::default();
+            let mut rest = &data[..];
+            for n in pieces.iter().cycle() {
+                if rest.is_empty() {
+                    break;
+                }
+                let n = (*n).min(rest.len());
+                b.feed(&rest[..n]);
+                rest = &rest[n..];
+            }
+            assert_eq!(b.finish(), want, "pieces {pieces:?}");
+        }
+        assert_eq!(want.range(2), (2 * CHUNK_BYTES, 2 * CHUNK_BYTES + 1000));
+        assert_eq!(SumBuilder::default().finish(), ChunkSums::default());
+    }
+
+    #[test]
+    fn extents_from_disk_are_checked() {
+        let e = |start, len| Extent { start, len };
+        assert!(RowMap::from_extents(vec![e(0, 3), e(5, 2)]).is_ok());
+        assert!(RowMap::from_extents(vec![e(0, 0)]).is_err());
+        assert!(RowMap::from_extents(vec![e(0, 3), e(2, 2)]).is_err());
+        assert!(RowMap::from_extents(vec![e(5, 1), e(0, 1)]).is_err());
+    }
+
+    /// Ops read from a log are checked against the state before they are
+    /// applied; a rejected op leaves the state as it was.
+    #[test]
+    fn inconsistent_ops_from_disk_are_rejected() {
+        let mut st = State::default();
+        let put_with = |name: &str, id: u64, payload: usize, summed: usize| Op::Put {
+            name: name.into(),
+            file_id: id,
+            dtype: DType::U16,
+            row_shape: vec![2],
+            rows: 3,
+            payload: Payload::Inline(vec![0; payload]),
+            sums: ChunkSums::of(&vec![0; summed]),
+        };
+        let put = |name: &str, id: u64| put_with(name, id, 12, 12);
+        st.apply(&put("a", 1), 0).unwrap();
+        st.apply(&put("b", 2), 0).unwrap();
+        let bad = [
+            // Checksums not covering the data, payload of the wrong size.
+            put_with("c", 3, 12, 11),
+            put_with("c", 3, 5, 12),
+            // A file id another array uses.
+            put("c", 2),
+            // Rows written anywhere but at the end of the file.
+            Op::Append {
+                name: "a".into(),
+                first_slot: 2,
+                rows: 1,
+                payload: Payload::Inline(vec![0; 4]),
+            },
+            Op::Append {
+                name: "nope".into(),
+                first_slot: 3,
+                rows: 1,
+                payload: Payload::Inline(vec![0; 4]),
+            },
+            // Replacing a slot that is not live.
+            Op::Replace {
+                name: "a".into(),
+                slots: vec![7],
+                first_slot: 3,
+                payload: Payload::Inline(vec![0; 4]),
+            },
+            // Deleting unsorted, repeated or dead slots.
+            Op::DeleteRows {
+                name: "a".into(),
+                slots: vec![2, 1],
+            },
+            Op::DeleteRows {
+                name: "a".into(),
+                slots: vec![1, 1],
+            },
+            Op::DeleteRows {
+                name: "a".into(),
+                slots: vec![9],
+            },
+            Op::Compact {
+                name: "a".into(),
+                file_id: 9,
+                rows: 2,
+                sums: ChunkSums::of(&[0; 8]),
+            },
+            Op::Drop { name: "c".into() },
+            Op::Rename {
+                from: "a".into(),
+                to: "b".into(),
+            },
+            Op::Rename {
+                from: "c".into(),
+                to: "d".into(),
+            },
+        ];
+        for op in bad {
+            let before = format!("{:?}", st.arrays);
+            assert!(st.apply(&op, 1).is_err(), "{op:?} was accepted");
+            assert_eq!(
+                format!("{:?}", st.arrays),
+                before,
+                "{op:?} changed the state"
+            );
+        }
+    }
 }

@@ -11,6 +11,11 @@
 //! every mutation before the last flush/checkpoint/close that returned
 //! (power loss, any policy). `verify()` must be clean, the recovered state
 //! must survive another close/reopen, and a further write must work.
+//!
+//! Also: torn writes, crashes during recovery and during creation, an I/O
+//! error at every point, and a checkpoint after every commit.
+//! `NUMVAULT_EXHAUSTIVE=1` runs the torn-write and I/O-error variants for
+//! every policy and more tear lengths.
 
 mod common;
 
@@ -23,6 +28,17 @@ use numvault::sim::{FaultPlan, SimVfs};
 use numvault::{ArrayRef, Batch, DType, OpenOptions, Store, Sync};
 
 // ---------------------------------------------------------------- base data
+
+thread_local! {
+    /// `checkpoint_log_bytes` for the stores this test thread opens.
+    static CKPT_BYTES: std::cell::Cell<u64> = const { std::cell::Cell::new(64 << 20) };
+}
+
+fn open_s(sim: &SimVfs, sync: Sync) -> numvault::Result<Store> {
+    let mut o = sim_opts(sim, sync);
+    o.checkpoint_log_bytes = CKPT_BYTES.get();
+    Store::open(SIM_PATH, o)
+}
 
 static A: LazyLock<Arr> = LazyLock::new(|| arr(DType::F32, &[20, 4], 1));
 static B: LazyLock<Arr> = LazyLock::new(|| arr(DType::I16, &[10], 2));
@@ -46,13 +62,13 @@ static POST: LazyLock<Arr> = LazyLock::new(|| arr(DType::U64, &[4, 2], 11));
 /// log holding a few flushed records (a replaced row, a deleted row, ...).
 fn build_base(sync: Sync) -> (SimVfs, Store) {
     let sim = SimVfs::new();
-    let s = open_sim(&sim, sync).unwrap();
+    let s = open_s(&sim, sync).unwrap();
     s.save("a", A.r()).unwrap();
     s.save("g/b", B.r()).unwrap();
     s.save("big", BIG.r()).unwrap();
     s.save("g/c", C.r()).unwrap();
     s.close().unwrap();
-    let s = open_sim(&sim, sync).unwrap();
+    let s = open_s(&sim, sync).unwrap();
     s.replace("a", &[2, 5], A_ROWS.r_rows(0..2)).unwrap();
     s.delete_rows("a", &[0]).unwrap();
     s.append("big", BIG_ROWS.r_rows(0..1)).unwrap();
@@ -254,7 +270,7 @@ struct Run {
     store: Option<Store>,
 }
 
-fn run_steps(sim: &SimVfs, store: Store, steps: &[Step]) -> Run {
+fn run_steps(store: Store, steps: &[Step]) -> Run {
     let mut store = Some(store);
     let mut ok = 0;
     for step in steps {
@@ -306,7 +322,7 @@ fn reference(sync: Sync, steps: &[Step]) -> (Vec<Snap>, u64) {
         s.close().unwrap();
     }
     // The fault-free end state also survives a reopen.
-    let s = open_sim(&sim, sync).unwrap();
+    let s = open_s(&sim, sync).unwrap();
     assert_eq!(&snapshot(&s).unwrap(), states.last().unwrap());
     (states, points)
 }
@@ -346,10 +362,18 @@ fn check_reopened(fs: SimVfs, sync: Sync, states: &[Snap], (lo, hi): (usize, usi
         find_state(&snap, states, lo, hi, &format!("{ctx} (read-only)"));
         assert_verify_clean(&r, &format!("{ctx} (read-only)"));
     }
-    let s = open_sim(&fs, sync).unwrap_or_else(|e| panic!("{ctx}: reopen failed: {e}"));
+    let s = open_s(&fs, sync).unwrap_or_else(|e| panic!("{ctx}: reopen failed: {e}"));
     let snap = snapshot(&s).unwrap_or_else(|e| panic!("{ctx}: {e}"));
     find_state(&snap, states, lo, hi, ctx);
     assert_verify_clean(&s, ctx);
+    // Recovery itself is durable: a power loss right after it changes nothing.
+    {
+        let again = open_s(&fs.after_crash(false), sync)
+            .unwrap_or_else(|e| panic!("{ctx}: reopen after a power loss after recovery: {e}"));
+        let snap2 =
+            snapshot(&again).unwrap_or_else(|e| panic!("{ctx}: power loss after recovery: {e}"));
+        assert_eq!(snap2, snap, "{ctx}: power loss right after recovery");
+    }
     // A further operation works and everything survives a clean reopen.
     s.save("post/x", POST.r())
         .unwrap_or_else(|e| panic!("{ctx}: save after recovery: {e}"));
@@ -362,7 +386,7 @@ fn check_reopened(fs: SimVfs, sync: Sync, states: &[Snap], (lo, hi): (usize, usi
     expected.insert("post/x".into(), post);
     assert_eq!(snapshot(&s).unwrap(), expected, "{ctx}: after a further op");
     s.close().unwrap_or_else(|e| panic!("{ctx}: close: {e}"));
-    let s = open_sim(&fs, sync).unwrap_or_else(|e| panic!("{ctx}: second reopen: {e}"));
+    let s = open_s(&fs, sync).unwrap_or_else(|e| panic!("{ctx}: second reopen: {e}"));
     assert_eq!(
         snapshot(&s).unwrap(),
         expected,
@@ -401,7 +425,7 @@ fn crash_everywhere(name: &str, steps: &[Step], sync: Sync, torn: &[Option<usize
                 torn_bytes: t,
                 ..FaultPlan::default()
             });
-            let run = run_steps(&sim, store, steps);
+            let run = run_steps(store, steps);
             if k < n {
                 assert!(sim.crashed(), "{name}: no crash at point {k} of {n}");
             }
@@ -467,22 +491,37 @@ fn crash_at_every_point_of_a_sequence() {
     }
 }
 
+/// `NUMVAULT_EXHAUSTIVE=1` runs the slower variants in full.
+fn exhaustive() -> bool {
+    std::env::var_os("NUMVAULT_EXHAUSTIVE").is_some()
+}
+
 #[test]
 fn torn_writes_at_every_point() {
     // Tearing a write is the same as a crash for points that are not writes
     // or are shorter than the tear, so every write of the log and the data
     // files gets torn at several lengths.
     let steps = sequence();
-    for sync in [Sync::Always, Sync::OnFlush] {
-        crash_everywhere(
-            "sequence",
-            &steps,
-            sync,
-            &[Some(1), Some(7), Some(53), Some(4099)],
-        );
+    let (policies, tears): (Vec<Sync>, Vec<Option<usize>>) = if exhaustive() {
+        (
+            policies(),
+            [1, 2, 7, 13, 53, 200, 4099, 70_000].map(Some).to_vec(),
+        )
+    } else {
+        (
+            vec![Sync::Always, Sync::OnFlush],
+            vec![Some(1), Some(53), Some(4099)],
+        )
+    };
+    for &sync in &policies {
+        crash_everywhere("sequence", &steps, sync, &tears);
     }
     for (name, steps) in scenarios() {
-        if name.starts_with("batch") || name.starts_with("append") || name == "close" {
+        if exhaustive()
+            || name.starts_with("batch")
+            || name.starts_with("append")
+            || name == "close"
+        {
             crash_everywhere(name, &steps, Sync::Always, &[Some(3), Some(60)]);
         }
     }
@@ -502,14 +541,14 @@ fn crash_during_recovery() {
                 crash_at: Some(k),
                 ..FaultPlan::default()
             });
-            let run = run_steps(&sim, store, &steps);
+            let run = run_steps(store, &steps);
             drop(run.store);
             for power_loss in [false, true] {
                 let image = sim.after_crash(!power_loss);
                 // First, recover without faults to learn the result.
                 let probe = image.after_crash(true);
                 probe.set_plan(FaultPlan::default());
-                let s = open_sim(&probe, sync).unwrap();
+                let s = open_s(&probe, sync).unwrap();
                 let expected = snapshot(&s).unwrap();
                 let (lo, hi) = allowed(&steps, run.ok, sync, power_loss);
                 find_state(&expected, &states, lo, hi, "recovery probe");
@@ -521,7 +560,7 @@ fn crash_during_recovery() {
                         crash_at: Some(j),
                         ..FaultPlan::default()
                     });
-                    let res = open_sim(&fs, sync);
+                    let res = open_s(&fs, sync);
                     drop(res);
                     for pl2 in [false, true] {
                         let ctx = format!(
@@ -531,11 +570,56 @@ fn crash_during_recovery() {
                         );
                         let again = fs.after_crash(!pl2);
                         let s =
-                            open_sim(&again, sync).unwrap_or_else(|e| panic!("{ctx}: reopen: {e}"));
+                            open_s(&again, sync).unwrap_or_else(|e| panic!("{ctx}: reopen: {e}"));
                         assert_eq!(snapshot(&s).unwrap(), expected, "{ctx}");
                         assert_verify_clean(&s, &ctx);
                     }
                 }
+            }
+        }
+    }
+}
+
+/// `truncate` drops every array on open, atomically: a crash leaves the old
+/// store or an empty one.
+#[test]
+fn crash_during_truncating_open() {
+    for sync in [Sync::Always, Sync::OnFlush] {
+        let open_trunc = |sim: &SimVfs| {
+            let mut o = sim_opts(sim, sync);
+            o.truncate = true;
+            Store::open(SIM_PATH, o)
+        };
+        let (sim, store) = build_base(sync);
+        let before = snapshot(&store).unwrap();
+        drop(store);
+        let probe = sim.after_crash(true);
+        probe.set_plan(FaultPlan::default());
+        let s = open_trunc(&probe).unwrap();
+        assert!(s.is_empty());
+        drop(s);
+        let n = probe.points();
+        let empty = Snap::new();
+        for k in 0..=n {
+            let fs = sim.after_crash(true);
+            fs.set_plan(FaultPlan {
+                crash_at: Some(k),
+                ..FaultPlan::default()
+            });
+            let res = open_trunc(&fs).map(|s| s.is_empty());
+            for power_loss in [false, true] {
+                let ctx = format!(
+                    "[{}] crash at point {k}/{n} of a truncating open (power loss: {power_loss})",
+                    policy_name(sync)
+                );
+                let s = open_s(&fs.after_crash(!power_loss), sync)
+                    .unwrap_or_else(|e| panic!("{ctx}: {e}"));
+                let got = snapshot(&s).unwrap();
+                assert!(got == before || got == empty, "{ctx}: {got:#?}");
+                if matches!(res, Ok(true)) {
+                    assert_eq!(got, empty, "{ctx}: the truncating open returned");
+                }
+                assert_verify_clean(&s, &ctx);
             }
         }
     }
@@ -547,7 +631,7 @@ fn crash_during_recovery() {
 fn crash_during_creation() {
     let probe = SimVfs::new();
     probe.set_plan(FaultPlan::default());
-    open_sim(&probe, Sync::Always).unwrap().close().unwrap();
+    open_s(&probe, Sync::Always).unwrap().close().unwrap();
     let n = probe.points();
     for k in 0..=n {
         let sim = SimVfs::new();
@@ -555,15 +639,15 @@ fn crash_during_creation() {
             crash_at: Some(k),
             ..FaultPlan::default()
         });
-        drop(open_sim(&sim, Sync::Always));
+        drop(open_s(&sim, Sync::Always));
         for keep in [true, false] {
             let ctx = format!("crash at point {k}/{n} of creation (keep unsynced: {keep})");
             let fs = sim.after_crash(keep);
-            let s = open_sim(&fs, Sync::Always).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+            let s = open_s(&fs, Sync::Always).unwrap_or_else(|e| panic!("{ctx}: {e}"));
             assert!(s.is_empty(), "{ctx}");
             s.save("x", POST.r()).unwrap();
             s.close().unwrap();
-            let s = open_sim(&fs, Sync::Always).unwrap();
+            let s = open_s(&fs, Sync::Always).unwrap();
             assert_eq!(s.read("x").unwrap().data, POST.data, "{ctx}");
             assert_verify_clean(&s, &ctx);
         }
@@ -580,49 +664,67 @@ fn io_error_at_every_point() {
     scen.push(("sequence", sequence()));
     for sync in [Sync::Always, Sync::OnFlush] {
         for (name, steps) in &scen {
-            let (states, n) = reference(sync, steps);
-            for k in 0..n {
-                let (sim, store) = build_base(sync);
-                sim.set_plan(FaultPlan {
-                    fail_at: Some((k, io::ErrorKind::Other)),
-                    ..FaultPlan::default()
-                });
-                let run = run_steps(&sim, store, steps);
-                let (lo, hi) = allowed(steps, run.ok, sync, false);
-                let ctx = format!(
-                    "{name} [{}] EIO at point {k}/{n} ({} steps returned)",
-                    policy_name(sync),
-                    run.ok
-                );
-                if let Some(s) = &run.store {
-                    // On error nothing changes in what the handle shows.
-                    let snap = snapshot(s).unwrap_or_else(|e| panic!("{ctx}: {e}"));
-                    assert_eq!(snap, states[lo], "{ctx}: the handle shows a changed state");
-                }
-                // The process dies right after the error.
-                let image = sim.after_crash(true);
-                check_reopened(
-                    image,
-                    sync,
-                    &states,
-                    (lo, hi),
-                    &format!("{ctx}, then crash"),
-                );
-                // Or it closes the handle and opens the store again.
-                drop(run.store);
-                sim.set_plan(FaultPlan::default());
-                let s = open_sim(&sim, sync)
-                    .unwrap_or_else(|e| panic!("{ctx}: reopen after close: {e}"));
-                let snap = snapshot(&s).unwrap_or_else(|e| panic!("{ctx}: {e}"));
-                find_state(
-                    &snap,
-                    &states,
-                    lo,
-                    hi,
-                    &format!("{ctx}, closed and reopened"),
-                );
-                assert_verify_clean(&s, &ctx);
-            }
+            io_error_everywhere(name, steps, sync);
+        }
+    }
+}
+
+fn io_error_everywhere(name: &str, steps: &[Step], sync: Sync) {
+    let (states, n) = reference(sync, steps);
+    for k in 0..n {
+        let (sim, store) = build_base(sync);
+        sim.set_plan(FaultPlan {
+            fail_at: Some((k, io::ErrorKind::Other)),
+            ..FaultPlan::default()
+        });
+        let run = run_steps(store, steps);
+        let (lo, hi) = allowed(steps, run.ok, sync, false);
+        let ctx = format!(
+            "{name} [{}] EIO at point {k}/{n} ({} steps returned)",
+            policy_name(sync),
+            run.ok
+        );
+        if let Some(s) = &run.store {
+            // On error nothing changes in what the handle shows.
+            let snap = snapshot(s).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+            assert_eq!(snap, states[lo], "{ctx}: the handle shows a changed state");
+        }
+        // The process dies right after the error.
+        let image = sim.after_crash(true);
+        check_reopened(
+            image,
+            sync,
+            &states,
+            (lo, hi),
+            &format!("{ctx}, then crash"),
+        );
+        // Or it closes the handle and opens the store again.
+        drop(run.store);
+        sim.set_plan(FaultPlan::default());
+        let s = open_s(&sim, sync).unwrap_or_else(|e| panic!("{ctx}: reopen after close: {e}"));
+        let snap = snapshot(&s).unwrap_or_else(|e| panic!("{ctx}: {e}"));
+        find_state(
+            &snap,
+            &states,
+            lo,
+            hi,
+            &format!("{ctx}, closed and reopened"),
+        );
+        assert_verify_clean(&s, &ctx);
+    }
+}
+
+/// A checkpoint after every commit (`checkpoint_log_bytes` = 1): crashes and
+/// I/O errors inside the automatic checkpoint that follows a commit.
+#[test]
+fn crash_and_io_error_with_a_checkpoint_after_every_commit() {
+    CKPT_BYTES.set(1);
+    let steps = sequence();
+    for sync in [Sync::Always, Sync::OnFlush] {
+        let c = crash_everywhere("sequence (auto checkpoint)", &steps, sync, &[None]);
+        assert!(c.points > 100, "{c:?}");
+        if sync == Sync::Always || exhaustive() {
+            io_error_everywhere("sequence (auto checkpoint)", &steps, sync);
         }
     }
 }
@@ -635,14 +737,14 @@ fn group_commit_syncs_in_the_background() {
     let sync = Sync::Group {
         max_delay: Duration::from_millis(20),
     };
-    let s = open_sim(&sim, sync).unwrap();
+    let s = open_s(&sim, sync).unwrap();
     s.save("a", A.r()).unwrap();
     s.append("a", A_ROWS.r()).unwrap();
     let expected = snapshot(&s).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let fs = sim.after_crash(false);
-        let got = open_sim(&fs, sync).map(|r| snapshot(&r).unwrap());
+        let got = open_s(&fs, sync).map(|r| snapshot(&r).unwrap());
         if got.as_ref().ok() == Some(&expected) {
             break;
         }

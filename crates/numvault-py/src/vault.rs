@@ -1,0 +1,1003 @@
+//! `Vault`: the native store handle.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use numpy::PyUntypedArrayMethods;
+use numvault::{ArrayRef, Batch, DType, OpenOptions, Store, Sync as SyncPolicy};
+use pyo3::exceptions::{PyIndexError, PyKeyError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
+
+use crate::conv::{alloc, descr, dict, input, is_ndarray, np, out_slice, shape_tuple, Input};
+use crate::errors::{guard, nogil, panic_err, to_py, withgil};
+use crate::index::{normalize_all, parse_target, Rows};
+use crate::lazy::{LazyArray, NOGIL_BYTES};
+use crate::stream::BatchIter;
+use crate::writable::WritableArray;
+
+fn parse_sync(sync: &str, max_delay_ms: f64) -> PyResult<SyncPolicy> {
+    Ok(match sync {
+        "always" => SyncPolicy::Always,
+        "group" => {
+            if !(max_delay_ms.is_finite() && max_delay_ms >= 0.0) {
+                return Err(PyValueError::new_err(
+                    "max_delay_ms must be a non-negative number",
+                ));
+            }
+            SyncPolicy::Group {
+                max_delay: Duration::from_secs_f64(max_delay_ms / 1000.0),
+            }
+        }
+        "flush" => SyncPolicy::OnFlush,
+        "never" => SyncPolicy::Never,
+        other => {
+            return Err(PyValueError::new_err(format!(
+                "sync must be one of 'always', 'group', 'flush', 'never', got {other:?}"
+            )))
+        }
+    })
+}
+
+/// The stored facts needed to resolve indexes and check values.
+struct Meta {
+    dtype: DType,
+    shape: Vec<u64>,
+}
+
+/// Convert `value` to rows of an existing array: same dtype (no silent
+/// casts of arrays; Python scalars and lists are converted), shape
+/// broadcast to `sel_shape + row_shape` as NumPy assignment does (extra
+/// leading 1-sized axes allowed), then flattened to `(n,) + row_shape`.
+fn value_rows<'py>(
+    name: &str,
+    value: &Bound<'py, PyAny>,
+    meta: &Meta,
+    sel: &Rows<'_>,
+) -> PyResult<Input<'py>> {
+    let py = value.py();
+    let want = descr(py, meta.dtype);
+    let arr = if is_ndarray(value) {
+        value.clone()
+    } else {
+        np(py)?
+            .call_method1("asarray", (value, &want))
+            .map_err(|e| PyValueError::new_err(format!("array '{name}': bad value: {e}")))?
+    };
+    let arr = arr.cast_into::<numpy::PyUntypedArray>()?;
+    let got = crate::conv::dtype_of(&arr.dtype());
+    if got != Some(meta.dtype) {
+        return Err(PyValueError::new_err(format!(
+            "array '{name}': dtype mismatch: stored {}, got {}",
+            meta.dtype,
+            arr.dtype().str()?
+        )));
+    }
+    let row_shape = &meta.shape[1..];
+    let sel_shape: Vec<u64> = match sel {
+        Rows::One(_) => Vec::new(),
+        Rows::Range { len, .. } => vec![*len],
+        Rows::List { shape, .. } => shape.clone(),
+    };
+    let mut target = sel_shape.clone();
+    target.extend_from_slice(row_shape);
+    let mut flat = vec![sel.count()];
+    flat.extend_from_slice(row_shape);
+    let mut shape: Vec<u64> = arr.shape().iter().map(|&s| s as u64).collect();
+    let mut arr = arr.into_any();
+    if shape != flat {
+        while shape.len() > target.len() && shape[0] == 1 {
+            shape.remove(0);
+        }
+        if shape != target {
+            arr = np(py)?
+                .call_method1("broadcast_to", (&arr, shape_tuple(py, &target)?))
+                .map_err(|_| {
+                    PyValueError::new_err(format!(
+                        "array '{name}': shape mismatch: could not broadcast value of shape {} \
+                         into the selected rows, shape {}",
+                        fmt_shape(&shape),
+                        fmt_shape(&target)
+                    ))
+                })?;
+        }
+        arr = arr.call_method1("reshape", (shape_tuple(py, &flat)?,))?;
+    }
+    input(&arr, &format!("array '{name}'"))
+}
+
+fn fmt_shape(s: &[u64]) -> String {
+    let parts: Vec<String> = s.iter().map(u64::to_string).collect();
+    if parts.len() == 1 {
+        format!("({},)", parts[0])
+    } else {
+        format!("({})", parts.join(", "))
+    }
+}
+
+/// Keep the last occurrence of each (normalized) index, as NumPy assignment
+/// does, gathering the matching rows of `data`.
+fn dedupe_last(idx: &[u64], data: &[u8], row_bytes: usize) -> (Vec<i64>, Vec<u8>) {
+    let mut last: HashMap<u64, usize> = HashMap::with_capacity(idx.len());
+    for (pos, &i) in idx.iter().enumerate() {
+        last.insert(i, pos);
+    }
+    let mut keep: Vec<(u64, usize)> = last.into_iter().collect();
+    keep.sort_unstable();
+    let mut out = Vec::with_capacity(keep.len() * row_bytes);
+    let mut v = Vec::with_capacity(keep.len());
+    for (i, pos) in keep {
+        v.push(i as i64);
+        out.extend_from_slice(&data[pos * row_bytes..(pos + 1) * row_bytes]);
+    }
+    (v, out)
+}
+
+fn has_duplicates(idx: &[u64]) -> bool {
+    let mut s = idx.to_vec();
+    s.sort_unstable();
+    s.windows(2).any(|w| w[0] == w[1])
+}
+
+/// An open numvault store: a directory of named numeric arrays with atomic,
+/// crash-safe updates.
+///
+/// ``Vault(path, mode="a", sync="flush", *, max_delay_ms=10.0,
+/// lock_timeout=None)``
+///
+/// * ``mode``: ``"r"`` read-only (shared with any number of readers and one
+///   writer; ``refresh()`` picks up new commits), ``"a"`` read/write, created
+///   if missing, ``"w"`` read/write, emptied on open (atomically).
+/// * ``sync`` (durability against power loss; a process crash never loses a
+///   returned call in any mode): ``"always"`` each call is durable when it
+///   returns; ``"group"`` a background thread syncs within ``max_delay_ms``;
+///   ``"flush"`` durable at ``flush()`` and ``close()`` (the default);
+///   ``"never"`` never synced by numvault (still consistent after a crash).
+/// * ``lock_timeout``: seconds to wait for another writer's lock; ``None``
+///   raises ``LockedError`` at once.
+///
+/// A Vault is a context manager and dict-like: ``vault["x"]`` loads,
+/// ``vault["x"] = arr`` saves, ``del vault["x"]`` drops, ``"x" in vault``,
+/// ``len(vault)`` and iteration over the names. Methods release the GIL
+/// during I/O, and one Vault can be shared by several threads.
+#[pyclass(module = "numvault", name = "Vault", frozen, subclass, weakref)]
+pub struct Vault {
+    // Declared first so that open sessions end before the store closes.
+    sessions: Mutex<Vec<Py<WritableArray>>>,
+    store: RwLock<Option<Arc<Store>>>,
+    path: PathBuf,
+    mode: String,
+    sync: String,
+}
+
+impl Vault {
+    fn store(&self) -> PyResult<Arc<Store>> {
+        let g = match self.store.read() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        match g.as_ref() {
+            Some(s) => Ok(s.clone()),
+            None => Err(PyValueError::new_err(format!(
+                "store {} is closed",
+                self.path.display()
+            ))),
+        }
+    }
+
+    fn meta(&self, py: Python<'_>, name: &str) -> PyResult<Meta> {
+        let s = self.store()?;
+        let n = name.to_string();
+        let (dtype, shape) = nogil(py, move || {
+            let info = s.info(&n)?;
+            Ok((info.dtype, info.shape))
+        })?;
+        Ok(Meta { dtype, shape })
+    }
+
+    pub fn lazy_array(&self, py: Python<'_>, name: &str) -> PyResult<LazyArray> {
+        let s = self.store()?;
+        let path = self.path.clone();
+        let view = nogil(py, move || s.view(name))?;
+        Ok(LazyArray::new(view, path))
+    }
+
+    fn replace_impl(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        index: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        let meta = self.meta(py, name)?;
+        let sel = parse_target(index, meta.shape[0])?;
+        let n = sel.count();
+        let inp = value_rows(name, value, &meta, &sel)?;
+        if n == 0 {
+            return Ok(());
+        }
+        let bytes = inp.bytes();
+        let shape = inp.shape.clone();
+        let dtype = inp.dtype;
+        let s = self.store()?;
+        let res = match &sel {
+            Rows::List { idx, .. } => {
+                let idx = idx.as_slice();
+                let s2 = s.clone();
+                let sh = &shape;
+                nogil(py, move || {
+                    s2.replace(name, idx, ArrayRef::new(dtype, sh, bytes))
+                })
+            }
+            other => {
+                let idx = other.to_vec();
+                let s2 = s.clone();
+                let sh = &shape;
+                nogil(py, move || {
+                    s2.replace(name, &idx, ArrayRef::new(dtype, sh, bytes))
+                })
+            }
+        };
+        match res {
+            Err(e)
+                if e.is_instance_of::<PyIndexError>(py)
+                    && e.to_string().contains("more than once") =>
+            {
+                // NumPy semantics for repeated indices: the last value wins.
+                let rows = meta.shape[0];
+                let norm = normalize_all(&sel.to_vec(), rows)?;
+                let rb = inp.nbytes() / norm.len().max(1);
+                let (idx, data) = dedupe_last(&norm, bytes, rb);
+                let mut sh = shape.clone();
+                sh[0] = idx.len() as u64;
+                nogil(py, move || {
+                    s.replace(name, &idx, ArrayRef::new(dtype, &sh, &data))
+                })
+            }
+            other => other,
+        }
+    }
+}
+
+/// An operation parsed from `Vault.commit`'s list, owning what it needs.
+enum OwnedOp<'py> {
+    Save(String, Input<'py>),
+    Append(String, Input<'py>),
+    Replace(String, Vec<i64>, Vec<u64>, DType, Vec<u8>),
+    Delete(String, Vec<i64>),
+    Drop(String),
+    Rename(String, String),
+    Compact(String),
+}
+
+#[pymethods]
+impl Vault {
+    #[new]
+    #[pyo3(signature = (path, mode="a", sync="flush", *, max_delay_ms=10.0, lock_timeout=None))]
+    fn new(
+        py: Python<'_>,
+        path: PathBuf,
+        mode: &str,
+        sync: &str,
+        max_delay_ms: f64,
+        lock_timeout: Option<f64>,
+    ) -> PyResult<Vault> {
+        let policy = parse_sync(sync, max_delay_ms)?;
+        let mut opts = match mode {
+            "r" => OpenOptions::read_only(),
+            "a" => OpenOptions::default(),
+            "w" => OpenOptions {
+                truncate: true,
+                ..OpenOptions::default()
+            },
+            other => {
+                return Err(PyValueError::new_err(format!(
+                    "mode must be 'r', 'a' or 'w', got {other:?}"
+                )))
+            }
+        };
+        if mode != "r" {
+            opts.sync = policy;
+        }
+        if let Some(t) = lock_timeout {
+            if !(t.is_finite() && t >= 0.0) {
+                return Err(PyValueError::new_err(
+                    "lock_timeout must be a non-negative number of seconds",
+                ));
+            }
+            opts.lock_timeout = Some(Duration::from_secs_f64(t));
+        }
+        let p = path.clone();
+        let store = nogil(py, move || Store::open(&p, opts))?;
+        Ok(Vault {
+            sessions: Mutex::new(Vec::new()),
+            store: RwLock::new(Some(Arc::new(store))),
+            path,
+            mode: mode.to_string(),
+            sync: sync.to_string(),
+        })
+    }
+
+    /// Directory of the store.
+    #[getter]
+    fn path(&self) -> String {
+        self.path.to_string_lossy().into_owned()
+    }
+
+    /// Open mode: "r", "a" or "w".
+    #[getter]
+    fn mode(&self) -> &str {
+        &self.mode
+    }
+
+    /// Durability policy: "always", "group", "flush" or "never".
+    #[getter]
+    fn sync(&self) -> &str {
+        &self.sync
+    }
+
+    /// True once ``close()`` was called.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.store.read().map(|g| g.is_none()).unwrap_or(true)
+    }
+
+    /// True if the store was opened read-only.
+    #[getter]
+    fn read_only(&self) -> bool {
+        self.mode == "r"
+    }
+
+    /// Create or overwrite array ``name`` with ``array`` (any NumPy array of a
+    /// supported dtype and at least one dimension; any memory order or byte
+    /// order). Atomic.
+    fn save(&self, py: Python<'_>, name: &str, array: &Bound<'_, PyAny>) -> PyResult<()> {
+        let inp = input(array, &format!("array '{name}'"))?;
+        let (bytes, shape, dtype) = (inp.bytes(), &inp.shape, inp.dtype);
+        let s = self.store()?;
+        nogil(py, move || s.save(name, ArrayRef::new(dtype, shape, bytes)))
+    }
+
+    /// Append the rows of ``array`` to array ``name`` (same dtype and
+    /// trailing shape). Atomic.
+    fn append(&self, py: Python<'_>, name: &str, array: &Bound<'_, PyAny>) -> PyResult<()> {
+        let inp = input(array, &format!("array '{name}'"))?;
+        let (bytes, shape, dtype) = (inp.bytes(), &inp.shape, inp.dtype);
+        let s = self.store()?;
+        nogil(py, move || {
+            s.append(name, ArrayRef::new(dtype, shape, bytes))
+        })
+    }
+
+    /// ``array[index] = value`` on the stored array: replace the selected rows
+    /// (any NumPy row index; repeated indices: the last value wins). ``value``
+    /// broadcasts to the selected rows like NumPy assignment; arrays must
+    /// have the stored dtype. Atomic.
+    fn replace(
+        &self,
+        py: Python<'_>,
+        name: &str,
+        index: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        guard(|| self.replace_impl(py, name, index, value))
+    }
+
+    /// Delete the selected rows (``numpy.delete`` semantics: later rows move
+    /// up). Space is reclaimed by ``compact``. Atomic.
+    fn delete_rows(&self, py: Python<'_>, name: &str, index: &Bound<'_, PyAny>) -> PyResult<()> {
+        let meta = self.meta(py, name)?;
+        let sel = parse_target(index, meta.shape[0])?;
+        let idx = sel.to_vec();
+        if idx.is_empty() {
+            return Ok(());
+        }
+        let s = self.store()?;
+        nogil(py, move || s.delete_rows(name, &idx))
+    }
+
+    /// Remove array ``name`` entirely. Atomic.
+    fn drop(&self, py: Python<'_>, name: &str) -> PyResult<()> {
+        let s = self.store()?;
+        nogil(py, move || s.drop_array(name))
+    }
+
+    /// Rename an array (the target must not exist). Atomic.
+    fn rename(&self, py: Python<'_>, src: &str, dst: &str) -> PyResult<()> {
+        let s = self.store()?;
+        nogil(py, move || s.rename(src, dst))
+    }
+
+    /// Rewrite array ``name`` without its deleted and superseded rows;
+    /// returns the bytes reclaimed (freed on disk at the next checkpoint).
+    fn compact(&self, py: Python<'_>, name: &str) -> PyResult<u64> {
+        let s = self.store()?;
+        nogil(py, move || s.compact(name))
+    }
+
+    /// Read the whole array into a new NumPy array (checksums verified; one
+    /// copy, straight from the file into the array).
+    fn load<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        let s = self.store()?;
+        let reader = nogil(py, move || s.reader(name))?;
+        let (arr, data) = alloc(py, reader.dtype(), &reader.shape())?;
+        let n = reader.nbytes() as usize;
+        let out = unsafe { out_slice(data, n) };
+        if n >= NOGIL_BYTES {
+            nogil(py, || reader.read_into(out))?;
+        } else {
+            withgil(|| reader.read_into(out))?;
+        }
+        Ok(arr.into_any())
+    }
+
+    /// A ``LazyArray``: a zero-copy, memory-mapped snapshot of array ``name``.
+    fn lazy(&self, py: Python<'_>, name: &str) -> PyResult<LazyArray> {
+        self.lazy_array(py, name)
+    }
+
+    /// ``array[index]`` for the stored array, read through a memory map
+    /// (NumPy indexing; returns a new array).
+    fn getitem<'py>(
+        &self,
+        py: Python<'py>,
+        name: &str,
+        index: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let lazy = Bound::new(py, self.lazy_array(py, name)?)?;
+        lazy.as_any().get_item(index)
+    }
+
+    /// Iterate over array ``name`` in batches of ``rows`` rows (checksums
+    /// verified as read). The iterator reads a snapshot taken now.
+    #[pyo3(signature = (name, rows=65536))]
+    fn batches(&self, py: Python<'_>, name: &str, rows: i64) -> PyResult<BatchIter> {
+        if rows <= 0 {
+            return Err(PyValueError::new_err(
+                "rows must be a positive number of rows",
+            ));
+        }
+        let s = self.store()?;
+        let total = {
+            let s2 = s.clone();
+            nogil(py, move || s2.shape(name))?[0]
+        };
+        // Never allocate batches larger than the array itself.
+        let rows = (rows as u64).min(total.max(1));
+        let it = nogil(py, move || s.batches(name, rows))?;
+        Ok(BatchIter::new(it))
+    }
+
+    /// Shape of array ``name`` (rows first).
+    fn shape<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyTuple>> {
+        let s = self.store()?;
+        let shape = nogil(py, move || s.shape(name))?;
+        shape_tuple(py, &shape)
+    }
+
+    /// NumPy dtype of array ``name``.
+    fn dtype<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        let s = self.store()?;
+        let d = nogil(py, move || s.dtype(name))?;
+        Ok(descr(py, d).into_any())
+    }
+
+    /// Time of the last change of array ``name``, in ns since the Unix epoch.
+    fn mtime_ns(&self, py: Python<'_>, name: &str) -> PyResult<u64> {
+        let s = self.store()?;
+        nogil(py, move || s.mtime_ns(name))
+    }
+
+    /// Everything about array ``name`` as a dict: name, dtype, shape,
+    /// dead_rows (deleted or superseded rows not yet compacted), data_bytes,
+    /// mtime_ns, unchecksummed_bytes.
+    fn info<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.store()?;
+        let i = nogil(py, move || s.info(name))?;
+        dict(
+            py,
+            &[
+                ("name", PyString::new(py, &i.name).into_any()),
+                ("dtype", descr(py, i.dtype).into_any()),
+                ("shape", shape_tuple(py, &i.shape)?.into_any()),
+                ("dead_rows", i.dead_rows.into_pyobject(py)?.into_any()),
+                ("data_bytes", i.data_bytes.into_pyobject(py)?.into_any()),
+                ("mtime_ns", i.mtime_ns.into_pyobject(py)?.into_any()),
+                (
+                    "unchecksummed_bytes",
+                    i.unchecksummed_bytes.into_pyobject(py)?.into_any(),
+                ),
+            ],
+        )
+    }
+
+    /// Sorted names of the arrays under ``prefix`` (a "/"-separated group;
+    /// "" for all).
+    #[pyo3(signature = (prefix=""))]
+    fn names(&self, py: Python<'_>, prefix: &str) -> PyResult<Vec<String>> {
+        let s = self.store()?;
+        let p = prefix.to_string();
+        py.detach(move || Ok(s.list(&p)))
+    }
+
+    /// Sorted names of all arrays.
+    fn keys(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        self.names(py, "")
+    }
+
+    /// True if array ``name`` exists.
+    fn has(&self, py: Python<'_>, name: &str) -> PyResult<bool> {
+        let s = self.store()?;
+        Ok(py.detach(move || s.has(name)))
+    }
+
+    fn __contains__(&self, py: Python<'_>, name: &Bound<'_, PyAny>) -> PyResult<bool> {
+        match name.extract::<&str>() {
+            Ok(n) => self.has(py, n),
+            Err(_) => Ok(false),
+        }
+    }
+
+    fn __len__(&self, py: Python<'_>) -> PyResult<usize> {
+        let s = self.store()?;
+        Ok(py.detach(move || s.len()))
+    }
+
+    fn __iter__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let names = PyList::new(py, self.names(py, "")?)?;
+        names.try_iter().map(Bound::into_any)
+    }
+
+    fn __getitem__<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        self.load(py, name)
+    }
+
+    fn __setitem__(&self, py: Python<'_>, name: &str, array: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.save(py, name, array)
+    }
+
+    fn __delitem__(&self, py: Python<'_>, name: &str) -> PyResult<()> {
+        self.drop(py, name)
+    }
+
+    /// Commit several operations atomically: after any crash all of them or
+    /// none are present; on error nothing changes. ``ops`` is a list of
+    /// tuples: ``("save", name, array)``, ``("append", name, array)``,
+    /// ``("replace", name, index, value)``, ``("delete_rows", name, index)``,
+    /// ``("drop", name)``, ``("rename", src, dst)``, ``("compact", name)``.
+    /// Indexes are resolved against the array as changed by the earlier
+    /// operations of the list.
+    fn commit(&self, py: Python<'_>, ops: &Bound<'_, PyAny>) -> PyResult<()> {
+        guard(|| self.commit_impl(py, ops))
+    }
+
+    /// Make every returned call durable (sync data and log). On a read-only
+    /// handle, load the latest committed state instead.
+    fn flush(&self, py: Python<'_>) -> PyResult<()> {
+        let s = self.store()?;
+        nogil(py, move || s.flush())
+    }
+
+    /// Read-only handles: pick up commits made by the writer since open (or
+    /// the last refresh). No effect on a writer.
+    fn refresh(&self, py: Python<'_>) -> PyResult<()> {
+        let s = self.store()?;
+        nogil(py, move || s.refresh())
+    }
+
+    /// Write a checkpoint now (sync, new MANIFEST, new log); frees the disk
+    /// space of dropped and compacted arrays.
+    fn checkpoint(&self, py: Python<'_>) -> PyResult<()> {
+        let s = self.store()?;
+        nogil(py, move || s.checkpoint())
+    }
+
+    /// Check every data chunk, every log record and the hash chain. Returns
+    /// a dict: clean (bool), arrays, chunks, data_bytes, records,
+    /// unchecksummed_bytes, problems (list of str).
+    fn verify<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.store()?;
+        let r = nogil(py, move || s.verify())?;
+        let problems: Vec<String> = r.problems.iter().map(ToString::to_string).collect();
+        dict(
+            py,
+            &[
+                (
+                    "clean",
+                    r.is_clean().into_pyobject(py)?.to_owned().into_any(),
+                ),
+                ("arrays", r.arrays.into_pyobject(py)?.into_any()),
+                ("chunks", r.chunks.into_pyobject(py)?.into_any()),
+                ("data_bytes", r.data_bytes.into_pyobject(py)?.into_any()),
+                ("records", r.records.into_pyobject(py)?.into_any()),
+                (
+                    "unchecksummed_bytes",
+                    r.unchecksummed_bytes.into_pyobject(py)?.into_any(),
+                ),
+                ("problems", PyList::new(py, problems)?.into_any()),
+            ],
+        )
+    }
+
+    /// Open array ``name`` for in-place writing: returns a ``WritableArray``
+    /// whose ``array`` is a NumPy array over the stored rows. Refused
+    /// (``ValueError``) if the array has deleted rows that are not compacted;
+    /// replaced rows are compacted first. See ``WritableArray`` for the crash
+    /// semantics.
+    fn writable(&self, py: Python<'_>, name: &str) -> PyResult<Py<WritableArray>> {
+        let s = self.store()?;
+        let w = Py::new(py, WritableArray::start(py, s, name)?)?;
+        let mut g = match self.sessions.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        g.retain(|x| x.get().is_open());
+        g.push(w.clone_ref(py));
+        Ok(w)
+    }
+
+    /// Flush, checkpoint and release the lock (ends open writable sessions
+    /// first). Idempotent. Arrays and LazyArrays obtained earlier stay valid.
+    fn close(&self, py: Python<'_>) -> PyResult<()> {
+        let sessions = match self.sessions.lock() {
+            Ok(mut g) => std::mem::take(&mut *g),
+            Err(p) => std::mem::take(&mut *p.into_inner()),
+        };
+        let mut first_err: Option<PyErr> = None;
+        for w in sessions {
+            if let Err(e) = w.get().finish(py) {
+                first_err.get_or_insert(e);
+            }
+        }
+        let taken = match self.store.write() {
+            Ok(mut g) => g.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        if let Some(arc) = taken {
+            // Other threads hold clones only for the duration of a call.
+            let res = py.detach(move || {
+                let deadline = Instant::now() + Duration::from_secs(30);
+                let mut a = arc;
+                loop {
+                    match Arc::try_unwrap(a) {
+                        Ok(store) => {
+                            return std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                store.close()
+                            }))
+                        }
+                        Err(back) => {
+                            if Instant::now() > deadline {
+                                // The last call to finish closes it on drop.
+                                return Ok(Ok(()));
+                            }
+                            a = back;
+                            std::thread::sleep(Duration::from_millis(1));
+                        }
+                    }
+                }
+            });
+            match res {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    first_err.get_or_insert(to_py(e));
+                }
+                Err(p) => {
+                    first_err.get_or_insert(panic_err(p));
+                }
+            }
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Benchmark hook: seconds taken by ``n`` calls of the engine operation
+    /// ``op`` ("has", "shape", "view", "replace", "append", "gather") made
+    /// directly in Rust with the GIL released, for measuring the Python
+    /// API's overhead. ``index``: int64 row indices; ``value``: rows.
+    #[pyo3(signature = (op, name, n, index=None, value=None))]
+    fn _engine_time(
+        &self,
+        py: Python<'_>,
+        op: &str,
+        name: &str,
+        n: u64,
+        index: Option<&Bound<'_, PyAny>>,
+        value: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<f64> {
+        let idx: Vec<i64> = match index {
+            Some(i) => {
+                let rows = self.meta(py, name)?.shape[0];
+                parse_target(i, rows)?.to_vec()
+            }
+            None => Vec::new(),
+        };
+        let inp = match value {
+            Some(v) => Some(input(v, "value")?),
+            None => None,
+        };
+        let (dtype, shape, bytes) = match &inp {
+            Some(i) => (i.dtype, i.shape.clone(), i.bytes()),
+            None => (DType::U8, Vec::new(), &[][..]),
+        };
+        let s = self.store()?;
+        let op = op.to_string();
+        nogil(py, move || {
+            let t = Instant::now();
+            match op.as_str() {
+                "has" => {
+                    for _ in 0..n {
+                        std::hint::black_box(s.has(name));
+                    }
+                }
+                "shape" => {
+                    for _ in 0..n {
+                        std::hint::black_box(s.shape(name)?);
+                    }
+                }
+                "view" => {
+                    for _ in 0..n {
+                        std::hint::black_box(s.view(name)?);
+                    }
+                }
+                "replace" => {
+                    for _ in 0..n {
+                        s.replace(name, &idx, ArrayRef::new(dtype, &shape, bytes))?;
+                    }
+                }
+                "append" => {
+                    for _ in 0..n {
+                        s.append(name, ArrayRef::new(dtype, &shape, bytes))?;
+                    }
+                }
+                "gather" => {
+                    let v = s.view(name)?;
+                    let mut out = vec![0u8; idx.len() * v.row_bytes() as usize];
+                    let t = Instant::now();
+                    for _ in 0..n {
+                        v.gather_into(&idx, &mut out)?;
+                        std::hint::black_box(&out);
+                    }
+                    return Ok(t.elapsed().as_secs_f64());
+                }
+                other => {
+                    return Err(numvault::Error::InvalidArgument(format!(
+                        "unknown benchmark op {other:?}"
+                    )))
+                }
+            }
+            Ok(t.elapsed().as_secs_f64())
+        })
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, py: Python<'_>, _args: &Bound<'_, PyTuple>) -> PyResult<bool> {
+        self.close(py)?;
+        Ok(false)
+    }
+
+    fn __repr__(&self) -> String {
+        let state = if self.closed() { ", closed" } else { "" };
+        format!(
+            "Vault({:?}, mode={:?}, sync={:?}{state})",
+            self.path.to_string_lossy(),
+            self.mode,
+            self.sync
+        )
+    }
+}
+
+impl Vault {
+    fn commit_impl(&self, py: Python<'_>, ops: &Bound<'_, PyAny>) -> PyResult<()> {
+        // Simulated shapes, so that indexes resolve against the state each
+        // operation will see.
+        let mut sim: HashMap<String, Option<Meta>> = HashMap::new();
+        let mut owned: Vec<OwnedOp<'_>> = Vec::new();
+        let lookup = |sim: &mut HashMap<String, Option<Meta>>, name: &str| -> PyResult<Meta> {
+            if !sim.contains_key(name) {
+                let m = match self.meta(py, name) {
+                    Ok(m) => Some(m),
+                    Err(e) if e.is_instance_of::<PyKeyError>(py) => None,
+                    Err(e) => return Err(e),
+                };
+                sim.insert(name.to_string(), m);
+            }
+            match sim.get(name) {
+                Some(Some(m)) => Ok(Meta {
+                    dtype: m.dtype,
+                    shape: m.shape.clone(),
+                }),
+                _ => Err(PyKeyError::new_err(format!(
+                    "array '{name}' does not exist"
+                ))),
+            }
+        };
+        for op in ops.try_iter()? {
+            let op = op?;
+            let t = op
+                .cast::<PyTuple>()
+                .map_err(|_| PyTypeError::new_err("each operation must be a tuple"))?;
+            if t.is_empty() {
+                return Err(PyValueError::new_err("empty operation"));
+            }
+            let kind: String = t.get_item(0)?.extract()?;
+            let arg = |i: usize| -> PyResult<Bound<'_, PyAny>> {
+                t.get_item(i).map_err(|_| {
+                    PyValueError::new_err(format!("operation {kind:?} is missing arguments"))
+                })
+            };
+            let want = |n: usize| -> PyResult<()> {
+                if t.len() != n {
+                    return Err(PyValueError::new_err(format!(
+                        "operation {kind:?} takes {} arguments, got {}",
+                        n - 1,
+                        t.len() - 1
+                    )));
+                }
+                Ok(())
+            };
+            match kind.as_str() {
+                "save" => {
+                    want(3)?;
+                    let name: String = arg(1)?.extract()?;
+                    let inp = input(&arg(2)?, &format!("array '{name}'"))?;
+                    sim.insert(
+                        name.clone(),
+                        Some(Meta {
+                            dtype: inp.dtype,
+                            shape: inp.shape.clone(),
+                        }),
+                    );
+                    owned.push(OwnedOp::Save(name, inp));
+                }
+                "append" => {
+                    want(3)?;
+                    let name: String = arg(1)?.extract()?;
+                    let inp = input(&arg(2)?, &format!("array '{name}'"))?;
+                    let mut m = lookup(&mut sim, &name)?;
+                    if inp.shape.len() == m.shape.len() && inp.shape[1..] == m.shape[1..] {
+                        m.shape[0] += inp.shape[0];
+                    }
+                    sim.insert(name.clone(), Some(m));
+                    owned.push(OwnedOp::Append(name, inp));
+                }
+                "replace" => {
+                    want(4)?;
+                    let name: String = arg(1)?.extract()?;
+                    let m = lookup(&mut sim, &name)?;
+                    let sel = parse_target(&arg(2)?, m.shape[0])?;
+                    let inp = value_rows(&name, &arg(3)?, &m, &sel)?;
+                    let norm = normalize_all(&sel.to_vec(), m.shape[0])?;
+                    if norm.is_empty() {
+                        continue;
+                    }
+                    let rb = inp.nbytes() / norm.len();
+                    let (idx, data) = if has_duplicates(&norm) {
+                        dedupe_last(&norm, inp.bytes(), rb)
+                    } else {
+                        (
+                            norm.iter().map(|&i| i as i64).collect(),
+                            inp.bytes().to_vec(),
+                        )
+                    };
+                    let mut shape = inp.shape.clone();
+                    shape[0] = idx.len() as u64;
+                    owned.push(OwnedOp::Replace(name, idx, shape, inp.dtype, data));
+                }
+                "delete_rows" => {
+                    want(3)?;
+                    let name: String = arg(1)?.extract()?;
+                    let mut m = lookup(&mut sim, &name)?;
+                    let sel = parse_target(&arg(2)?, m.shape[0])?;
+                    let mut norm = normalize_all(&sel.to_vec(), m.shape[0])?;
+                    norm.sort_unstable();
+                    norm.dedup();
+                    if norm.is_empty() {
+                        continue;
+                    }
+                    m.shape[0] -= norm.len() as u64;
+                    sim.insert(name.clone(), Some(m));
+                    owned.push(OwnedOp::Delete(
+                        name,
+                        norm.iter().map(|&i| i as i64).collect(),
+                    ));
+                }
+                "drop" => {
+                    want(2)?;
+                    let name: String = arg(1)?.extract()?;
+                    lookup(&mut sim, &name)?;
+                    sim.insert(name.clone(), None);
+                    owned.push(OwnedOp::Drop(name));
+                }
+                "rename" => {
+                    want(3)?;
+                    let src: String = arg(1)?.extract()?;
+                    let dst: String = arg(2)?.extract()?;
+                    let m = lookup(&mut sim, &src)?;
+                    sim.insert(src.clone(), None);
+                    sim.insert(dst.clone(), Some(m));
+                    owned.push(OwnedOp::Rename(src, dst));
+                }
+                "compact" => {
+                    want(2)?;
+                    let name: String = arg(1)?.extract()?;
+                    lookup(&mut sim, &name)?;
+                    owned.push(OwnedOp::Compact(name));
+                }
+                other => {
+                    return Err(PyValueError::new_err(format!(
+                        "unknown operation {other:?} (expected save, append, replace, \
+                         delete_rows, drop, rename or compact)"
+                    )))
+                }
+            }
+        }
+        if owned.is_empty() {
+            return Ok(());
+        }
+        let mut batch = Batch::new();
+        for op in &owned {
+            match op {
+                OwnedOp::Save(n, i) => {
+                    batch.save(n, ArrayRef::new(i.dtype, &i.shape, i.bytes()));
+                }
+                OwnedOp::Append(n, i) => {
+                    batch.append(n, ArrayRef::new(i.dtype, &i.shape, i.bytes()));
+                }
+                OwnedOp::Replace(n, idx, shape, dtype, data) => {
+                    batch.replace(n, idx, ArrayRef::new(*dtype, shape, data));
+                }
+                OwnedOp::Delete(n, idx) => {
+                    batch.delete_rows(n, idx);
+                }
+                OwnedOp::Drop(n) => {
+                    batch.drop_array(n);
+                }
+                OwnedOp::Rename(a, b) => {
+                    batch.rename(a, b);
+                }
+                OwnedOp::Compact(n) => {
+                    batch.compact(n);
+                }
+            }
+        }
+        let s = self.store()?;
+        let b = &batch;
+        nogil(py, move || s.commit(b))
+    }
+}
+
+/// Normalize a row index against ``rows`` with NumPy's meaning; returns a
+/// 1-d int64 array of non-negative row numbers, in selection order.
+#[pyfunction]
+pub fn resolve_index<'py>(
+    py: Python<'py>,
+    index: &Bound<'py, PyAny>,
+    rows: u64,
+) -> PyResult<Bound<'py, PyAny>> {
+    let sel = parse_target(index, rows)?;
+    let v: Vec<i64> = match &sel {
+        Rows::One(i) => vec![*i as i64],
+        Rows::Range { start, len } => (*start as i64..(*start + *len) as i64).collect(),
+        Rows::List { idx, .. } => normalize_all(idx.as_slice(), rows)?
+            .into_iter()
+            .map(|i| i as i64)
+            .collect(),
+    };
+    Ok(numpy::PyArray1::from_vec(py, v).into_any())
+}
+
+/// Raise ``ValueError`` if ``name`` is not a valid array name: 1 to 255
+/// bytes of UTF-8 without control characters, "/"-separated components
+/// that are neither empty, "." nor "..".
+#[pyfunction]
+pub fn validate_name(name: &str) -> PyResult<()> {
+    numvault::validate_name(name).map_err(to_py)
+}

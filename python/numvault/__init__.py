@@ -1,0 +1,48 @@
+"""numvault: crash-safe embedded storage for NumPy arrays.
+
+Two APIs over one Rust engine:
+
+* :class:`Vault` -- the native handle: ``Vault(path, mode="a", sync="flush")``,
+  dict-like, thread-safe, with atomic multi-array commits.
+* :class:`NumPack` -- a drop-in for code written against NumPack, with its
+  exact signatures (``save``, ``load(lazy=...)``, ``replace``, ``append``,
+  ``drop``, ``getitem``, ``stream_load``, ``batch_mode``,
+  ``writable_batch_mode``, ...), minus its defects: every call is atomic and
+  crash-safe, data is checksummed, errors raise.
+
+:class:`LazyArray` is the memory-mapped, zero-copy snapshot returned by
+``NumPack.load(name, lazy=True)`` and ``Vault.lazy(name)``.
+
+Errors are Python's own where one fits (``KeyError`` for unknown arrays,
+``IndexError`` for indices, ``ValueError`` for shape, dtype and name
+problems) plus :class:`LockedError` (an ``OSError``: another writer holds
+the store) and :class:`CorruptionError` (an ``OSError``: damaged files).
+"""
+
+from ._core import (
+    FORMAT_VERSION,
+    BatchIterator,
+    CorruptionError,
+    InternalError,
+    LazyArray,
+    LockedError,
+    Vault,
+    WritableArray,
+    __version__,
+)
+from .numpack import BatchModeContext, NumPack, WritableBatchMode
+
+__all__ = [
+    "FORMAT_VERSION",
+    "BatchIterator",
+    "BatchModeContext",
+    "CorruptionError",
+    "InternalError",
+    "LazyArray",
+    "LockedError",
+    "NumPack",
+    "Vault",
+    "WritableArray",
+    "WritableBatchMode",
+    "__version__",
+]

@@ -1,0 +1,855 @@
+"""NumPack-compatible API over :class:`numvault.Vault`.
+
+Code written against NumPack runs unchanged: same class name, constructor
+and method signatures, same return types. What differs is what NumPack got
+wrong: every call is atomic and crash-safe (a commit log, not metadata
+written at close), data is checksummed, a store is locked against a second
+writer, ``drop(name)`` removes the array, ``batch_mode`` commits atomically
+and raises its errors, and indexes follow NumPy everywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+from typing import (
+    Any,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
+
+import numpy as np
+
+from . import _core
+from ._core import LazyArray, Vault, WritableArray
+
+ArrayDict = Dict[str, Any]
+IndexLike = Union[int, slice, Sequence[int], Sequence[bool], np.ndarray]
+
+_SUPPORTED_KINDS = {
+    ("b", 1),
+    ("i", 1), ("i", 2), ("i", 4), ("i", 8),
+    ("u", 1), ("u", 2), ("u", 4), ("u", 8),
+    ("f", 2), ("f", 4), ("f", 8),
+    ("c", 8), ("c", 16),
+}
+
+
+def _is_store(path: Path) -> bool:
+    return (path / "MANIFEST").is_file()
+
+
+def _as_input(name: str, arr: Any) -> np.ndarray:
+    """Validate a value to be saved, as the engine will (raise now, not at
+    commit time)."""
+    _core.validate_name(name)
+    a = arr if isinstance(arr, np.ndarray) else np.asarray(arr)
+    if (a.dtype.kind, a.dtype.itemsize) not in _SUPPORTED_KINDS or a.dtype.fields:
+        raise ValueError(f"array '{name}': dtype {a.dtype} is not supported")
+    if a.ndim == 0:
+        raise ValueError(
+            f"array '{name}': 0-d arrays (scalars) are not supported; store at least one "
+            "dimension, e.g. np.atleast_1d(x)"
+        )
+    return a
+
+
+def _check_rows(name: str, stored_dtype: np.dtype, row_shape: Tuple[int, ...], arr: np.ndarray) -> None:
+    if arr.dtype.newbyteorder("=") != stored_dtype.newbyteorder("="):
+        raise ValueError(f"array '{name}': dtype mismatch: stored {stored_dtype}, got {arr.dtype}")
+    if arr.shape[1:] != tuple(row_shape):
+        raise ValueError(
+            f"array '{name}': shape mismatch: expected (n, {', '.join(map(str, row_shape))}), "
+            f"got {arr.shape}"
+        )
+
+
+class NumPack:
+    """A NumPack-compatible store (a directory) of named NumPy arrays.
+
+    ``NumPack(filename, drop_if_exists=False, strict_context_mode=False,
+    warn_no_context=None, force_gc_on_close=False)`` as in NumPack; the file
+    is opened by ``open()`` or by entering a ``with`` block. numvault adds
+    keyword-only options: ``sync`` ("always", "group", "flush" -- the
+    default -- or "never", see :class:`numvault.Vault`), ``max_delay_ms``
+    (for "group"), ``lock_timeout`` (seconds to wait for another writer) and
+    ``read_only``.
+
+    Every mutating call is atomic: after a crash the store holds the state
+    before or after it, and a process crash never loses a call that
+    returned. Indexes (``replace``, ``drop``, ``getitem``) accept an int,
+    negative int, list, NumPy int array, bool mask or slice (open-ended,
+    stepped) with NumPy's meaning; out-of-range raises ``IndexError``.
+    """
+
+    def __init__(
+        self,
+        filename: Union[str, os.PathLike],
+        drop_if_exists: bool = False,
+        strict_context_mode: bool = False,
+        warn_no_context: Optional[bool] = None,
+        force_gc_on_close: bool = False,
+        *,
+        sync: str = "flush",
+        max_delay_ms: float = 10.0,
+        lock_timeout: Optional[float] = None,
+        read_only: bool = False,
+    ) -> None:
+        self._filename = Path(filename)
+        self._drop_if_exists = drop_if_exists
+        self._strict_context_mode = strict_context_mode
+        self._force_gc_on_close = force_gc_on_close
+        self._sync = sync
+        self._max_delay_ms = max_delay_ms
+        self._lock_timeout = lock_timeout
+        self._read_only = read_only
+        self._vault: Optional[Vault] = None
+        self._context_entered = False
+        self._batch: Optional[BatchModeContext] = None
+        self._writable: List[WritableBatchMode] = []
+        if warn_no_context is None:
+            warn_no_context = os.name == "nt"
+        if warn_no_context and not strict_context_mode:
+            warnings.warn(
+                f"NumPack instance created for '{filename}' is not using strict context "
+                "mode; prefer 'with NumPack(...) as npk:'. Suppress with warn_no_context=False.",
+                UserWarning,
+                stacklevel=2,
+            )
+
+    # -- lifecycle -----------------------------------------------------------
+    def open(self) -> None:
+        """Open the store (creating it if missing). No-op if already open;
+        reopens after ``close()``."""
+        if self._vault is not None:
+            return
+        mode = "r" if self._read_only else "a"
+        if self._drop_if_exists and not self._read_only:
+            p = self._filename
+            if _is_store(p):
+                mode = "w"  # emptied atomically on open
+            elif p.is_dir():
+                shutil.rmtree(p)
+            elif p.exists():
+                p.unlink()
+        self._vault = Vault(
+            str(self._filename),
+            mode,
+            self._sync,
+            max_delay_ms=self._max_delay_ms,
+            lock_timeout=self._lock_timeout,
+        )
+        self._drop_if_exists = False
+
+    def close(self, force_gc: Optional[bool] = None) -> None:
+        """Commit a pending ``batch_mode``, end writable sessions, flush,
+        checkpoint and release the lock. Idempotent; ``open()`` reopens.
+        Errors raise."""
+        if self._vault is None:
+            return
+        vault = self._vault
+        try:
+            if self._batch is not None:
+                batch, self._batch = self._batch, None
+                batch._commit()
+            for wb in list(self._writable):
+                wb._finish_all()
+        finally:
+            self._writable.clear()
+            self._vault = None
+            vault.close()
+            if force_gc or (force_gc is None and self._force_gc_on_close):
+                import gc
+
+                gc.collect()
+
+    @property
+    def is_opened(self) -> bool:
+        """True while the store is open."""
+        return self._vault is not None
+
+    @property
+    def is_closed(self) -> bool:
+        """True when the store is not open."""
+        return self._vault is None
+
+    @property
+    def backend_type(self) -> str:
+        """Always "rust" (as NumPack)."""
+        return "rust"
+
+    @property
+    def filename(self) -> Path:
+        """Path of the store directory."""
+        return self._filename
+
+    @property
+    def vault(self) -> Vault:
+        """The underlying native :class:`numvault.Vault` (must be open)."""
+        return self._v()
+
+    def _v(self) -> Vault:
+        v = self._vault
+        if v is None:
+            raise RuntimeError(
+                f"NumPack instance '{self._filename}' is not opened or has been closed. "
+                "Please call open() method first, or use 'with' statement for automatic "
+                "management."
+            )
+        if self._strict_context_mode and not self._context_entered:
+            raise RuntimeError(
+                f"NumPack instance '{self._filename}' is in strict context mode. "
+                "All operations must be executed within a 'with' statement."
+            )
+        return v
+
+    def __enter__(self) -> "NumPack":
+        self.open()
+        self._context_entered = True
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        try:
+            if exc_type is not None and self._batch is not None:
+                # An exception escaped a batch: its changes are discarded.
+                self._batch._discard()
+                self._batch = None
+            self.close()
+        finally:
+            self._context_entered = False
+        return False
+
+    def __repr__(self) -> str:
+        if self._vault is not None:
+            return f"NumPack({str(self._filename)!r}, arrays={len(self._vault)}, backend=rust)"
+        return f"NumPack({str(self._filename)!r}, status=closed, backend=rust)"
+
+    # -- writes --------------------------------------------------------------
+    def save(self, arrays: ArrayDict) -> None:
+        """Create or overwrite arrays: ``save({"name": array, ...})``. Several
+        arrays are saved in one atomic commit."""
+        v = self._v()
+        if not isinstance(arrays, dict):
+            raise ValueError("arrays must be a dictionary")
+        if self._batch is not None:
+            for name, arr in arrays.items():
+                self._batch._save(name, arr)
+            return
+        if len(arrays) == 1:
+            ((name, arr),) = arrays.items()
+            v.save(name, arr)
+        elif arrays:
+            v.commit([("save", n, a) for n, a in arrays.items()])
+
+    def append(self, arrays: ArrayDict) -> None:
+        """Append rows: ``append({"name": rows, ...})`` (same dtype and
+        trailing shape). Several arrays are appended atomically."""
+        v = self._v()
+        if not isinstance(arrays, dict):
+            raise ValueError("arrays must be a dictionary")
+        if self._batch is not None:
+            for name, arr in arrays.items():
+                self._batch._append(name, arr)
+            return
+        if len(arrays) == 1:
+            ((name, arr),) = arrays.items()
+            v.append(name, arr)
+        elif arrays:
+            v.commit([("append", n, a) for n, a in arrays.items()])
+
+    def replace(self, arrays: ArrayDict, indexes: IndexLike) -> None:
+        """Replace rows: for each ``name: values`` of ``arrays``,
+        ``stored[indexes] = values`` (NumPy assignment: values broadcast,
+        repeated indexes -- last wins). Atomic across the arrays."""
+        v = self._v()
+        if not isinstance(arrays, dict):
+            raise ValueError("arrays must be a dictionary")
+        if self._batch is not None:
+            for name, arr in arrays.items():
+                self._batch._replace(name, arr, indexes)
+            return
+        if len(arrays) == 1:
+            ((name, arr),) = arrays.items()
+            v.replace(name, indexes, arr)
+        elif arrays:
+            v.commit([("replace", n, indexes, a) for n, a in arrays.items()])
+
+    def drop(self, array_name: Union[str, Iterable[str]], indexes: Optional[IndexLike] = None) -> None:
+        """Without ``indexes``: remove the array(s) entirely. With ``indexes``:
+        delete those rows from each array (``numpy.delete`` semantics; the
+        space is reclaimed by ``update``). Atomic; unknown arrays raise
+        ``KeyError`` and change nothing."""
+        v = self._v()
+        names = [array_name] if isinstance(array_name, str) else list(array_name)
+        if self._batch is not None:
+            for name in names:
+                if indexes is None:
+                    self._batch._drop(name)
+                else:
+                    self._batch._delete_rows(name, indexes)
+            return
+        if indexes is None:
+            if len(names) == 1:
+                v.drop(names[0])
+            elif names:
+                v.commit([("drop", n) for n in names])
+        else:
+            if len(names) == 1:
+                v.delete_rows(names[0], indexes)
+            elif names:
+                v.commit([("delete_rows", n, indexes) for n in names])
+
+    def update(self, array_name: str) -> None:
+        """Compact the array: rewrite it without deleted and superseded rows
+        (atomic; the old file is freed at the next checkpoint)."""
+        v = self._v()
+        if self._batch is not None:
+            self._batch._compact(array_name)
+            return
+        v.compact(array_name)
+
+    def clone(self, source_name: str, target_name: str) -> None:
+        """Copy array ``source_name`` to a new array ``target_name``
+        (``KeyError`` if the source is missing, ``ValueError`` if the target
+        exists)."""
+        v = self._v()
+        if self.has_array(target_name):
+            raise ValueError(f"array '{target_name}' already exists")
+        if self._batch is not None:
+            self._batch._clone(source_name, target_name)
+            return
+        v.save(target_name, v.load(source_name))
+
+    def reset(self) -> None:
+        """Remove every array (atomically)."""
+        v = self._v()
+        if self._batch is not None:
+            for name in self.get_member_list():
+                self._batch._drop(name)
+            return
+        names = v.names()
+        if names:
+            v.commit([("drop", n) for n in names])
+
+    # -- reads ---------------------------------------------------------------
+    def load(self, array_name: str, lazy: bool = False) -> Union[np.ndarray, LazyArray]:
+        """The array as a new NumPy array (checksums verified), or with
+        ``lazy=True`` as a :class:`LazyArray` (memory-mapped snapshot)."""
+        v = self._v()
+        if self._batch is not None:
+            return self._batch._load(array_name, lazy)
+        if lazy:
+            return v.lazy(array_name)
+        return v.load(array_name)
+
+    def getitem(self, array_name: str, indexes: IndexLike) -> np.ndarray:
+        """``stored[indexes]`` with NumPy's meaning, read through a memory map
+        (an int drops the first axis, as in NumPy)."""
+        v = self._v()
+        if self._batch is not None and self._batch._pending(array_name):
+            res = self._batch._materialize(array_name)[indexes]
+            return res.copy() if isinstance(res, np.ndarray) and res.base is not None else res
+        return v.getitem(array_name, indexes)
+
+    def stream_load(self, array_name: str, buffer_size: Optional[int] = None) -> Iterator[np.ndarray]:
+        """Iterate over the array in batches of ``buffer_size`` rows (one row
+        per batch if ``None``), checksums verified as read."""
+        v = self._v()
+        if buffer_size is not None and buffer_size <= 0:
+            raise ValueError("buffer_size must be greater than 0")
+        bs = 1 if buffer_size is None else int(buffer_size)
+        if self._batch is not None and self._batch._pending(array_name):
+            data = self._batch._materialize(array_name)
+            return (data[i:i + bs].copy() for i in range(0, len(data), bs))
+        return v.batches(array_name, bs)
+
+    def get_shape(self, array_name: str) -> Tuple[int, ...]:
+        """Shape of the array (``KeyError`` if missing)."""
+        v = self._v()
+        if self._batch is not None and self._batch._pending(array_name):
+            return self._batch._shape(array_name)
+        return v.shape(array_name)
+
+    def get_member_list(self) -> List[str]:
+        """Sorted names of all arrays."""
+        v = self._v()
+        if self._batch is not None:
+            return self._batch._names()
+        return v.names()
+
+    def has_array(self, array_name: str) -> bool:
+        """True if the array exists."""
+        v = self._v()
+        if self._batch is not None:
+            return self._batch._has(array_name)
+        return v.has(array_name)
+
+    def get_modify_time(self, array_name: str) -> Optional[int]:
+        """Time of the array's last change in microseconds since the Unix
+        epoch, or ``None`` if it does not exist."""
+        v = self._v()
+        if self._batch is not None and self._batch._pending(array_name):
+            return int(time.time() * 1e6) if self._batch._has(array_name) else None
+        try:
+            return v.mtime_ns(array_name) // 1000
+        except KeyError:
+            return None
+
+    def get_metadata(self) -> Dict[str, Any]:
+        """Store metadata: ``{"version", "path", "total_size", "arrays": {name:
+        {"name", "shape", "dtype", "size_bytes", "data_bytes", "dead_rows",
+        "last_modified"}}}`` (sizes in bytes, ``last_modified`` in
+        microseconds since the epoch)."""
+        v = self._v()
+        arrays = {}
+        total = 0
+        for name in v.names():
+            i = v.info(name)
+            size = int(np.prod(i["shape"], dtype=np.int64)) * i["dtype"].itemsize
+            arrays[name] = {
+                "name": name,
+                "shape": list(i["shape"]),
+                "dtype": str(i["dtype"]),
+                "size_bytes": size,
+                "data_bytes": i["data_bytes"],
+                "dead_rows": i["dead_rows"],
+                "last_modified": i["mtime_ns"] // 1000,
+            }
+            total += size
+        return {
+            "version": _core.FORMAT_VERSION,
+            "path": str(self._filename),
+            "total_size": total,
+            "arrays": arrays,
+        }
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        """``npk["name"]``: ``load(name)``."""
+        return self.load(key)  # type: ignore[return-value]
+
+    def __iter__(self) -> Iterator[str]:
+        """Iterate over the array names."""
+        return iter(self.get_member_list())
+
+    def __contains__(self, key: object) -> bool:
+        """``"name" in npk``."""
+        return isinstance(key, str) and self.has_array(key)
+
+    def __len__(self) -> int:
+        """Number of arrays."""
+        return len(self.get_member_list())
+
+    # -- batch modes ---------------------------------------------------------
+    def batch_mode(self, memory_limit: Optional[float] = None) -> "BatchModeContext":
+        """In-memory batch: loads are cached, writes deferred, and everything
+        is committed atomically when the ``with`` block exits (an exception
+        in the block discards the changes). See :class:`BatchModeContext`."""
+        return BatchModeContext(self, memory_limit=memory_limit)
+
+    def writable_batch_mode(self) -> "WritableBatchMode":
+        """Zero-copy in-place modification: ``wb.load(name)`` returns a NumPy
+        array over the stored rows. See :class:`WritableBatchMode`."""
+        return WritableBatchMode(self)
+
+
+class _Entry:
+    """Pending state of one array in a batch."""
+
+    __slots__ = ("full", "data", "owned", "ops", "dtype", "shape")
+
+    def __init__(self) -> None:
+        self.full = False  # True: `data` replaces the array (None: dropped)
+        self.data: Optional[np.ndarray] = None  # value, or materialized cache
+        self.owned = False  # `data` is ours to modify in place
+        self.ops: List[tuple] = []  # incremental ops on the stored array
+        self.dtype: Optional[np.dtype] = None
+        self.shape: Tuple[int, ...] = ()
+
+
+class BatchModeContext:
+    """``with npk.batch_mode(memory_limit=None):`` -- cached loads, deferred
+    writes, one atomic commit at exit.
+
+    Inside the block ``load`` returns a cached array (the same object on
+    every call; the first call reads the store), and ``save``, ``append``,
+    ``replace``, ``drop`` and ``update`` only record the change. Every
+    argument is validated when called, so errors raise at the call. When
+    the block exits normally all recorded changes are committed in one
+    atomic commit (after a crash: all or none); a commit error raises. When
+    the block exits with an exception nothing is committed.
+
+    An array passed to ``save`` is kept by reference: in-place changes made
+    to it before the block exits are committed, as in NumPack. In-place
+    changes to a loaded array that is not saved again are not committed.
+    ``memory_limit`` (MB) bounds the cache of loaded, unmodified arrays
+    (pending changes are always kept).
+    """
+
+    def __init__(self, npk: NumPack, memory_limit: Optional[float] = None) -> None:
+        self._npk = npk
+        self.memory_limit = memory_limit
+        self._entries: "OrderedDict[str, _Entry]" = OrderedDict()
+        self._clean: "OrderedDict[str, np.ndarray]" = OrderedDict()
+        self._active = False
+
+    def __enter__(self) -> "BatchModeContext":
+        self._npk._v()
+        if self._npk._batch is not None:
+            raise RuntimeError("batch_mode is already active on this NumPack")
+        self._npk._batch = self
+        self._active = True
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        if self._npk._batch is not self:
+            return False  # already committed by close()
+        self._npk._batch = None
+        if exc_type is not None:
+            self._discard()
+            return False
+        self._commit()
+        return False
+
+    # -- internals -----------------------------------------------------------
+    def _vault(self) -> Vault:
+        v = self._npk._vault
+        if v is None:
+            raise RuntimeError("the NumPack was closed")
+        return v
+
+    def _discard(self) -> None:
+        self._entries.clear()
+        self._clean.clear()
+        self._active = False
+
+    def _commit(self) -> None:
+        v = self._vault()
+        ops: List[tuple] = []
+        stored = set(v.names())
+        for name, e in self._entries.items():
+            if e.full:
+                if e.data is None:
+                    if name in stored:
+                        ops.append(("drop", name))
+                else:
+                    ops.append(("save", name, e.data))
+            else:
+                ops.extend(e.ops)
+        self._discard()
+        if ops:
+            v.commit(ops)
+
+    def _pending(self, name: str) -> bool:
+        return name in self._entries
+
+    def _entry_for_update(self, name: str) -> _Entry:
+        """The entry of an existing array, created from the store if needed."""
+        e = self._entries.get(name)
+        if e is not None:
+            if e.full and e.data is None:
+                raise KeyError(f"array '{name}' does not exist")
+            return e
+        v = self._vault()
+        shape = v.shape(name)  # KeyError if missing
+        e = _Entry()
+        e.dtype = v.dtype(name)
+        e.shape = tuple(shape)
+        cached = self._clean.pop(name, None)
+        if cached is not None:
+            e.data = cached
+        self._entries[name] = e
+        return e
+
+    def _meta(self, e: _Entry) -> Tuple[np.dtype, Tuple[int, ...]]:
+        if e.full:
+            assert e.data is not None
+            return e.data.dtype, e.data.shape
+        assert e.dtype is not None
+        return e.dtype, e.shape
+
+    def _own(self, e: _Entry) -> np.ndarray:
+        assert e.data is not None
+        if not e.owned:
+            e.data = np.array(e.data, copy=True)
+            e.owned = True
+        return e.data
+
+    def _materialize(self, name: str) -> np.ndarray:
+        e = self._entries.get(name)
+        if e is None:
+            return self._load(name, False)  # type: ignore[return-value]
+        if e.full:
+            if e.data is None:
+                raise KeyError(f"array '{name}' does not exist")
+            return e.data
+        if e.data is None:
+            base = self._vault().load(name)
+            for op in e.ops:
+                base = _apply(base, op)
+            e.data = base
+            e.owned = True
+        return e.data
+
+    def _evict(self) -> None:
+        if self.memory_limit is None:
+            return
+        limit = float(self.memory_limit) * (1 << 20)
+        used = sum(a.nbytes for a in self._clean.values())
+        while self._clean and used > limit:
+            _, a = self._clean.popitem(last=False)
+            used -= a.nbytes
+
+    # -- operations ------------------------------------------------------------
+    def _load(self, name: str, lazy: bool) -> Union[np.ndarray, LazyArray]:
+        if name in self._entries:
+            return self._materialize(name)
+        a = self._clean.get(name)
+        if a is not None:
+            return a
+        v = self._vault()
+        if lazy:
+            return v.lazy(name)
+        a = v.load(name)
+        self._clean[name] = a
+        self._evict()
+        return a
+
+    def _save(self, name: str, arr: Any) -> None:
+        a = _as_input(name, arr)
+        e = _Entry()
+        e.full = True
+        e.data = a
+        self._entries[name] = e
+        self._entries.move_to_end(name)
+        self._clean.pop(name, None)
+
+    def _append(self, name: str, arr: Any) -> None:
+        a = _as_input(name, arr)
+        e = self._entry_for_update(name)
+        dtype, shape = self._meta(e)
+        _check_rows(name, dtype, shape[1:], a)
+        if a.shape[0] == 0:
+            return
+        if e.full:
+            e.data = np.concatenate([e.data, a.astype(dtype, copy=False)])
+            e.owned = True
+            return
+        a = np.array(a, copy=True)
+        e.ops.append(("append", name, a))
+        e.shape = (e.shape[0] + a.shape[0],) + e.shape[1:]
+        if e.data is not None:
+            e.data = np.concatenate([e.data, a.astype(e.data.dtype, copy=False)])
+            e.owned = True
+
+    def _replace(self, name: str, arr: Any, indexes: IndexLike) -> None:
+        e = self._entry_for_update(name)
+        dtype, shape = self._meta(e)
+        idx = _core.resolve_index(indexes, shape[0])
+        value = _rows_value(name, arr, np.dtype(dtype), tuple(shape), indexes, len(idx))
+        if len(idx) == 0:
+            return
+        if e.full:
+            self._own(e)[idx] = value
+            return
+        e.ops.append(("replace", name, idx, value))
+        if e.data is not None:
+            self._own(e)[idx] = value
+
+    def _delete_rows(self, name: str, indexes: IndexLike) -> None:
+        e = self._entry_for_update(name)
+        _, shape = self._meta(e)
+        idx = np.unique(_core.resolve_index(indexes, shape[0]))
+        if len(idx) == 0:
+            return
+        if e.full:
+            e.data = np.delete(e.data, idx, axis=0)
+            e.owned = True
+            return
+        e.ops.append(("delete_rows", name, idx))
+        e.shape = (e.shape[0] - len(idx),) + e.shape[1:]
+        if e.data is not None:
+            e.data = np.delete(e.data, idx, axis=0)
+            e.owned = True
+
+    def _drop(self, name: str) -> None:
+        if not self._has(name):
+            raise KeyError(f"array '{name}' does not exist")
+        e = _Entry()
+        e.full = True
+        self._entries[name] = e
+        self._entries.move_to_end(name)
+        self._clean.pop(name, None)
+
+    def _compact(self, name: str) -> None:
+        e = self._entry_for_update(name)
+        if not e.full:
+            e.ops.append(("compact", name))
+
+    def _clone(self, src: str, dst: str) -> None:
+        _core.validate_name(dst)
+        data = np.array(self._materialize(src), copy=True)
+        e = _Entry()
+        e.full = True
+        e.data = data
+        e.owned = True
+        self._entries[dst] = e
+        self._entries.move_to_end(dst)
+
+    def _shape(self, name: str) -> Tuple[int, ...]:
+        e = self._entries[name]
+        if e.full:
+            if e.data is None:
+                raise KeyError(f"array '{name}' does not exist")
+            return tuple(e.data.shape)
+        return tuple(e.shape)
+
+    def _names(self) -> List[str]:
+        names = set(self._vault().names())
+        for name, e in self._entries.items():
+            if e.full and e.data is None:
+                names.discard(name)
+            else:
+                names.add(name)
+        return sorted(names)
+
+    def _has(self, name: str) -> bool:
+        e = self._entries.get(name)
+        if e is not None:
+            return not (e.full and e.data is None)
+        return self._vault().has(name)
+
+
+def _rows_value(name: str, arr: Any, dtype: np.dtype, shape: Tuple[int, ...], indexes: Any,
+                n: int) -> np.ndarray:
+    """``arr`` as the ``(n,) + row_shape`` rows that ``stored[indexes] = arr``
+    would write (NumPy assignment: broadcasting, extra leading 1-sized axes)."""
+    if isinstance(arr, np.ndarray):
+        if arr.dtype.newbyteorder("=") != dtype.newbyteorder("="):
+            raise ValueError(f"array '{name}': dtype mismatch: stored {dtype}, got {arr.dtype}")
+        value = arr
+    else:
+        value = np.asarray(arr, dtype=dtype)
+    probe = np.broadcast_to(np.int8(0), (shape[0],))
+    key = list(indexes) if isinstance(indexes, tuple) else indexes
+    target = probe[key].shape + tuple(shape[1:])
+    vshape = value.shape
+    while len(vshape) > len(target) and vshape[0] == 1:
+        vshape = vshape[1:]
+    try:
+        value = np.broadcast_to(value.reshape(vshape), target)
+    except ValueError:
+        raise ValueError(
+            f"array '{name}': shape mismatch: could not broadcast value of shape "
+            f"{value.shape} into the selected rows, shape {target}"
+        ) from None
+    return np.array(value.reshape((n,) + tuple(shape[1:])), dtype=dtype, copy=True)
+
+
+def _apply(base: np.ndarray, op: tuple) -> np.ndarray:
+    kind = op[0]
+    if kind == "append":
+        return np.concatenate([base, op[2].astype(base.dtype, copy=False)])
+    if kind == "replace":
+        base[op[2]] = op[3]
+        return base
+    if kind == "delete_rows":
+        return np.delete(base, op[2], axis=0)
+    return base  # compact: no visible change
+
+
+class WritableBatchMode:
+    """``with npk.writable_batch_mode() as wb:`` -- zero-copy, in-place
+    modification of stored arrays.
+
+    ``wb.load(name)`` returns a NumPy array backed by a shared, writable
+    memory map of the array's rows (the same object on every call): assign
+    to it and the stored array changes, with no copy and no save.
+    ``wb.save(...)`` is accepted for NumPack compatibility (it copies values
+    into the mapped array if they are a different object). Shapes cannot
+    change. Arrays with deleted rows that are not compacted are refused
+    (``ValueError``: call ``npk.update(name)`` first); arrays with replaced
+    rows are compacted automatically.
+
+    On exit (also on an exception) every session ends: checksums are
+    computed over the new contents and logged, so later reads verify them;
+    the changes are durable per the store's ``sync`` policy (at the next
+    ``flush()``/close by default). Arrays obtained from ``wb.load`` remain
+    valid afterwards but become read-only private copies.
+
+    Crash semantics: the start of each session is logged durably and
+    suspends that array's checksums. Writes inside the block are not atomic
+    as a group: after a crash each page of the array holds its old or new
+    contents (a process crash keeps every write made; a power loss keeps an
+    arbitrary subset of the unsynced ones). The rest of the store is
+    unaffected and the array's checksums are recomputed at the next open.
+    Use ``batch_mode`` when a group of changes must be atomic.
+    """
+
+    def __init__(self, npk: NumPack) -> None:
+        self._npk = npk
+        self._sessions: Dict[str, WritableArray] = {}
+
+    def __enter__(self) -> "WritableBatchMode":
+        self._npk._v()
+        self._npk._writable.append(self)
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+        try:
+            self._finish_all()
+        finally:
+            if self in self._npk._writable:
+                self._npk._writable.remove(self)
+        return False
+
+    def load(self, array_name: str) -> np.ndarray:
+        """The writable, memory-mapped NumPy array of ``array_name``."""
+        s = self._sessions.get(array_name)
+        if s is not None:
+            return s.array
+        v = self._npk._v()
+        b = self._npk._batch
+        if b is not None and b._pending(array_name):
+            raise ValueError(
+                f"array '{array_name}' has uncommitted batch_mode changes; leave the batch first"
+            )
+        try:
+            s = v.writable(array_name)
+        except ValueError as e:
+            if "deleted rows" in str(e):
+                raise ValueError(f"{e} (call NumPack.update({array_name!r}) first)") from None
+            raise
+        self._sessions[array_name] = s
+        return s.array
+
+    def save(self, arrays: ArrayDict) -> None:
+        """Write values into the mapped arrays (a no-op for arrays returned
+        by ``load``, which are already the stored rows)."""
+        if not isinstance(arrays, dict):
+            raise ValueError("arrays must be a dictionary")
+        for name, arr in arrays.items():
+            target = self.load(name)
+            if arr is not target:
+                target[...] = arr
+
+    def _finish_all(self) -> None:
+        first: Optional[BaseException] = None
+        sessions, self._sessions = self._sessions, {}
+        for s in sessions.values():
+            try:
+                s.finish()
+            except BaseException as e:  # noqa: BLE001 - re-raised below
+                if first is None:
+                    first = e
+        if first is not None:
+            raise first
