@@ -145,6 +145,7 @@ impl Writable {
                 &v[..]
             }
         };
+        self.df.forget_mapping();
         let sums = ChunkSums::of(bytes);
         // The new bytes must be durable before the record that vouches for
         // them, or a power loss could pair new checksums with old data.

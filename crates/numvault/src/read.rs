@@ -247,7 +247,25 @@ impl Store {
             .get(name)
             .cloned()
             .ok_or_else(|| Error::NotFound(name.to_string()))?;
-        let df = g.io.file(a.file_id)?;
+        let df = match g.io.file(a.file_id) {
+            // A reader's state can name a file that the writer's latest
+            // checkpoint removed (compaction, overwrite): load the newest
+            // committed state and try once more.
+            Err(Error::Io { source, .. })
+                if g.io.read_only && source.kind() == std::io::ErrorKind::NotFound =>
+            {
+                g.reader_refresh()?;
+                let a = g
+                    .state
+                    .arrays
+                    .get(name)
+                    .cloned()
+                    .ok_or_else(|| Error::NotFound(name.to_string()))?;
+                let df = g.io.file(a.file_id)?;
+                return Ok((a, df));
+            }
+            other => other?,
+        };
         Ok((a, df))
     }
 

@@ -45,6 +45,12 @@ pub(crate) struct DataFile {
 }
 
 impl DataFile {
+    /// Drop the cached mapping (after an in-place session changed the file,
+    /// for file systems whose mappings are snapshots).
+    pub fn forget_mapping(&self) {
+        *lock(&self.map) = None;
+    }
+
     /// A mapping covering at least `len` bytes.
     pub fn mapping(&self, len: u64) -> Result<Arc<dyn Mapping>> {
         let mut cached = lock(&self.map);
@@ -1413,7 +1419,7 @@ impl Inner {
     }
 
     /// Reader: load commits made since the last load.
-    fn reader_refresh(&mut self) -> Result<()> {
+    pub(crate) fn reader_refresh(&mut self) -> Result<()> {
         self.check_open()?;
         let path = self.io.dir.join(MANIFEST);
         let f = self.io.vfs.open(&path, OpenMode::Read).ctx(&path)?;

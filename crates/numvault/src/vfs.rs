@@ -19,6 +19,8 @@ pub trait Mapping: Send + Sync {
 }
 
 /// An open file.
+// `len` is a fallible I/O query, not a collection size: no `is_empty`.
+#[allow(clippy::len_without_is_empty)]
 pub trait VFile: Send + Sync {
     /// Fill `buf` from `offset`; a short file is an `UnexpectedEof` error.
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()>;
