@@ -131,6 +131,23 @@ def git_rev() -> str:
     return rev + ("+dirty" if dirty else "")
 
 
+def numvault_build() -> str:
+    try:
+        import glob
+
+        import numvault
+
+        d = os.path.dirname(numvault.__file__)
+        so = glob.glob(os.path.join(d, "_core*.so"))
+        if not so:
+            return d
+        t = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(os.path.getmtime(so[0])))
+        note = os.environ.get("NUMVAULT_BUILD_NOTE", "")
+        return f"{so[0]} (built {t}{'; ' + note if note else ''})"
+    except Exception as e:  # noqa: BLE001
+        return f"not importable: {e}"
+
+
 def machine_info(data_dir: Path, libs: list[str]) -> dict:
     cpu = ""
     for line in _read("/proc/cpuinfo").splitlines():
@@ -155,6 +172,7 @@ def machine_info(data_dir: Path, libs: list[str]) -> dict:
         "loadavg_start": list(os.getloadavg()),
         "libraries": lib_versions(libs),
         "repo_commit": git_rev(),
+        "numvault_build": numvault_build(),
         "started": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
     }
 
@@ -164,14 +182,16 @@ def machine_md(m: dict) -> str:
     libs = ", ".join(f"{k} {v}" for k, v in m["libraries"].items())
     disk = f"{fs.get('fstype')} on {fs.get('device')} (mount {fs.get('mount')}"
     if "rotational" in fs:
-        disk += ", rotational" if fs["rotational"] else ", non-rotational"
+        disk += (", kernel flags it rotational (virtual disk)" if fs["rotational"]
+                 else ", non-rotational")
     disk += f", {fs.get('free_gb')} of {fs.get('size_gb')} GB free)"
     lines = [
         f"- CPU: {m['cpu']}, {m['cores']} cores (virtualized: {m['virtualized']})",
         f"- RAM: {m['ram_gb']} GiB; kernel {m['kernel']}; Python {m['python']}",
         f"- Disk: {disk}; data dir {m['data_dir']}",
         f"- Libraries: {libs}",
-        f"- numvault repo commit: {m['repo_commit']}; started {m['started']}",
+        f"- numvault repo commit at run time: {m['repo_commit']}; installed build: "
+        f"{m.get('numvault_build')}; started {m['started']}",
         f"- Load average at start {fmt_load(m['loadavg_start'])}"
         + (f", at end {fmt_load(m['loadavg_end'])}" if m.get("loadavg_end") else "")
         + " (shared VM: other work was running)",

@@ -547,8 +547,9 @@ method: numvault NumPack, h5py File, zarr array, Lance dataset, the np.load mmap
 replace/random access/stream); "one-shot" times include open + op + close. Lazy load is
 always open + first row. A write counts as done when the data has been handed to the OS
 (h5py: after f.flush()); no system fsyncs in a timed write except numvault's
-"always"/"group" policies (numvault's default "flush" syncs at close, which is in the
-one-shot time). Every result is compared with a NumPy model (reads: returned values;
+"always"/"group" policies and numvault's writable session, whose start is logged
+durably by design (numvault's default "flush" syncs at close, which is in the one-shot
+time). Every result is compared with a NumPy model (reads: returned values;
 writes: the array re-read through a fresh handle after close); a mismatch or an exception
 is shown as WRONG (k/n) and never ranked. N/A: the system has no way to do it.
 Ratios in cells: system time / numvault time (>1 = numvault faster).
@@ -594,7 +595,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     ap.add_argument("--quick", action="store_true", help="small sizes, few rounds (development)")
     ap.add_argument("--rows", help="comma-separated row counts (default 1000000,100000)")
-    ap.add_argument("--rounds", type=int, help="recorded rounds (default 9; quick 3)")
+    ap.add_argument("--rounds", type=int, help="recorded rounds (default 7; quick 3)")
     ap.add_argument("--warmup", type=int, default=1)
     ap.add_argument("--inner", type=int, default=5, help="max repetitions per op per round")
     ap.add_argument("--rep-budget-ms", type=float, default=50.0,
@@ -612,14 +613,27 @@ def main(argv=None):
     ap.add_argument("--tag", default="compare", help="output file name stem")
     ap.add_argument("--keep", action="store_true", help="keep data files")
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--render", metavar="JSON", help="only re-render the markdown and charts "
+                    "of an earlier run's JSON (written next to it)")
     args = ap.parse_args(argv)
+    if args.render:
+        import json
+
+        p = Path(args.render)
+        allres = json.loads(p.read_text())
+        md = render_md(allres, allres["baseline"])
+        p.with_suffix(".md").write_text(md)
+        for res in allres["sizes"]:
+            chart(res, allres["baseline"], p.parent / f"{p.stem}_{res['rows']}.png")
+        print(md)
+        return
 
     if args.rows:
         rows = [int(x.replace("_", "")) for x in args.rows.split(",")]
     else:
         rows = [100_000, 10_000] if args.quick else [1_000_000, 100_000]
     if args.rounds is None:
-        args.rounds = 3 if args.quick else 9
+        args.rounds = 3 if args.quick else 7
     outdir = Path(args.out) if args.out else (
         Path(__file__).resolve().parent / "results" / ("quick" if args.quick else ""))
     outdir.mkdir(parents=True, exist_ok=True)

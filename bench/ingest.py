@@ -96,7 +96,9 @@ class NumPackWriter(NumvaultWriter):
         self.sync = None
 
     def _open(self, drop=False):
-        return self.nv.NumPack(str(self.path), drop_if_exists=drop)
+        h = self.nv.NumPack(str(self.path), drop_if_exists=drop)
+        h.open()
+        return h
 
     def open(self, first):
         self.h = self._open(drop=True)

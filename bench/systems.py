@@ -129,7 +129,9 @@ class NumvaultSys(System):
             kw["drop_if_exists"] = True
         if self.sync:
             kw["sync"] = self.sync
-        return self.nv.NumPack(str(self.path), **kw)
+        h = self.nv.NumPack(str(self.path), **kw)
+        h.open()
+        return h
 
     def open(self, op):
         return self._np()

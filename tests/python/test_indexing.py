@@ -170,7 +170,7 @@ def index_strategy(n):
         st.lists(ints, max_size=2 * n + 1) if n else st.just([]),
         st.lists(ints, max_size=2 * n + 1).map(lambda l: np.array(l, dtype=np.int64)) if n
         else st.just(np.array([], dtype=np.int64)),
-        st.lists(st.booleans(), min_size=n, max_size=n).map(np.array),
+        st.lists(st.booleans(), min_size=n, max_size=n).map(lambda l: np.array(l, dtype=bool)),
     ]
     if n:
         forms.append(ints)

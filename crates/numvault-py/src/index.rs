@@ -355,3 +355,38 @@ pub fn parse_target<'py>(key: &Bound<'py, PyAny>, rows: u64) -> PyResult<Rows<'p
 pub fn normalize_all(idx: &[i64], rows: u64) -> PyResult<Vec<u64>> {
     idx.iter().map(|&i| normalize(i, rows)).collect()
 }
+
+/// The indices of a 1-d integer array or a list of Python ints, without
+/// knowing the row count (the engine normalizes and bounds-checks them);
+/// `None` for every other form.
+pub fn quick_indices<'py>(key: &Bound<'py, PyAny>) -> PyResult<Option<Indices<'py>>> {
+    if is_ndarray(key) {
+        let arr = key.clone().cast_into::<PyUntypedArray>()?;
+        let d = arr.dtype();
+        if arr.ndim() != 1 || !matches!(d.kind(), b'i' | b'u') {
+            return Ok(None);
+        }
+        let n = arr.len_total();
+        let fast = d.kind() == b'i'
+            && d.itemsize() == 8
+            && d.is_native_byteorder().unwrap_or(true)
+            && arr.is_c_contiguous()
+            && arr.is_aligned();
+        return Ok(Some(if fast {
+            Indices::Borrowed(arr, n)
+        } else {
+            Indices::Owned(int_values(&arr)?)
+        }));
+    }
+    if let Ok(list) = key.cast::<PyList>() {
+        let mut v = Vec::with_capacity(list.len());
+        for item in list.iter() {
+            if !item.is_instance_of::<PyInt>() || item.is_instance_of::<PyBool>() {
+                return Ok(None);
+            }
+            v.push(item.extract::<i64>().unwrap_or(i64::MAX));
+        }
+        return Ok(Some(Indices::Owned(v)));
+    }
+    Ok(None)
+}

@@ -125,7 +125,7 @@ impl LazyArray {
     fn full<'py>(slf: &Bound<'py, Self>, force_copy: bool) -> PyResult<Bound<'py, PyUntypedArray>> {
         let me = slf.get();
         let py = slf.py();
-        if !force_copy && me.view.rows() > 0 {
+        if !force_copy && me.view.rows() > 0 && me.view.row_bytes() > 0 {
             if let Some(bytes) = me.view.contiguous() {
                 // SAFETY: the mapping lives in `me.view`, immutable for the life of
                 // `slf`, which becomes the array's base.
@@ -306,7 +306,7 @@ impl LazyArray {
         match dtype {
             Some(d) if !d.is_none() => {
                 let kwargs = pyo3::types::PyDict::new(slf.py());
-                kwargs.set_item("copy", copy != Some(false))?;
+                kwargs.set_item("copy", copy == Some(true))?;
                 arr.call_method("astype", (d,), Some(&kwargs))
             }
             _ => Ok(arr),

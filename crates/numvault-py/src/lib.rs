@@ -30,5 +30,19 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lazy::_open_lazy, m)?)?;
     m.add_function(wrap_pyfunction!(vault::resolve_index, m)?)?;
     m.add_function(wrap_pyfunction!(vault::validate_name, m)?)?;
+    m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
     Ok(())
+}
+
+/// Test hook: panic inside Rust code, with the GIL released ("nogil") or
+/// held ("gil"), to check that a panic becomes `InternalError`.
+#[pyfunction]
+fn _panic_for_test(py: Python<'_>, mode: &str) -> PyResult<()> {
+    if mode == "nogil" {
+        errors::nogil(py, || -> numvault::Result<()> {
+            panic!("test panic without the GIL")
+        })
+    } else {
+        errors::guard(|| -> PyResult<()> { panic!("test panic with the GIL") })
+    }
 }

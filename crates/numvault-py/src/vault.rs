@@ -13,7 +13,7 @@ use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 use crate::conv::{alloc, descr, dict, input, is_ndarray, np, out_slice, shape_tuple, Input};
 use crate::errors::{guard, nogil, panic_err, to_py, withgil};
-use crate::index::{normalize_all, parse_target, Rows};
+use crate::index::{normalize_all, parse_target, quick_indices, Rows};
 use crate::lazy::{LazyArray, NOGIL_BYTES};
 use crate::stream::BatchIter;
 use crate::writable::WritableArray;
@@ -211,6 +211,30 @@ impl Vault {
         index: &Bound<'_, PyAny>,
         value: &Bound<'_, PyAny>,
     ) -> PyResult<()> {
+        // Fast path, the common case: 1-d integer indices and an array of
+        // exactly that many rows go straight to the engine, which checks
+        // dtype, shape and indices. Anything it refuses takes the full path
+        // below (broadcasting, repeated indices, precise errors); a refused
+        // call changed nothing.
+        if is_ndarray(value) {
+            if let Some(idx) = quick_indices(index)? {
+                let inp = input(value, &format!("array '{name}'"))?;
+                let idx = idx.as_slice();
+                if inp.shape.first() == Some(&(idx.len() as u64)) && !idx.is_empty() {
+                    let (bytes, shape, dtype) = (inp.bytes(), &inp.shape, inp.dtype);
+                    let s = self.store()?;
+                    match nogil(py, move || {
+                        s.replace(name, idx, ArrayRef::new(dtype, shape, bytes))
+                    }) {
+                        Ok(()) => return Ok(()),
+                        Err(e)
+                            if e.is_instance_of::<PyValueError>(py)
+                                || e.is_instance_of::<PyIndexError>(py) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
         let meta = self.meta(py, name)?;
         let sel = parse_target(index, meta.shape[0])?;
         let n = sel.count();
@@ -388,6 +412,16 @@ impl Vault {
     /// Delete the selected rows (``numpy.delete`` semantics: later rows move
     /// up). Space is reclaimed by ``compact``. Atomic.
     fn delete_rows(&self, py: Python<'_>, name: &str, index: &Bound<'_, PyAny>) -> PyResult<()> {
+        if let Some(idx) = quick_indices(index)? {
+            let idx = idx.as_slice();
+            if idx.is_empty() {
+                // Still report an unknown array.
+                self.meta(py, name)?;
+                return Ok(());
+            }
+            let s = self.store()?;
+            return nogil(py, move || s.delete_rows(name, idx));
+        }
         let meta = self.meta(py, name)?;
         let sel = parse_target(index, meta.shape[0])?;
         let idx = sel.to_vec();

@@ -65,7 +65,7 @@ fn enc_sums(e: &mut Enc, s: &ChunkSums) {
     }
 }
 
-fn dec_sums(d: &mut Dec) -> DecResult<ChunkSums> {
+pub(crate) fn dec_sums(d: &mut Dec) -> DecResult<ChunkSums> {
     let covered = d.u64("checksum coverage")?;
     let n = d.count(4, "checksum count")?;
     let sums = (0..n)
@@ -337,32 +337,34 @@ pub(crate) fn read_record(buf: &[u8]) -> RecordRead {
         return RecordRead::Bad("record checksum mismatch".into());
     }
     let hash = *blake3::hash(covered).as_bytes();
-    let parse = || -> DecResult<Record> {
-        let mut d = Dec::new(covered);
-        let seq = d.u64("seq")?;
-        let prev_hash = d.array32("previous hash")?;
-        let time_ns = d.u64("time")?;
-        let synced_seq = d.u64("synced seq")?;
-        let n = d.count(3, "op count")?;
-        let mut ops = Vec::with_capacity(n);
-        for _ in 0..n {
-            ops.push(decode_op(&mut d)?);
-        }
-        if !d.is_empty() {
-            return Err(format!("{} trailing bytes after the ops", d.remaining()));
-        }
-        Ok(Record {
-            seq,
-            prev_hash,
-            time_ns,
-            synced_seq,
-            ops,
-        })
-    };
-    match parse() {
+    match decode_record_body(covered) {
         Ok(r) => RecordRead::Ok(r, total as u64, hash),
         Err(e) => RecordRead::Bad(e),
     }
+}
+
+/// Parse a record's checksummed part (everything after the crc field).
+pub(crate) fn decode_record_body(covered: &[u8]) -> DecResult<Record> {
+    let mut d = Dec::new(covered);
+    let seq = d.u64("seq")?;
+    let prev_hash = d.array32("previous hash")?;
+    let time_ns = d.u64("time")?;
+    let synced_seq = d.u64("synced seq")?;
+    let n = d.count(3, "op count")?;
+    let mut ops = Vec::with_capacity(n);
+    for _ in 0..n {
+        ops.push(decode_op(&mut d)?);
+    }
+    if !d.is_empty() {
+        return Err(format!("{} trailing bytes after the ops", d.remaining()));
+    }
+    Ok(Record {
+        seq,
+        prev_hash,
+        time_ns,
+        synced_seq,
+        ops,
+    })
 }
 
 pub(crate) fn encode_log_header(gen: u64) -> Vec<u8> {
@@ -469,7 +471,7 @@ pub(crate) fn decode_manifest(buf: &[u8]) -> Result<(State, u64), HeaderError> {
     decode_manifest_body(body).map_err(bad)
 }
 
-fn decode_manifest_body(body: &[u8]) -> DecResult<(State, u64)> {
+pub(crate) fn decode_manifest_body(body: &[u8]) -> DecResult<(State, u64)> {
     let mut d = Dec::new(body);
     let mut st = State {
         gen: d.u64("generation")?,

@@ -150,15 +150,20 @@ impl Writable {
         // The new bytes must be durable before the record that vouches for
         // them, or a power loss could pair new checksums with old data.
         if let Err(e) = self.df.file.sync_data() {
+            g.poison(&self.df.path);
             return Err(Error::io(&self.df.path, e));
         }
-        g.commit_ops(
+        let res = g.commit_ops(
             vec![Op::SetSums {
                 name: self.name.clone(),
                 sums,
             }],
             false,
-        )
+        );
+        drop(g);
+        // Under Sync::Group, start the clock of the background sync.
+        self.shared.cv.notify_all();
+        res
     }
 }
 

@@ -35,6 +35,8 @@ mod store;
 mod verify;
 mod write;
 
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod sim;
 pub mod vfs;
 

@@ -12,7 +12,11 @@
 //!
 //! After a crash, [`SimVfs::after_crash`] gives the file system as the next
 //! process would find it: with unsynced writes kept (process crash) or
-//! dropped (power loss).
+//! dropped (power loss). [`SimVfs::after_power_loss`] models a harsher power
+//! loss: every file keeps the writes made since its last `sync_data`, and
+//! every directory the entry changes made since its last `sync_dir`, so a
+//! random subset of them can land, writes in any order and each possibly
+//! torn at 512-byte sector boundaries.
 
 use std::collections::{BTreeMap, HashSet};
 use std::io;
@@ -41,6 +45,54 @@ pub struct FaultPlan {
 struct Inode {
     live: Vec<u8>,
     durable: Vec<u8>,
+    /// Changes since the last `sync_data`, oldest first.
+    pending: Vec<Pending>,
+}
+
+/// An unsynced change to a file's bytes.
+#[derive(Clone)]
+enum Pending {
+    Write(u64, Vec<u8>),
+    SetLen(u64),
+}
+
+/// An unsynced directory-entry change (the directory is the parent of the
+/// path it creates, renames to or removes).
+enum DirOp {
+    Link(PathBuf, InodeRef),
+    Rename(PathBuf, PathBuf),
+    Unlink(PathBuf),
+}
+
+impl DirOp {
+    fn dir(&self) -> Option<&Path> {
+        match self {
+            DirOp::Link(p, _) | DirOp::Rename(_, p) | DirOp::Unlink(p) => p.parent(),
+        }
+    }
+}
+
+/// The size of a sector: the unit a torn write lands in.
+pub const SECTOR_BYTES: u64 = 512;
+
+/// splitmix64: the power-loss choices come from a seed, reproducibly.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            0
+        } else {
+            self.next() % n
+        }
+    }
 }
 
 type InodeRef = Arc<Mutex<Inode>>;
@@ -52,6 +104,8 @@ struct FsState {
     dirs: HashSet<PathBuf>,
     locks: HashSet<PathBuf>,
     crashed: bool,
+    /// Directory changes not yet made durable by `sync_dir`, oldest first.
+    dir_log: Vec<DirOp>,
 }
 
 struct Shared {
@@ -59,6 +113,8 @@ struct Shared {
     plan: Mutex<FaultPlan>,
     points: AtomicU64,
     reads: AtomicU64,
+    /// The kind of each fault point since the last `set_plan`.
+    kinds: Mutex<Vec<&'static str>>,
 }
 
 /// The simulated file system. Cheap to clone (clones share state).
@@ -97,6 +153,7 @@ impl SimVfs {
                 plan: Mutex::new(FaultPlan::default()),
                 points: AtomicU64::new(0),
                 reads: AtomicU64::new(0),
+                kinds: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -106,6 +163,80 @@ impl SimVfs {
         *lock(&self.shared.plan) = plan;
         self.shared.points.store(0, Ordering::SeqCst);
         self.shared.reads.store(0, Ordering::SeqCst);
+        lock(&self.shared.kinds).clear();
+    }
+
+    /// The kind of every fault point passed since the last `set_plan`, in
+    /// order: "write", "sync" (`sync_data`), "set_len", "create", "rename",
+    /// "remove" or "sync_dir".
+    pub fn point_kinds(&self) -> Vec<&'static str> {
+        lock(&self.shared.kinds).clone()
+    }
+
+    /// Reads passed since the last `set_plan` (the numbers `fail_read_at`
+    /// counts).
+    pub fn reads(&self) -> u64 {
+        self.shared.reads.load(Ordering::SeqCst)
+    }
+
+    /// The file system as a new process finds it after a power loss that
+    /// kept a random (seeded) part of what was not synced: each write since
+    /// a file's last `sync_data` lands whole, not at all, or torn (a random
+    /// subset of its 512-byte sectors), in any order within the stretches
+    /// between truncations; each directory change since the directory's
+    /// last `sync_dir` lands or not. Synced data and entries always survive.
+    /// Locks are released; no faults are planned.
+    pub fn after_power_loss(&self, seed: u64) -> SimVfs {
+        let mut rng = Rng(seed);
+        let st = lock(&self.shared.state);
+        // Directory entries: the durable ones, plus some unsynced changes.
+        let mut names: BTreeMap<PathBuf, InodeRef> = st.durable.clone();
+        for op in &st.dir_log {
+            if rng.below(2) == 0 {
+                continue;
+            }
+            match op {
+                DirOp::Link(p, i) => {
+                    names.insert(p.clone(), i.clone());
+                }
+                DirOp::Rename(from, to) => {
+                    if let Some(i) = names.remove(from) {
+                        names.insert(to.clone(), i);
+                    }
+                }
+                DirOp::Unlink(p) => {
+                    names.remove(p);
+                }
+            }
+        }
+        let mut copies: Vec<(*const Mutex<Inode>, InodeRef)> = Vec::new();
+        let mut live = BTreeMap::new();
+        for (path, inode) in &names {
+            let ptr = Arc::as_ptr(inode);
+            let copy = match copies.iter().find(|(p, _)| *p == ptr) {
+                Some((_, c)) => c.clone(),
+                None => {
+                    let i = lock(inode);
+                    let bytes = power_loss_image(&i, &mut rng);
+                    let c = Arc::new(Mutex::new(Inode {
+                        live: bytes.clone(),
+                        durable: bytes,
+                        pending: Vec::new(),
+                    }));
+                    copies.push((ptr, c.clone()));
+                    c
+                }
+            };
+            live.insert(path.clone(), copy);
+        }
+        let fresh = SimVfs::new();
+        {
+            let mut fs = lock(&fresh.shared.state);
+            fs.durable = live.clone();
+            fs.live = live;
+            fs.dirs = st.dirs.clone();
+        }
+        fresh
     }
 
     /// Fault points passed since the last `set_plan`.
@@ -141,6 +272,7 @@ impl SimVfs {
                     let c = Arc::new(Mutex::new(Inode {
                         live: bytes.clone(),
                         durable: bytes,
+                        pending: Vec::new(),
                     }));
                     copies.push((ptr, c.clone()));
                     c
@@ -172,6 +304,7 @@ impl SimVfs {
         let mut i = lock(&inode);
         i.live = bytes.clone();
         i.durable = bytes;
+        i.pending.clear();
     }
 
     /// Every file path that exists (live).
@@ -179,12 +312,13 @@ impl SimVfs {
         lock(&self.shared.state).live.keys().cloned().collect()
     }
 
-    fn point(&self, write_len: usize) -> io::Result<Point> {
+    fn point(&self, write_len: usize, kind: &'static str) -> io::Result<Point> {
         let mut st = lock(&self.shared.state);
         if st.crashed {
             return Err(crashed_err());
         }
         let n = self.shared.points.fetch_add(1, Ordering::SeqCst);
+        lock(&self.shared.kinds).push(kind);
         let plan = lock(&self.shared.plan);
         if plan.crash_at == Some(n) {
             st.crashed = true;
@@ -244,6 +378,54 @@ fn write_into(buf: &mut Vec<u8>, data: &[u8], offset: u64) -> io::Result<()> {
     Ok(())
 }
 
+fn land_writes(bytes: &mut Vec<u8>, segment: &mut Vec<(u64, &[u8])>, rng: &mut Rng) {
+    // Writes between truncations land in any order.
+    while !segment.is_empty() {
+        let k = rng.below(segment.len() as u64) as usize;
+        let (off, data) = segment.swap_remove(k);
+        match rng.below(3) {
+            0 => {}
+            1 => {
+                let _ = write_into(bytes, data, off);
+            }
+            _ => {
+                // Torn: each 512-byte sector of the write lands or not.
+                let end = off + data.len() as u64;
+                let mut s = off;
+                while s < end {
+                    let e = ((s / SECTOR_BYTES + 1) * SECTOR_BYTES).min(end);
+                    if rng.below(2) == 1 {
+                        let a = (s - off) as usize;
+                        let b = (e - off) as usize;
+                        let _ = write_into(bytes, &data[a..b], s);
+                    }
+                    s = e;
+                }
+            }
+        }
+    }
+}
+
+/// A file's bytes after a power loss: the durable image plus a random part
+/// of the unsynced changes (see [`SimVfs::after_power_loss`]).
+fn power_loss_image(inode: &Inode, rng: &mut Rng) -> Vec<u8> {
+    let mut bytes = inode.durable.clone();
+    let mut segment: Vec<(u64, &[u8])> = Vec::new();
+    for p in &inode.pending {
+        match p {
+            Pending::Write(off, data) => segment.push((*off, data)),
+            Pending::SetLen(len) => {
+                land_writes(&mut bytes, &mut segment, rng);
+                if let (1, Ok(n)) = (rng.below(2), usize::try_from(*len)) {
+                    bytes.resize(n, 0);
+                }
+            }
+        }
+    }
+    land_writes(&mut bytes, &mut segment, rng);
+    bytes
+}
+
 impl VFile for SimFile {
     fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
         self.fs.read_point()?;
@@ -262,13 +444,14 @@ impl VFile for SimFile {
         if !self.writable {
             return Err(io::Error::from(io::ErrorKind::PermissionDenied));
         }
-        match self.fs.point(data.len())? {
-            Point::Go => write_into(&mut lock(&self.inode).live, data, offset),
-            Point::Torn(n) => {
-                write_into(&mut lock(&self.inode).live, &data[..n], offset)?;
-                Err(crashed_err())
-            }
-        }
+        let (data, result) = match self.fs.point(data.len(), "write")? {
+            Point::Go => (data, Ok(())),
+            Point::Torn(n) => (&data[..n], Err(crashed_err())),
+        };
+        let mut i = lock(&self.inode);
+        write_into(&mut i.live, data, offset)?;
+        i.pending.push(Pending::Write(offset, data.to_vec()));
+        result
     }
     fn len(&self) -> io::Result<u64> {
         if lock(&self.fs.shared.state).crashed {
@@ -277,18 +460,21 @@ impl VFile for SimFile {
         Ok(lock(&self.inode).live.len() as u64)
     }
     fn sync_data(&self) -> io::Result<()> {
-        self.fs.point(0)?;
+        self.fs.point(0, "sync")?;
         let mut i = lock(&self.inode);
         i.durable = i.live.clone();
+        i.pending.clear();
         Ok(())
     }
     fn set_len(&self, len: u64) -> io::Result<()> {
         if !self.writable {
             return Err(io::Error::from(io::ErrorKind::PermissionDenied));
         }
-        self.fs.point(0)?;
-        let len = usize::try_from(len).map_err(|_| io::Error::other("length too large"))?;
-        lock(&self.inode).live.resize(len, 0);
+        self.fs.point(0, "set_len")?;
+        let n = usize::try_from(len).map_err(|_| io::Error::other("length too large"))?;
+        let mut i = lock(&self.inode);
+        i.live.resize(n, 0);
+        i.pending.push(Pending::SetLen(len));
         Ok(())
     }
     fn map(&self, len: u64) -> io::Result<Arc<dyn Mapping>> {
@@ -334,13 +520,14 @@ impl Vfs for SimVfs {
                 return Err(io::Error::from(io::ErrorKind::NotFound))
             }
             (None, OpenMode::Create | OpenMode::CreateNew) => {
-                self.point(0)?;
+                self.point(0, "create")?;
                 let mut st = lock(&self.shared.state);
                 if !st.dirs.contains(&Self::parent(path)) {
                     return Err(io::Error::from(io::ErrorKind::NotFound));
                 }
                 let i: InodeRef = Arc::default();
                 st.live.insert(path.to_path_buf(), i.clone());
+                st.dir_log.push(DirOp::Link(path.to_path_buf(), i.clone()));
                 i
             }
         };
@@ -351,22 +538,25 @@ impl Vfs for SimVfs {
         }))
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
-        self.point(0)?;
+        self.point(0, "rename")?;
         let mut st = lock(&self.shared.state);
         let inode = st
             .live
             .remove(from)
             .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
         st.live.insert(to.to_path_buf(), inode);
+        st.dir_log
+            .push(DirOp::Rename(from.to_path_buf(), to.to_path_buf()));
         Ok(())
     }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
-        self.point(0)?;
+        self.point(0, "remove")?;
         let mut st = lock(&self.shared.state);
         st.live
             .remove(path)
-            .map(|_| ())
-            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+            .ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
+        st.dir_log.push(DirOp::Unlink(path.to_path_buf()));
+        Ok(())
     }
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         let mut st = lock(&self.shared.state);
@@ -399,8 +589,9 @@ impl Vfs for SimVfs {
         st.live.contains_key(path) || st.dirs.contains(path)
     }
     fn sync_dir(&self, path: &Path) -> io::Result<()> {
-        self.point(0)?;
+        self.point(0, "sync_dir")?;
         let mut st = lock(&self.shared.state);
+        st.dir_log.retain(|op| op.dir() != Some(path));
         let FsState { live, durable, .. } = &mut *st;
         durable.retain(|p, _| p.parent() != Some(path));
         for (p, i) in live.iter() {
@@ -488,6 +679,36 @@ mod tests {
             fs.after_crash(true).read_file(&dir.join("a")).unwrap(),
             b"abcd"
         );
+    }
+
+    #[test]
+    fn power_loss_keeps_synced_bytes_and_some_unsynced_sectors() {
+        let fs = SimVfs::new();
+        let dir = PathBuf::from("/s");
+        fs.create_dir_all(&dir).unwrap();
+        let p = dir.join("f");
+        let f = fs.open(&p, OpenMode::Create).unwrap();
+        f.write_all_at(&[1u8; 1000], 0).unwrap();
+        f.sync_data().unwrap();
+        fs.sync_dir(&dir).unwrap();
+        f.write_all_at(&[2u8; 2048], 1000).unwrap();
+        f.write_all_at(&[3u8; 100], 200).unwrap();
+        fs.rename(&p, &dir.join("g")).unwrap();
+        let mut shapes = HashSet::new();
+        for seed in 0..200 {
+            let after = fs.after_power_loss(seed);
+            let b = after
+                .read_file(&p)
+                .or_else(|| after.read_file(&dir.join("g")))
+                .unwrap();
+            // Synced bytes survive unless an unsynced write covers them.
+            assert!(b[..200].iter().all(|&x| x == 1));
+            assert!(b[300..1000].iter().all(|&x| x == 1));
+            assert!(b[1000..].iter().all(|&x| x == 2 || x == 0));
+            shapes.insert((b.len(), b[1000..].iter().filter(|&&x| x == 2).count()));
+        }
+        // Whole, dropped and torn variants all occur.
+        assert!(shapes.len() > 3, "{shapes:?}");
     }
 
     #[test]

@@ -214,7 +214,7 @@ pub(crate) struct Inner {
 
 pub(crate) struct Shared {
     pub inner: Mutex<Inner>,
-    cv: Condvar,
+    pub(crate) cv: Condvar,
     pub path: PathBuf,
 }
 
@@ -283,11 +283,11 @@ impl<'a> Batch<'a> {
 
 /// Largest log file read at open: the checkpoint limit is far below this; a
 /// larger file is damaged, and reading it whole must not exhaust memory.
-const MAX_LOG_FILE_BYTES: u64 = 2 << 30;
-const MAX_MANIFEST_FILE_BYTES: u64 =
+pub(crate) const MAX_LOG_FILE_BYTES: u64 = 2 << 30;
+pub(crate) const MAX_MANIFEST_FILE_BYTES: u64 =
     format::MAX_MANIFEST_BODY + format::MANIFEST_HEADER_BYTES as u64;
 
-fn read_whole(file: &dyn VFile, path: &Path, max: u64) -> Result<Vec<u8>> {
+pub(crate) fn read_whole(file: &dyn VFile, path: &Path, max: u64) -> Result<Vec<u8>> {
     let len = file.len().ctx(path)?;
     if len > max {
         return Err(Error::corrupt(
@@ -423,7 +423,9 @@ impl Store {
     }
 
     /// Commit several changes atomically: after any crash either all or none
-    /// of them are present. On error nothing changes.
+    /// of them are present. On error nothing changes, with one exception: if
+    /// the log fsync fails after the record was written (`Sync::Always`), the
+    /// outcome is unknown until reopen and the handle is poisoned.
     pub fn commit(&self, batch: &Batch<'_>) -> Result<()> {
         let mut g = self.inner();
         g.commit(&batch.intents)?;
@@ -710,7 +712,8 @@ impl Inner {
             },
             state: State::default(),
             created_ns: 0,
-            checkpoint_log_bytes: opts.checkpoint_log_bytes,
+            // Keep the log well under what an opener accepts.
+            checkpoint_log_bytes: opts.checkpoint_log_bytes.min(MAX_LOG_FILE_BYTES / 2),
             log: None,
             log_path: dir.join(log_name(0)),
             log_end: LOG_HEADER_BYTES,
@@ -899,7 +902,19 @@ impl Inner {
                     let mut lost = false;
                     for op in &rec.ops {
                         if !Self::payload_present(&mut self.io, &self.state, op, recover)? {
-                            // Unsynced data that did not survive: the log ends here.
+                            // Unsynced data that did not survive ends the log
+                            // here, unless a later record says this one was
+                            // already durable (then its data was synced too,
+                            // and is damaged).
+                            if let Some(at) = durable_record_after(&bytes, pos, rec.seq) {
+                                return Err(Error::corrupt(
+                                    self.io.data_path(op_file(&self.state, op)),
+                                    format!(
+                                        "data of record {} (log offset {pos}) is damaged, but the record at log offset {at} says it was durable",
+                                        rec.seq
+                                    ),
+                                ));
+                            }
                             lost = true;
                             break;
                         }
@@ -1077,6 +1092,11 @@ impl Inner {
         Ok(())
     }
 
+    /// Refuse further writes after a failed sync (fsync-gate).
+    pub(crate) fn poison(&mut self, path: &Path) {
+        self.poisoned = Some(path.to_path_buf());
+    }
+
     pub(crate) fn check_open(&self) -> Result<()> {
         if self.closed {
             return Err(Error::Closed {
@@ -1225,6 +1245,16 @@ impl Inner {
             )));
         }
         let (bytes, hash) = frame_record(self.state.seq + 1, &self.state.chain, &body);
+        if self.log_end + bytes.len() as u64 > MAX_LOG_FILE_BYTES {
+            // Checkpoints keep failing (they are retried after each commit):
+            // refuse rather than write a log no opener would accept.
+            return Err(Error::io(
+                &self.log_path,
+                io::Error::other(
+                    "the log is full because checkpoints are failing; fix the cause and retry",
+                ),
+            ));
+        }
         if self.io.sync == SyncPolicy::Always && self.io.presync {
             // Data not carried inline must be durable before the record.
             if let Err(e) = self.io.sync_dirty_data() {
@@ -1477,6 +1507,12 @@ impl Inner {
         if len <= self.log_end {
             return Ok(());
         }
+        if len > MAX_LOG_FILE_BYTES {
+            return Err(Error::corrupt(
+                &self.log_path,
+                format!("log is {len} bytes, more than a valid one can be"),
+            ));
+        }
         let n = usize::try_from(len - self.log_end)
             .map_err(|_| Error::corrupt(&self.log_path, "log too large"))?;
         let mut buf = vec![0u8; n];
@@ -1502,6 +1538,17 @@ impl Inner {
             self.log_end += len;
         }
         Ok(())
+    }
+}
+
+/// The data file an op with a payload writes to (for error messages).
+fn op_file(state: &State, op: &Op) -> u64 {
+    match op {
+        Op::Put { file_id, .. } | Op::Compact { file_id, .. } => *file_id,
+        _ => op
+            .payload()
+            .and_then(|(name, _, _)| state.arrays.get(name))
+            .map_or(0, |a| a.file_id),
     }
 }
 

@@ -3,12 +3,14 @@
 
 use std::path::PathBuf;
 
-use crate::error::Result;
+use crate::error::{IoContext, Result};
 use crate::format::{
     decode_log_header, decode_manifest, read_record, RecordRead, LOG_HEADER_BYTES,
 };
 use crate::meta::CHUNK_BYTES;
-use crate::store::{log_name, Store, MANIFEST};
+use crate::store::{
+    log_name, read_whole, Store, MANIFEST, MAX_LOG_FILE_BYTES, MAX_MANIFEST_FILE_BYTES,
+};
 use crate::vfs::OpenMode;
 
 /// One problem found by [`Store::verify`].
@@ -102,11 +104,11 @@ impl Store {
         // The checkpoint this handle started from may have been replaced by a
         // newer one: check the MANIFEST on disk and the log it names.
         let mpath = dir.join(MANIFEST);
-        let disk_state = match vfs.open(&mpath, OpenMode::Read).and_then(|f| {
-            let mut b = vec![0u8; usize::try_from(f.len()?).unwrap_or(0)];
-            f.read_exact_at(&mut b, 0)?;
-            Ok(b)
-        }) {
+        let disk_state = match vfs
+            .open(&mpath, OpenMode::Read)
+            .ctx(&mpath)
+            .and_then(|f| read_whole(f.as_ref(), &mpath, MAX_MANIFEST_FILE_BYTES))
+        {
             Ok(bytes) => match decode_manifest(&bytes) {
                 Ok((s, _)) => Some(s),
                 Err(e) => {
@@ -121,11 +123,11 @@ impl Store {
         };
         if let Some(ds) = disk_state {
             let lpath = dir.join(log_name(ds.gen));
-            match vfs.open(&lpath, OpenMode::Read).and_then(|f| {
-                let mut b = vec![0u8; usize::try_from(f.len()?).unwrap_or(0)];
-                f.read_exact_at(&mut b, 0)?;
-                Ok(b)
-            }) {
+            match vfs
+                .open(&lpath, OpenMode::Read)
+                .ctx(&lpath)
+                .and_then(|f| read_whole(f.as_ref(), &lpath, MAX_LOG_FILE_BYTES))
+            {
                 Ok(bytes) => {
                     if let Err(e) = decode_log_header(&bytes) {
                         rep.problems

@@ -1,0 +1,329 @@
+//! Crash torture with real processes and SIGKILL.
+//!
+//! Each round the parent generates a random sequence of mutating operations
+//! (save, append, replace, delete rows, compact, drop, rename, multi-op
+//! batches, flush, checkpoint) from its model of the store, and starts this
+//! test binary as a child (`torture_child`) that opens the store under the
+//! round's durability policy and runs them, appending each operation's index
+//! to a progress file after the call returns. The parent kills the child with
+//! SIGKILL at a random moment (also while the child is still opening and
+//! recovering the previous round's crash), reopens the store (as a writer, or
+//! as a reader first, which recovers a crashed store itself) and checks:
+//! - the contents equal the model after a prefix of the operations,
+//! - that prefix holds every operation that returned (a process crash loses
+//!   nothing, whatever the policy) and at most the one in flight,
+//! - `verify()` is clean.
+//!
+//! `NUMVAULT_TORTURE_KILLS` sets the number of kills (default 300);
+//! `NUMVAULT_TORTURE_SEED` the seed. A failure prints the seed, the round and
+//! its operation sequence, and keeps a copy of the store directory.
+
+mod common;
+mod workload;
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+use numvault::{OpenOptions, Store, Sync};
+use workload::{generate, Op, Rng};
+
+const CHILD_DIR: &str = "NUMVAULT_TORTURE_DIR";
+const CHILD_POLICY: &str = "NUMVAULT_TORTURE_POLICY";
+const CHILD_CKPT: &str = "NUMVAULT_TORTURE_CKPT";
+const OPS_PER_ROUND: usize = 60;
+
+fn policy(i: usize) -> Sync {
+    match i % 4 {
+        0 => Sync::Always,
+        // A short delay so the group-commit thread really runs.
+        1 => Sync::Group {
+            max_delay: Duration::from_millis(2),
+        },
+        2 => Sync::OnFlush,
+        _ => Sync::Never,
+    }
+}
+
+fn store_path(dir: &Path) -> PathBuf {
+    dir.join("store")
+}
+
+// ------------------------------------------------------------- child side
+
+#[test]
+#[ignore = "run by torture_sigkill in a child process"]
+fn torture_child() {
+    let Ok(dir) = std::env::var(CHILD_DIR) else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let pol: usize = std::env::var(CHILD_POLICY).unwrap().parse().unwrap();
+    let ckpt: u64 = std::env::var(CHILD_CKPT).unwrap().parse().unwrap();
+    let ops: Vec<Op> = std::fs::read_to_string(dir.join("ops"))
+        .unwrap()
+        .lines()
+        .map(|l| Op::decode(l).unwrap())
+        .collect();
+    let mut progress = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(dir.join("progress"))
+        .unwrap();
+    let mut opts = OpenOptions::default().sync(policy(pol));
+    opts.checkpoint_log_bytes = ckpt;
+    let s = Store::open(store_path(&dir), opts).unwrap();
+    writeln!(progress, "open").unwrap();
+    for (i, op) in ops.iter().enumerate() {
+        if let Err(e) = op.run(&s) {
+            writeln!(progress, "error {i} {e}").unwrap();
+            std::process::exit(3);
+        }
+        // Written after the call returned: the parent's model counts it.
+        writeln!(progress, "{i}").unwrap();
+    }
+    s.close().unwrap();
+    writeln!(progress, "closed").unwrap();
+}
+
+// ------------------------------------------------------------ parent side
+
+struct Figures {
+    kills: u64,
+    completed: u64,
+    ops_returned: u64,
+    in_flight_present: u64,
+    in_flight_absent: u64,
+    reader_recoveries: u64,
+}
+
+fn fail(ctx: &str, seed: u64, round: u64, ops: &[Op], dir: &Path, msg: String) -> ! {
+    let keep = std::env::temp_dir().join(format!("numvault-torture-fail-{seed}-{round}"));
+    let _ = std::fs::remove_dir_all(&keep);
+    copy_store_dir(&store_path(dir), &keep);
+    let listing: Vec<String> = ops
+        .iter()
+        .enumerate()
+        .map(|(i, o)| format!("  {i}: {}", o.encode()))
+        .collect();
+    panic!(
+        "torture failure (NUMVAULT_TORTURE_SEED={seed}, round {round}): {ctx}: {msg}\n\
+         store kept at {}\noperations of the round:\n{}",
+        keep.display(),
+        listing.join("\n")
+    );
+}
+
+#[test]
+fn torture_sigkill() {
+    let kills_wanted: u64 = std::env::var("NUMVAULT_TORTURE_KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300);
+    let seed: u64 = std::env::var("NUMVAULT_TORTURE_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0x5EED);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let exe = std::env::current_exe().unwrap();
+    let mut rng = Rng::new(seed);
+    let mut model = Snap::new();
+    let mut f = Figures {
+        kills: 0,
+        completed: 0,
+        ops_returned: 0,
+        in_flight_present: 0,
+        in_flight_absent: 0,
+        reader_recoveries: 0,
+    };
+    // Kill delays are drawn from 0..est; est adapts so that most rounds end
+    // in a kill rather than a clean finish.
+    let mut est_us: u64 = 20_000;
+    let started = Instant::now();
+    let mut round = 0u64;
+    while f.kills < kills_wanted {
+        let pol = (round % 4) as usize;
+        let ckpt = if rng.chance(30) { 16 << 10 } else { 64 << 20 };
+        let mut end_model = model.clone();
+        let ops = generate(&mut rng, &mut end_model, OPS_PER_ROUND);
+        let text: String = ops.iter().map(|o| o.encode() + "\n").collect();
+        std::fs::write(dir.join("ops"), text).unwrap();
+        let _ = std::fs::remove_file(dir.join("progress"));
+        let delay = Duration::from_micros(rng.below(est_us));
+        let mut child = Command::new(&exe)
+            .args([
+                "--exact",
+                "torture_child",
+                "--nocapture",
+                "--ignored",
+                "--test-threads=1",
+            ])
+            .env(CHILD_DIR, dir)
+            .env(CHILD_POLICY, pol.to_string())
+            .env(CHILD_CKPT, ckpt.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let t0 = Instant::now();
+        std::thread::sleep(delay);
+        let killed = match child.try_wait().unwrap() {
+            None => {
+                child.kill().unwrap(); // SIGKILL
+                true
+            }
+            Some(_) => false,
+        };
+        let out = child.wait_with_output().unwrap();
+        let ran = t0.elapsed();
+        let progress = std::fs::read_to_string(dir.join("progress")).unwrap_or_default();
+        let ctx = format!(
+            "[{}] kill after {delay:?} (killed: {killed})",
+            policy_name(policy(pol))
+        );
+        if progress.lines().any(|l| l.starts_with("error")) || (!killed && !out.status.success()) {
+            fail(
+                &ctx,
+                seed,
+                round,
+                &ops,
+                dir,
+                format!(
+                    "the child failed: {progress}\n{}",
+                    String::from_utf8_lossy(&out.stderr)
+                ),
+            );
+        }
+        let done = progress
+            .lines()
+            .filter(|l| l.parse::<u64>().is_ok())
+            .count();
+        for (i, l) in progress
+            .lines()
+            .filter(|l| l.parse::<u64>().is_ok())
+            .enumerate()
+        {
+            assert_eq!(l, i.to_string(), "progress file out of order");
+        }
+        if killed {
+            f.kills += 1;
+        } else {
+            f.completed += 1;
+            est_us = (est_us * 3 / 2).min(5_000_000);
+            assert_eq!(done, ops.len(), "{ctx}: clean exit without every op");
+        }
+        if killed && ran > Duration::from_micros(est_us * 4) {
+            // The machine is slow right now; keep the window sensible.
+            est_us = (ran.as_micros() as u64).min(5_000_000);
+        }
+        f.ops_returned += done as u64;
+
+        // The model after `done` ops and after `done + 1` (the op in flight).
+        let mut expect = model.clone();
+        for op in &ops[..done] {
+            op.apply(&mut expect);
+        }
+        let mut expect_next = expect.clone();
+        if let Some(op) = ops.get(done) {
+            op.apply(&mut expect_next);
+        }
+
+        // Reopen: every third round a reader first (it recovers the store
+        // itself when no writer holds the lock), then the writer.
+        let path = store_path(dir);
+        if round % 3 == 1 && path.join("MANIFEST").exists() {
+            let r = Store::open(&path, OpenOptions::read_only()).unwrap_or_else(|e| {
+                fail(&ctx, seed, round, &ops, dir, format!("reader open: {e}"))
+            });
+            let snap = snapshot(&r)
+                .unwrap_or_else(|e| fail(&ctx, seed, round, &ops, dir, format!("reader: {e}")));
+            if snap != expect && snap != expect_next {
+                fail(
+                    &ctx,
+                    seed,
+                    round,
+                    &ops,
+                    dir,
+                    format!(
+                        "reader sees a state that is not prefix {done} or {}",
+                        done + 1
+                    ),
+                );
+            }
+            f.reader_recoveries += 1;
+        }
+        let s = Store::open(&path, OpenOptions::default())
+            .unwrap_or_else(|e| fail(&ctx, seed, round, &ops, dir, format!("reopen: {e}")));
+        let snap = snapshot(&s)
+            .unwrap_or_else(|e| fail(&ctx, seed, round, &ops, dir, format!("read: {e}")));
+        if snap == expect_next && done < ops.len() && expect_next != expect {
+            f.in_flight_present += 1;
+            model = expect_next;
+        } else if snap == expect {
+            if done < ops.len() && expect_next != expect {
+                f.in_flight_absent += 1;
+            }
+            model = expect;
+        } else {
+            let lost = (0..done).rev().find(|&p| {
+                let mut m = model.clone();
+                for op in &ops[..p] {
+                    op.apply(&mut m);
+                }
+                m == snap
+            });
+            fail(
+                &ctx,
+                seed,
+                round,
+                &ops,
+                dir,
+                format!(
+                    "{done} ops returned; the reopened store is not the state after {done} \
+                     or {} ops (it matches the state after {lost:?} ops)",
+                    done + 1
+                ),
+            );
+        }
+        let rep = s
+            .verify()
+            .unwrap_or_else(|e| fail(&ctx, seed, round, &ops, dir, format!("verify: {e}")));
+        if !rep.is_clean() {
+            fail(
+                &ctx,
+                seed,
+                round,
+                &ops,
+                dir,
+                format!("verify: {:?}", rep.problems),
+            );
+        }
+        s.close()
+            .unwrap_or_else(|e| fail(&ctx, seed, round, &ops, dir, format!("close: {e}")));
+        round += 1;
+    }
+    let line = format!(
+        "torture: {} SIGKILLs survived ({} rounds ran to the end) in {:.1?}; {} ops returned \
+         before a kill or exit, 0 lost; op in flight at the kill present {} / absent {} times; \
+         {} reader-first recoveries; seed {seed}",
+        f.kills,
+        f.completed,
+        started.elapsed(),
+        f.ops_returned,
+        f.in_flight_present,
+        f.in_flight_absent,
+        f.reader_recoveries
+    );
+    eprintln!("{line}");
+    if let Ok(p) = std::env::var("NUMVAULT_FIGURES") {
+        let mut out = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(p)
+            .unwrap();
+        writeln!(out, "{line}").unwrap();
+    }
+}
