@@ -56,7 +56,9 @@ def summarize_collapsed(path, top=25, focus=None):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--system", default="numvault")
-    ap.add_argument("--op", default="append")
+    ap.add_argument("--op", default="append",
+                    help="append, append1k (1,000-row batches, ingest), replace_rand, "
+                         "replace_contig, take, load, stream, batch, wbatch")
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--seconds", type=float, default=10)
     ap.add_argument("--sync", default=None)
@@ -88,13 +90,17 @@ def main():
         from pyinstrument import Profiler
         prof = Profiler(interval=0.0002)
         prof.start()
+    pool = [np.random.default_rng(k).random((1000, COLS), dtype=DT) for k in range(16)]
     times = []
     t_end = time.time() + args.seconds
     i = 0
     while time.time() < t_end:
-        p = op_params(args.op, model.shape[0], [7, i])
+        if args.op == "append1k":
+            p = {"rows": pool[i % len(pool)]}
+        else:
+            p = op_params(args.op, model.shape[0], [7, i])
         t0 = time.perf_counter_ns()
-        if args.op == "append":
+        if args.op in ("append", "append1k"):
             s.append(h, p["rows"])
         elif args.op.startswith("replace"):
             s.replace(h, p["idx"], p["vals"])
@@ -109,7 +115,7 @@ def main():
         else:
             raise SystemExit(f"unsupported op {args.op}")
         times.append(time.perf_counter_ns() - t0)
-        model = apply_model(model, args.op, p)
+        model = apply_model(model, "append" if args.op == "append1k" else args.op, p)
         i += 1
     if prof:
         prof.stop()
@@ -118,6 +124,15 @@ def main():
     print(f"{s.name} {args.op}: {len(times)} ops, median {statistics.median(times) / 1e3:.1f} µs, "
           f"mean {statistics.mean(times) / 1e3:.1f} µs, best {min(times) / 1e3:.1f} µs; "
           f"correct: {np.array_equal(got, model)}")
+    t = np.array(times)
+    med = np.median(t)
+    slow = np.nonzero(t > 10 * med)[0]
+    print(f"ops slower than 10x median: {slow.size}; share of total time: "
+          f"{t[slow].sum() / t.sum() * 100:.1f} %; slowest (index: µs): "
+          + ", ".join(f"{k}: {t[k] / 1e3:.0f}" for k in np.argsort(t)[-8:][::-1]))
+    if slow.size > 2:
+        print(f"gaps between slow ops (ops): median {np.median(np.diff(slow)):.0f}, "
+              f"first {list(np.diff(slow)[:12])}")
     if prof:
         print(prof.output_text(unicode=True, color=False, show_all=False))
     rm(root)

@@ -22,6 +22,7 @@ from typing import (
     Iterable,
     Iterator,
     List,
+    Literal,
     Optional,
     Sequence,
     Tuple,
@@ -94,7 +95,7 @@ class NumPack:
 
     def __init__(
         self,
-        filename: Union[str, os.PathLike],
+        filename: Union[str, "os.PathLike[str]"],
         drop_if_exists: bool = False,
         strict_context_mode: bool = False,
         warn_no_context: Optional[bool] = None,
@@ -133,7 +134,7 @@ class NumPack:
         reopens after ``close()``."""
         if self._vault is not None:
             return
-        mode = "r" if self._read_only else "a"
+        mode: Literal["r", "a", "w"] = "r" if self._read_only else "a"
         if self._drop_if_exists and not self._read_only:
             p = self._filename
             if _is_store(p):
@@ -145,7 +146,7 @@ class NumPack:
         self._vault = Vault(
             str(self._filename),
             mode,
-            self._sync,
+            self._sync,  # type: ignore[arg-type]  # checked at runtime by Vault
             max_delay_ms=self._max_delay_ms,
             lock_timeout=self._lock_timeout,
         )
@@ -218,7 +219,7 @@ class NumPack:
         self._context_entered = True
         return self
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Literal[False]:
         try:
             if exc_type is not None and self._batch is not None:
                 # An exception escaped a batch: its changes are discarded.
@@ -357,9 +358,10 @@ class NumPack:
         (an int drops the first axis, as in NumPy)."""
         v = self._v()
         if self._batch is not None and self._batch._pending(array_name):
-            res = self._batch._materialize(array_name)[indexes]
-            return res.copy() if isinstance(res, np.ndarray) and res.base is not None else res
-        return v.getitem(array_name, indexes)
+            sel: np.ndarray = self._batch._materialize(array_name)[indexes]
+            return sel.copy() if isinstance(sel, np.ndarray) and sel.base is not None else sel
+        out: np.ndarray = v.getitem(array_name, indexes)
+        return out
 
     def stream_load(self, array_name: str, buffer_size: Optional[int] = None) -> Iterator[np.ndarray]:
         """Iterate over the array in batches of ``buffer_size`` rows (one row
@@ -471,7 +473,7 @@ class _Entry:
         self.full = False  # True: `data` replaces the array (None: dropped)
         self.data: Optional[np.ndarray] = None  # value, or materialized cache
         self.owned = False  # `data` is ours to modify in place
-        self.ops: List[tuple] = []  # incremental ops on the stored array
+        self.ops: List[Tuple[Any, ...]] = []  # incremental ops on the stored array
         self.dtype: Optional[np.dtype] = None
         self.shape: Tuple[int, ...] = ()
 
@@ -510,7 +512,7 @@ class BatchModeContext:
         self._active = True
         return self
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Literal[False]:
         if self._npk._batch is not self:
             return False  # already committed by close()
         self._npk._batch = None
@@ -534,7 +536,7 @@ class BatchModeContext:
 
     def _commit(self) -> None:
         v = self._vault()
-        ops: List[tuple] = []
+        ops: List[Tuple[Any, ...]] = []
         stored = set(v.names())
         for name, e in self._entries.items():
             if e.full:
@@ -672,6 +674,7 @@ class BatchModeContext:
         if len(idx) == 0:
             return
         if e.full:
+            assert e.data is not None
             e.data = np.delete(e.data, idx, axis=0)
             e.owned = True
             return
@@ -755,7 +758,7 @@ def _rows_value(name: str, arr: Any, dtype: np.dtype, shape: Tuple[int, ...], in
     return np.array(value.reshape((n,) + tuple(shape[1:])), dtype=dtype, copy=True)
 
 
-def _apply(base: np.ndarray, op: tuple) -> np.ndarray:
+def _apply(base: np.ndarray, op: Tuple[Any, ...]) -> np.ndarray:
     kind = op[0]
     if kind == "append":
         return np.concatenate([base, op[2].astype(base.dtype, copy=False)])
@@ -804,7 +807,7 @@ class WritableBatchMode:
         self._npk._writable.append(self)
         return self
 
-    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> bool:
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Literal[False]:
         try:
             self._finish_all()
         finally:

@@ -87,6 +87,36 @@ SCENARIOS = {
         except ValueError:
             pass
     """,
+    "fork_child_cannot_touch_the_parents_handle": """
+        import os
+        v = Vault(path, sync="group", max_delay_ms=1)
+        v.save("a", np.arange(10.0))
+        lz = v.lazy("a")
+        w = v.writable("a")
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                v.save("b", np.arange(3))
+                code = 3
+            except RuntimeError as e:
+                code = 0 if "fork" in str(e) else 4
+            if lz[3] != 3.0:
+                code = 5
+            # normal interpreter exit: the inherited handles are dropped, which
+            # must neither close nor checkpoint the parent's store
+            del v, w
+            gc.collect()
+            sys.exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert os.WEXITSTATUS(status) == 0, status
+        w.finish()
+        v.append("a", np.array([10.0]))
+        assert v.verify()["clean"]
+        v.close()
+        with Vault(path) as v2:
+            assert v2.load("a").tolist() == list(np.arange(11.0)) and v2.names() == ["a"]
+    """,
     "vault_garbage_collected_with_lazy_alive": """
         def make():
             v = Vault(path)

@@ -283,3 +283,36 @@ def test_version_and_exports():
         obj = getattr(numvault, name)
         if callable(obj):
             assert obj.__doc__, name
+
+
+@pytest.mark.parametrize("dtype", ["<f4", ">f4", ">i8", ">c16", "<u2", ">f2", "?"])
+def test_input_layouts(store_path, dtype):
+    base = make_array(np.dtype(dtype).newbyteorder("="), (12, 6), 3).astype(dtype)
+    forms = {
+        "c": base,
+        "fortran": np.asfortranarray(base),
+        "strided": base[::2, ::-1],
+        "transposed": base.T,
+        "broadcast": np.broadcast_to(base[:1], (5, 6)),
+        "readonly": base.copy(),
+    }
+    forms["readonly"].flags.writeable = False
+    with Vault(store_path) as v:
+        for name, a in forms.items():
+            v.save(name, a)
+            out = v.load(name)
+            assert out.dtype == a.dtype.newbyteorder("=") and out.dtype.isnative
+            np.testing.assert_array_equal(out, a)
+            v.append(name, a[:2])
+            np.testing.assert_array_equal(v.load(name), np.concatenate([a, a[:2]]))
+            v.replace(name, [0, 1], a[-2:][::-1])
+            want = np.concatenate([a, a[:2]])
+            want[[0, 1]] = a[-2:][::-1]
+            np.testing.assert_array_equal(v.load(name), want)
+    mm_path = store_path.parent / "m.npy"
+    np.save(mm_path, base)
+    with Vault(store_path) as v:
+        v.save("memmap", np.load(mm_path, mmap_mode="r"))
+        np.testing.assert_array_equal(v.load("memmap"), base)
+        v.save("list", [[1.5, 2.5], [3.5, 4.5]])
+        assert v.dtype("list") == np.float64

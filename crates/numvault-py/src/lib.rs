@@ -10,11 +10,33 @@ mod stream;
 mod vault;
 mod writable;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use pyo3::prelude::*;
+
+/// Incremented in the child after every fork(). Handles opened before a
+/// fork must not touch the store from the child: its threads (and any lock
+/// held by one at fork time) did not survive, and a close or checkpoint from
+/// the child would race the parent's writes to the same files.
+static FORK_GEN: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn on_fork_child() {
+    FORK_GEN.fetch_add(1, Ordering::SeqCst);
+}
+
+/// The current fork generation of this process.
+pub(crate) fn fork_gen() -> u64 {
+    FORK_GEN.load(Ordering::Relaxed)
+}
 
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
+    static REGISTER: std::sync::Once = std::sync::Once::new();
+    // SAFETY: the handler only increments an atomic (async-signal-safe).
+    REGISTER.call_once(|| unsafe {
+        libc::pthread_atfork(None, None, Some(on_fork_child));
+    });
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add("FORMAT_VERSION", numvault::FORMAT_VERSION)?;
     m.add("LockedError", py.get_type::<errors::LockedError>())?;

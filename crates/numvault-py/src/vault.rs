@@ -170,10 +170,40 @@ pub struct Vault {
     path: PathBuf,
     mode: String,
     sync: String,
+    /// Fork generation at open (see `crate::fork_gen`).
+    fork_gen: u64,
 }
 
 impl Vault {
+    fn forked(&self) -> bool {
+        crate::fork_gen() != self.fork_gen
+    }
+
+    /// In a child process after fork(): give up the handle without closing
+    /// it (closing would write to the parent's store).
+    fn abandon(&self) {
+        let store = match self.store.write() {
+            Ok(mut g) => g.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        std::mem::forget(store);
+        let sessions = match self.sessions.lock() {
+            Ok(mut g) => std::mem::take(&mut *g),
+            Err(p) => std::mem::take(&mut *p.into_inner()),
+        };
+        for w in sessions {
+            w.get().abandon();
+        }
+    }
+
     fn store(&self) -> PyResult<Arc<Store>> {
+        if self.forked() {
+            return Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
+                "this Vault ({}) was opened before fork(); open the store again in the child \
+                 process (e.g. Vault(path, \"r\")); LazyArrays made before the fork stay usable",
+                self.path.display()
+            )));
+        }
         let g = match self.store.read() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -285,6 +315,14 @@ impl Vault {
     }
 }
 
+impl Drop for Vault {
+    fn drop(&mut self) {
+        if self.forked() {
+            self.abandon();
+        }
+    }
+}
+
 /// An operation parsed from `Vault.commit`'s list, owning what it needs.
 enum OwnedOp<'py> {
     Save(String, Input<'py>),
@@ -341,6 +379,7 @@ impl Vault {
             path,
             mode: mode.to_string(),
             sync: sync.to_string(),
+            fork_gen: crate::fork_gen(),
         })
     }
 
@@ -675,6 +714,10 @@ impl Vault {
     /// Flush, checkpoint and release the lock (ends open writable sessions
     /// first). Idempotent. Arrays and LazyArrays obtained earlier stay valid.
     fn close(&self, py: Python<'_>) -> PyResult<()> {
+        if self.forked() {
+            self.abandon();
+            return Ok(());
+        }
         let sessions = match self.sessions.lock() {
             Ok(mut g) => std::mem::take(&mut *g),
             Err(p) => std::mem::take(&mut *p.into_inner()),

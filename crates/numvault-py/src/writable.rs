@@ -86,6 +86,8 @@ pub struct WritableArray {
     memory: Option<Py<MappedMemory>>,
     array: Py<PyAny>,
     name: String,
+    /// Fork generation at start (see `crate::fork_gen`).
+    fork_gen: u64,
 }
 
 impl WritableArray {
@@ -139,7 +141,22 @@ impl WritableArray {
             memory,
             array,
             name: name.to_string(),
+            fork_gen: crate::fork_gen(),
         })
+    }
+
+    /// In a child process after fork(): drop the session without ending it
+    /// (ending it would write to the parent's store).
+    pub(crate) fn abandon(&self) {
+        let session = match self.session.lock() {
+            Ok(mut g) => g.take(),
+            Err(p) => p.into_inner().take(),
+        };
+        std::mem::forget(session);
+    }
+
+    fn forked(&self) -> bool {
+        crate::fork_gen() != self.fork_gen
     }
 
     pub(crate) fn is_open(&self) -> bool {
@@ -171,6 +188,11 @@ impl WritableArray {
     /// store's sync policy) and detach the array from the file (it becomes a
     /// read-only private copy). Idempotent.
     pub fn finish(&self, py: Python<'_>) -> PyResult<()> {
+        if self.forked() {
+            return Err(pyo3::exceptions::PyRuntimeError::new_err(
+                "this writable session was started before fork(); finish it in the parent",
+            ));
+        }
         let session = match self.session.lock() {
             Ok(mut g) => g.take(),
             Err(p) => p.into_inner().take(),
@@ -212,6 +234,10 @@ impl WritableArray {
 
 impl Drop for WritableArray {
     fn drop(&mut self) {
+        if self.forked() {
+            self.abandon();
+            return;
+        }
         // The engine session ends in its own Drop; detach our mapping so that
         // the array, if still referenced, cannot change the file afterwards.
         let open = self.session.get_mut().map(|s| s.take()).unwrap_or(None);

@@ -99,6 +99,12 @@ pub(crate) struct Io {
     /// Arrays open in an in-place writable session: other mutations of them
     /// are refused and their checksums are not refreshed until it ends.
     pub busy: HashSet<String>,
+    /// Files no longer referenced (dropped, overwritten, compacted) that
+    /// still hold unsynced bytes: log records not yet synced refer to them,
+    /// so they are synced before the log is, like dirty files.
+    retired: Vec<Arc<DataFile>>,
+    /// Set when a sync inside planning failed; the commit poisons the handle.
+    pub sync_failed: Option<PathBuf>,
 }
 
 impl Io {
@@ -167,8 +173,12 @@ impl Io {
     }
 
     pub fn forget_file(&mut self, id: u64) {
-        self.files.remove(&id);
-        self.dirty_files.remove(&id);
+        let f = self.files.remove(&id);
+        if self.dirty_files.remove(&id) {
+            // Recovery replays the unsynced records that wrote these bytes
+            // and checks them: they must reach the disk before the log does.
+            self.retired.extend(f);
+        }
     }
 
     fn sync_dirty_data(&mut self) -> io::Result<Option<PathBuf>> {
@@ -184,6 +194,14 @@ impl Io {
                 }
             }
             self.dirty_files.remove(&id);
+        }
+        while let Some(f) = self.retired.pop() {
+            if let Err(e) = f.file.sync_data() {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("{}: {e}", f.path.display()),
+                ));
+            }
         }
         if self.dir_dirty {
             self.vfs.sync_dir(&self.data_dir)?;
@@ -709,6 +727,8 @@ impl Inner {
                 dir_dirty: false,
                 presync: false,
                 busy: HashSet::new(),
+                retired: Vec::new(),
+                sync_failed: None,
             },
             state: State::default(),
             created_ns: 0,
@@ -1163,6 +1183,10 @@ impl Inner {
             }
             res.map(|()| (ops, Some((staged, batch_garbage))))
         };
+        if let Some(p) = self.io.sync_failed.take() {
+            // fsync-gate: a failed sync is never retried as if it worked.
+            self.poisoned = Some(p);
+        }
         let (ops, staged) = match planned {
             Ok(p) => p,
             Err(e) => {
@@ -1329,6 +1353,12 @@ impl Inner {
         if let Err(e) = f.sync_data() {
             self.poisoned = Some(path.clone());
             return Err(Error::io(&path, e));
+        }
+        // The log's directory entry must be durable before a MANIFEST naming
+        // it can be: a file system may persist the later rename first.
+        if let Err(e) = self.io.vfs.sync_dir(&self.io.dir) {
+            self.poisoned = Some(self.io.dir.clone());
+            return Err(Error::io(&self.io.dir, e));
         }
         Ok(f)
     }

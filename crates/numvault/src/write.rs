@@ -279,8 +279,15 @@ pub(crate) fn plan(
             let sums = copy_rows(name, a, &src, &dst)?;
             // Compaction is heavy anyway: make the new file durable before
             // the record, so recovery never has to re-check it.
-            dst.file.sync_data().ctx(&dst.path)?;
-            io.vfs.sync_dir(&io.data_dir).ctx(&io.data_dir)?;
+            // A failed sync poisons the handle (see `Io::sync_failed`).
+            if let Err(e) = dst.file.sync_data() {
+                io.sync_failed = Some(dst.path.clone());
+                return Err(Error::io(&dst.path, e));
+            }
+            if let Err(e) = io.vfs.sync_dir(&io.data_dir) {
+                io.sync_failed = Some(io.data_dir.clone());
+                return Err(Error::io(&io.data_dir, e));
+            }
             Some(Op::Compact {
                 name: name.to_string(),
                 file_id: id,
