@@ -83,7 +83,7 @@ def main():
     s.save(h, base)
     s.close(h)
     model = base.copy()
-    opname = "replace" if args.op.startswith("replace") else args.op
+    opname = "replace" if args.op.startswith("replace") else args.op.replace("append1k", "append")
     h = s.open(opname)
     prof = None
     if args.pyinstrument:

@@ -9,4 +9,7 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q '.[test]'
 cargo test -p numvault --release
+# Fuzz every libFuzzer target briefly (docs/RELIABILITY.md); 0 skips it.
+FUZZ_SECS=${NUMVAULT_FUZZ_SECS:-30}
+[ "$FUZZ_SECS" = 0 ] || bash scripts/fuzz.sh "$FUZZ_SECS"
 .venv/bin/python -m pytest tests/python -q

@@ -82,7 +82,13 @@ enum Damage {
 fn damages(len: u64, seed: u64) -> Vec<Damage> {
     let mut offs: Vec<u64> = vec![0, 1, 7, 8, 11, 12, 15, 16, 20, 23, 24, 27, 28, 31, 32];
     offs.extend([40, 48, 56, 64, 80, 100, 128]);
-    offs.extend([len / 4, len / 3, len / 2, 2 * len / 3, len.saturating_sub(9)]);
+    offs.extend([
+        len / 4,
+        len / 3,
+        len / 2,
+        2 * len / 3,
+        len.saturating_sub(9),
+    ]);
     offs.extend([len.saturating_sub(2), len.saturating_sub(1)]);
     let r = bytes(16, seed);
     for c in r.chunks(2) {
@@ -220,14 +226,20 @@ fn corruption_matrix() {
                     if crash { "crashed" } else { "closed" },
                     rel.display()
                 );
-                let out = check(&dir, &target, &states, di % 2 == 0, &ctx);
+                let out = check(&dir, &target, &states, di.is_multiple_of(2), &ctx);
                 if out == "open error" || out.contains("unreadable") {
                     errors += 1;
                 } else {
                     recovered += 1;
                 }
                 // A second open (after any recovery) obeys the rule too.
-                check(&dir, &target, &states, false, &format!("{ctx} (second open)"));
+                check(
+                    &dir,
+                    &target,
+                    &states,
+                    false,
+                    &format!("{ctx} (second open)"),
+                );
                 *per_kind.entry(kind.clone()).or_default() += 1;
                 cases += 1;
                 std::fs::remove_dir_all(&dir).unwrap();
@@ -270,11 +282,15 @@ fn write_fuzz_seeds() {
     let dir = root.path().join("s");
     {
         let s = Store::open(&dir, OpenOptions::default()).unwrap();
-        s.save("a", ArrayRef::of(&[3, 2], &[1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]))
-            .unwrap();
+        s.save(
+            "a",
+            ArrayRef::of(&[3, 2], &[1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0]),
+        )
+        .unwrap();
         s.save("g/b", ArrayRef::of(&[4], &[1u16, 2, 3, 4])).unwrap();
         s.checkpoint().unwrap();
-        s.append("a", ArrayRef::of(&[1, 2], &[7.0f32, 8.0])).unwrap();
+        s.append("a", ArrayRef::of(&[1, 2], &[7.0f32, 8.0]))
+            .unwrap();
         s.replace("g/b", &[0, -1], ArrayRef::of(&[2], &[9u16, 9]))
             .unwrap();
         s.delete_rows("a", &[1]).unwrap();
