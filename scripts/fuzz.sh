@@ -15,8 +15,7 @@ export RUSTC_BOOTSTRAP=1
 command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked
 TARGETS=("$@")
 [ ${#TARGETS[@]} -gt 0 ] || mapfile -t TARGETS < <(cargo fuzz list)
-# Build all targets first (one build, timed separately from fuzzing).
-cargo fuzz build -O "${TARGETS[@]:0:1}" >/dev/null
+# Build every target once, before the timed runs.
 cargo fuzz build -O
 total=0
 for t in "${TARGETS[@]}"; do

@@ -219,6 +219,9 @@ pub(crate) struct Inner {
     log: Option<Arc<dyn VFile>>,
     pub log_path: PathBuf,
     log_end: u64,
+    /// Bytes of the log file already written (records, then zeros that
+    /// preallocate space under `Sync::Always`).
+    log_alloc: u64,
     log_dirty: bool,
     /// Highest seq known to be durable (log fsynced after it).
     synced_seq: u64,
@@ -737,6 +740,7 @@ impl Inner {
             log: None,
             log_path: dir.join(log_name(0)),
             log_end: LOG_HEADER_BYTES,
+            log_alloc: LOG_HEADER_BYTES,
             log_dirty: false,
             synced_seq: 0,
             dirty_since: None,
@@ -975,11 +979,19 @@ impl Inner {
                 }
             }
         }
-        replay.dropped_tail = replay.end < bytes.len() as u64;
+        // Zeros after the last record are preallocation (Sync::Always), not
+        // damage; anything else there is a torn or lost tail.
+        let tail = &bytes[replay.end as usize..];
+        replay.dropped_tail = tail.iter().any(|b| *b != 0);
         if recover && replay.dropped_tail {
             file.set_len(replay.end).ctx(&path)?;
             file.sync_data().ctx(&path)?;
         }
+        self.log_alloc = if replay.dropped_tail {
+            replay.end
+        } else {
+            bytes.len() as u64
+        };
         self.log = Some(file);
         self.log_end = replay.end;
         Ok(replay)
@@ -1286,6 +1298,9 @@ impl Inner {
                 return Err(Error::io(&self.io.data_dir, e));
             }
         }
+        if self.io.sync == SyncPolicy::Always {
+            self.preallocate_log(&log, bytes.len() as u64)?;
+        }
         if let Err(e) = log.write_all_at(&bytes, self.log_end) {
             // Cut off whatever part landed so the next record starts clean.
             if log.set_len(self.log_end).is_err() {
@@ -1313,6 +1328,31 @@ impl Inner {
             }
             SyncPolicy::OnFlush | SyncPolicy::Never => {}
         }
+        Ok(())
+    }
+
+    /// Under `Sync::Always`, make sure the log has `need` bytes of written
+    /// (zeroed) and synced space past its end, so that each commit is an
+    /// overwrite within the file: its fdatasync then has no file size or
+    /// block allocation to commit, only the data.
+    fn preallocate_log(&mut self, log: &Arc<dyn VFile>, need: u64) -> Result<()> {
+        const STEP: u64 = 1 << 20;
+        if self.log_end + need <= self.log_alloc {
+            return Ok(());
+        }
+        let target = (self.log_end + need).div_ceil(STEP) * STEP + STEP;
+        let zeros = vec![0u8; STEP as usize];
+        let mut at = self.log_alloc.max(self.log_end);
+        while at < target {
+            let n = (target - at).min(STEP) as usize;
+            log.write_all_at(&zeros[..n], at).ctx(&self.log_path)?;
+            at += n as u64;
+        }
+        if let Err(e) = log.sync_data() {
+            self.poisoned = Some(self.log_path.clone());
+            return Err(Error::io(&self.log_path, e));
+        }
+        self.log_alloc = target;
         Ok(())
     }
 
@@ -1474,6 +1514,7 @@ impl Inner {
         self.log = Some(new_log);
         self.log_path = self.io.dir.join(log_name(new_gen));
         self.log_end = LOG_HEADER_BYTES;
+        self.log_alloc = LOG_HEADER_BYTES;
         self.log_dirty = false;
         // Failures below leave only unreferenced files, removed at next open.
         let _ = self.io.vfs.remove_file(&old_log);

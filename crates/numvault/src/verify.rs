@@ -104,11 +104,26 @@ impl Store {
         // The checkpoint this handle started from may have been replaced by a
         // newer one: check the MANIFEST on disk and the log it names.
         let mpath = dir.join(MANIFEST);
-        let disk_state = match vfs
-            .open(&mpath, OpenMode::Read)
-            .ctx(&mpath)
-            .and_then(|f| read_whole(f.as_ref(), &mpath, MAX_MANIFEST_FILE_BYTES))
-        {
+        // A writer's checkpoint can replace the MANIFEST and delete the log it
+        // named between our two reads: read a consistent pair, as open does.
+        let mut tries = 0;
+        let disk = loop {
+            let m = vfs
+                .open(&mpath, OpenMode::Read)
+                .ctx(&mpath)
+                .and_then(|f| read_whole(f.as_ref(), &mpath, MAX_MANIFEST_FILE_BYTES));
+            let gen = m
+                .as_ref()
+                .ok()
+                .and_then(|b| decode_manifest(b).ok())
+                .map(|(s, _)| s.gen);
+            tries += 1;
+            match gen {
+                Some(g) if tries < 16 && !vfs.exists(&dir.join(log_name(g))) => continue,
+                _ => break m,
+            }
+        };
+        let disk_state = match disk {
             Ok(bytes) => match decode_manifest(&bytes) {
                 Ok((s, _)) => Some(s),
                 Err(e) => {
@@ -151,6 +166,12 @@ impl Store {
                                     seq = rec.seq;
                                     chain = hash;
                                     pos += len as usize;
+                                }
+                                RecordRead::Short | RecordRead::Bad(_)
+                                    if bytes[pos..].iter().all(|b| *b == 0) =>
+                                {
+                                    // Preallocated space after the last record.
+                                    break;
                                 }
                                 RecordRead::Short => {
                                     if pos < bytes.len() && !self.is_read_only() {

@@ -354,7 +354,8 @@ fn distinct_idx(rng: &mut Rng, rows: u64, k: u64) -> Vec<i64> {
 }
 
 /// Rows of a new or appended block: mostly small (carried inline in the
-/// log), sometimes over 64 KiB (written to the data file before the record).
+/// log), sometimes about 70 KB (over the inline limit: written to the data
+/// file before the record).
 fn block_rows(rng: &mut Rng, dtype: DType, cols: u64) -> u64 {
     let row = cols * dtype.itemsize() as u64;
     if rng.chance(12) {
