@@ -209,34 +209,7 @@ impl SimVfs {
                 }
             }
         }
-        let mut copies: Vec<(*const Mutex<Inode>, InodeRef)> = Vec::new();
-        let mut live = BTreeMap::new();
-        for (path, inode) in &names {
-            let ptr = Arc::as_ptr(inode);
-            let copy = match copies.iter().find(|(p, _)| *p == ptr) {
-                Some((_, c)) => c.clone(),
-                None => {
-                    let i = lock(inode);
-                    let bytes = power_loss_image(&i, &mut rng);
-                    let c = Arc::new(Mutex::new(Inode {
-                        live: bytes.clone(),
-                        durable: bytes,
-                        pending: Vec::new(),
-                    }));
-                    copies.push((ptr, c.clone()));
-                    c
-                }
-            };
-            live.insert(path.clone(), copy);
-        }
-        let fresh = SimVfs::new();
-        {
-            let mut fs = lock(&fresh.shared.state);
-            fs.durable = live.clone();
-            fs.live = live;
-            fs.dirs = st.dirs.clone();
-        }
-        fresh
+        rebuild(&names, &st.dirs, |i| power_loss_image(i, &mut rng))
     }
 
     /// Fault points passed since the last `set_plan`.
@@ -255,39 +228,13 @@ impl SimVfs {
     pub fn after_crash(&self, keep_unsynced: bool) -> SimVfs {
         let st = lock(&self.shared.state);
         let names = if keep_unsynced { &st.live } else { &st.durable };
-        let mut copies: Vec<(*const Mutex<Inode>, InodeRef)> = Vec::new();
-        let mut live = BTreeMap::new();
-        for (path, inode) in names {
-            let ptr = Arc::as_ptr(inode);
-            // Hard links do not occur, but keep inode identity anyway.
-            let copy = match copies.iter().find(|(p, _)| *p == ptr) {
-                Some((_, c)) => c.clone(),
-                None => {
-                    let i = lock(inode);
-                    let bytes = if keep_unsynced {
-                        i.live.clone()
-                    } else {
-                        i.durable.clone()
-                    };
-                    let c = Arc::new(Mutex::new(Inode {
-                        live: bytes.clone(),
-                        durable: bytes,
-                        pending: Vec::new(),
-                    }));
-                    copies.push((ptr, c.clone()));
-                    c
-                }
-            };
-            live.insert(path.clone(), copy);
-        }
-        let fresh = SimVfs::new();
-        {
-            let mut fs = lock(&fresh.shared.state);
-            fs.durable = live.clone();
-            fs.live = live;
-            fs.dirs = st.dirs.clone();
-        }
-        fresh
+        rebuild(names, &st.dirs, |i| {
+            if keep_unsynced {
+                i.live.clone()
+            } else {
+                i.durable.clone()
+            }
+        })
     }
 
     /// Read a file's live bytes (for tests that corrupt or inspect files).
@@ -352,6 +299,42 @@ impl SimVfs {
     fn parent(path: &Path) -> PathBuf {
         path.parent().map(Path::to_path_buf).unwrap_or_default()
     }
+}
+
+/// A fresh file system holding `names`, each file's bytes taken from
+/// `image(inode)` (inode identity kept across names), live and durable alike.
+fn rebuild(
+    names: &BTreeMap<PathBuf, InodeRef>,
+    dirs: &HashSet<PathBuf>,
+    mut image: impl FnMut(&Inode) -> Vec<u8>,
+) -> SimVfs {
+    let mut copies: Vec<(*const Mutex<Inode>, InodeRef)> = Vec::new();
+    let mut live = BTreeMap::new();
+    for (path, inode) in names {
+        let ptr = Arc::as_ptr(inode);
+        let copy = match copies.iter().find(|(p, _)| *p == ptr) {
+            Some((_, c)) => c.clone(),
+            None => {
+                let bytes = image(&lock(inode));
+                let c = Arc::new(Mutex::new(Inode {
+                    live: bytes.clone(),
+                    durable: bytes,
+                    pending: Vec::new(),
+                }));
+                copies.push((ptr, c.clone()));
+                c
+            }
+        };
+        live.insert(path.clone(), copy);
+    }
+    let fresh = SimVfs::new();
+    {
+        let mut fs = lock(&fresh.shared.state);
+        fs.durable = live.clone();
+        fs.live = live;
+        fs.dirs = dirs.clone();
+    }
+    fresh
 }
 
 struct SimFile {

@@ -112,17 +112,10 @@ impl Io {
         self.data_dir.join(data_name(id))
     }
 
-    /// The open data file `id`.
-    pub fn file(&mut self, id: u64) -> Result<Arc<DataFile>> {
-        if let Some(f) = self.files.get(&id) {
-            return Ok(f.clone());
-        }
+    /// Open data file `id` in `mode` and keep its handle (only kept handles
+    /// are synced by `sync_dirty_data`).
+    fn open_file(&mut self, id: u64, mode: OpenMode) -> Result<Arc<DataFile>> {
         let path = self.data_path(id);
-        let mode = if self.read_only {
-            OpenMode::Read
-        } else {
-            OpenMode::ReadWrite
-        };
         let file = self.vfs.open(&path, mode).ctx(&path)?;
         let df = Arc::new(DataFile {
             path,
@@ -131,6 +124,19 @@ impl Io {
         });
         self.files.insert(id, df.clone());
         Ok(df)
+    }
+
+    /// The open data file `id`.
+    pub fn file(&mut self, id: u64) -> Result<Arc<DataFile>> {
+        if let Some(f) = self.files.get(&id) {
+            return Ok(f.clone());
+        }
+        let mode = if self.read_only {
+            OpenMode::Read
+        } else {
+            OpenMode::ReadWrite
+        };
+        self.open_file(id, mode)
     }
 
     /// Create data file `id`, replacing an uncommitted leftover of a crash.
@@ -142,34 +148,19 @@ impl Io {
             // committed state, so no reader can have this file mapped.
             self.vfs.remove_file(&path).ctx(&path)?;
         }
-        let file = self.vfs.open(&path, OpenMode::CreateNew).ctx(&path)?;
-        let df = Arc::new(DataFile {
-            path,
-            file,
-            map: Mutex::new(None),
-        });
-        self.files.insert(id, df.clone());
+        let df = self.open_file(id, OpenMode::CreateNew)?;
         self.dir_dirty = true;
         Ok(df)
     }
 
     /// Data file `id` for recovery's redo, created if a crash lost it. The
-    /// handle is kept: only open files are synced, and the redone bytes
-    /// must be durable before the checkpoint that ends recovery drops the
-    /// log records carrying them.
+    /// handle is kept: the redone bytes must be durable before the
+    /// checkpoint that ends recovery drops the log records carrying them.
     pub fn redo_file(&mut self, id: u64) -> Result<Arc<DataFile>> {
         if let Some(f) = self.files.get(&id) {
             return Ok(f.clone());
         }
-        let path = self.data_path(id);
-        let file = self.vfs.open(&path, OpenMode::Create).ctx(&path)?;
-        let df = Arc::new(DataFile {
-            path,
-            file,
-            map: Mutex::new(None),
-        });
-        self.files.insert(id, df.clone());
-        Ok(df)
+        self.open_file(id, OpenMode::Create)
     }
 
     pub fn forget_file(&mut self, id: u64) {
