@@ -256,16 +256,7 @@ fn corruption_matrix() {
             .collect::<Vec<_>>()
             .join(", ")
     );
-    eprintln!("{line}");
-    if let Ok(p) = std::env::var("NUMVAULT_FIGURES") {
-        use std::io::Write as _;
-        let mut out = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(p)
-            .unwrap();
-        writeln!(out, "{line}").unwrap();
-    }
+    report_figures(&line);
 }
 
 /// `NUMVAULT_WRITE_FUZZ_SEEDS=<repo>/fuzz cargo test --test corruption_matrix

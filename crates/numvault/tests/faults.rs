@@ -299,14 +299,5 @@ fn io_errors_at_every_point_of_every_op_and_policy() {
         total.failed_ops,
         total.poisoned
     );
-    eprintln!("{line}");
-    if let Ok(p) = std::env::var("NUMVAULT_FIGURES") {
-        use std::io::Write as _;
-        let mut out = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(p)
-            .unwrap();
-        writeln!(out, "{line}").unwrap();
-    }
+    report_figures(&line);
 }

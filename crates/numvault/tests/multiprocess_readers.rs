@@ -329,14 +329,5 @@ fn many_readers_one_writer() {
         secs(),
         lines.join("; ")
     );
-    eprintln!("{line}");
-    if let Ok(p) = std::env::var("NUMVAULT_FIGURES") {
-        use std::io::Write as _;
-        let mut out = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(p)
-            .unwrap();
-        writeln!(out, "{line}").unwrap();
-    }
+    report_figures(&line);
 }

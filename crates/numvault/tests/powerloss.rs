@@ -219,14 +219,5 @@ fn power_loss_with_reordered_and_torn_writes() {
         total.images,
         lines.join("; ")
     );
-    eprintln!("{line}");
-    if let Ok(p) = std::env::var("NUMVAULT_FIGURES") {
-        use std::io::Write as _;
-        let mut out = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(p)
-            .unwrap();
-        writeln!(out, "{line}").unwrap();
-    }
+    report_figures(&line);
 }

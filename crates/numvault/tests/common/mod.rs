@@ -197,3 +197,18 @@ pub fn cases(default: u32) -> u32 {
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
+
+/// Print a suite's summary line and append it to the file named by
+/// `NUMVAULT_FIGURES`, if set (docs/RELIABILITY.md collects these).
+pub fn report_figures(line: &str) {
+    eprintln!("{line}");
+    if let Ok(p) = std::env::var("NUMVAULT_FIGURES") {
+        use std::io::Write as _;
+        let mut out = std::fs::OpenOptions::new()
+            .append(true)
+            .create(true)
+            .open(p)
+            .unwrap();
+        writeln!(out, "{line}").unwrap();
+    }
+}
