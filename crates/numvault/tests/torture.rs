@@ -323,13 +323,5 @@ fn torture_sigkill() {
         f.in_flight_absent,
         f.reader_recoveries
     );
-    eprintln!("{line}");
-    if let Ok(p) = std::env::var("NUMVAULT_FIGURES") {
-        let mut out = std::fs::OpenOptions::new()
-            .append(true)
-            .create(true)
-            .open(p)
-            .unwrap();
-        writeln!(out, "{line}").unwrap();
-    }
+    report_figures(&line);
 }
