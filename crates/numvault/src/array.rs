@@ -134,4 +134,6 @@ pub struct ArrayInfo {
     pub mtime_ns: u64,
     /// Bytes not yet covered by chunk checksums (refreshed at the next checkpoint).
     pub unchecksummed_bytes: u64,
+    /// The array's data file, relative to the store directory.
+    pub file: std::path::PathBuf,
 }

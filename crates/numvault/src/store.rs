@@ -13,6 +13,7 @@ use crate::format::{
     self, decode_log_header, decode_manifest, encode_log_header, encode_manifest, frame_record,
     read_record, HeaderError, RecordRead, FORMAT_VERSION, LOG_HEADER_BYTES,
 };
+use crate::history::{self, CommitInfo, OpSummary, HISTORY};
 use crate::meta::{ArrayMeta, ChunkSums, Op, Payload, State, CHUNK_BYTES};
 use crate::options::{OpenOptions, Sync as SyncPolicy};
 use crate::vfs::{LockGuard, Mapping, OpenMode, VFile, Vfs};
@@ -222,6 +223,12 @@ pub(crate) struct Inner {
     lock: Option<LockGuard>,
     closed: bool,
     stop_flusher: bool,
+    /// history: summaries of records not yet in `HISTORY` (appended at the
+    /// next checkpoint, after the records themselves are durable).
+    pending_history: Vec<CommitInfo>,
+    /// history: the open `HISTORY` file, the offset to append at, and
+    /// whether entries were written since its last fdatasync.
+    history: Option<(Arc<dyn VFile>, u64, bool)>,
 }
 
 pub(crate) struct Shared {
@@ -638,6 +645,7 @@ pub(crate) fn array_info(name: &str, m: &ArrayMeta) -> ArrayInfo {
         data_bytes: m.phys_bytes(),
         mtime_ns: m.mtime_ns,
         unchecksummed_bytes: m.phys_bytes().saturating_sub(m.sums.covered),
+        file: Path::new(DATA_DIR).join(data_name(m.file_id)),
     }
 }
 
@@ -740,6 +748,8 @@ impl Inner {
             lock: None,
             closed: false,
             stop_flusher: false,
+            pending_history: Vec::new(),
+            history: None,
         }
     }
 
@@ -948,6 +958,17 @@ impl Inner {
                             self.state = b;
                         }
                         break;
+                    }
+                    if recover {
+                        // history: summarized at the checkpoint that folds it.
+                        self.pending_history.push(CommitInfo {
+                            seq: rec.seq,
+                            time_ns: rec.time_ns,
+                            hash,
+                            prev_hash: rec.prev_hash,
+                            ops: rec.ops.iter().map(OpSummary::of).collect(),
+                            in_log: true,
+                        });
                     }
                     self.state.seq = rec.seq;
                     self.state.chain = hash;
@@ -1301,6 +1322,15 @@ impl Inner {
         }
         self.log_end += bytes.len() as u64;
         self.state.seq += 1;
+        // history: summarized at the checkpoint that folds this record.
+        self.pending_history.push(CommitInfo {
+            seq: self.state.seq,
+            time_ns,
+            hash,
+            prev_hash: self.state.chain,
+            ops: ops.iter().map(OpSummary::of).collect(),
+            in_log: true,
+        });
         self.state.chain = hash;
         self.log_dirty = true;
         match self.io.sync {
@@ -1371,6 +1401,54 @@ impl Inner {
         }
         self.synced_seq = self.state.seq;
         self.dirty_since = None;
+        // history: bound the memory of summaries between checkpoints (their
+        // records are durable now); the checkpoint fdatasyncs them.
+        if self.pending_history.len() >= 16_384 {
+            let _ = self.write_history(false);
+        }
+        Ok(())
+    }
+
+    /// Append the pending commit summaries to `HISTORY` (docs/FORMAT.md
+    /// §5.7); `sync`: also fdatasync it. Only summaries of durable records
+    /// are pending when this runs (after `sync_all`). On a write failure they
+    /// stay pending and the next attempt overwrites the partial write.
+    fn write_history(&mut self, sync: bool) -> Result<()> {
+        let path = self.io.dir.join(HISTORY);
+        let (file, mut end, mut dirty) = match self.history.take() {
+            Some(h) => h,
+            None if self.pending_history.is_empty() => return Ok(()),
+            None => {
+                let f = self.io.vfs.open(&path, OpenMode::Create).ctx(&path)?;
+                let mut len = f.len().ctx(&path)?;
+                if len < history::FILE_HEADER_BYTES {
+                    f.write_all_at(&history::file_header(), 0).ctx(&path)?;
+                    len = history::FILE_HEADER_BYTES;
+                }
+                (f, len, true)
+            }
+        };
+        if !self.pending_history.is_empty() {
+            let mut bytes = Vec::new();
+            for c in &self.pending_history {
+                bytes.extend(history::encode_entry(c));
+            }
+            if let Err(e) = file.write_all_at(&bytes, end) {
+                self.history = Some((file, end, dirty));
+                return Err(Error::io(&path, e));
+            }
+            end += bytes.len() as u64;
+            dirty = true;
+            self.pending_history.clear();
+        }
+        if sync && dirty {
+            if let Err(e) = file.sync_data() {
+                self.poisoned = Some(path.clone());
+                return Err(Error::io(&path, e));
+            }
+            dirty = false;
+        }
+        self.history = Some((file, end, dirty));
         Ok(())
     }
 
@@ -1485,6 +1563,9 @@ impl Inner {
         }
         self.refresh_sums()?;
         self.sync_all()?;
+        // history: the records are durable now; summarize them before the
+        // checkpoint deletes the log.
+        self.write_history(true)?;
         let old_gen = self.state.gen;
         let new_gen = old_gen + 1;
         let new_log = self.create_log(new_gen)?;

@@ -3,15 +3,13 @@
 
 use std::path::PathBuf;
 
-use crate::error::{IoContext, Result};
+use crate::error::Result;
 use crate::format::{
     decode_log_header, decode_manifest, read_record, RecordRead, LOG_HEADER_BYTES,
 };
+use crate::history::{read_disk_pair, DiskPair};
 use crate::meta::CHUNK_BYTES;
-use crate::store::{
-    log_name, read_whole, Store, MANIFEST, MAX_LOG_FILE_BYTES, MAX_MANIFEST_FILE_BYTES,
-};
-use crate::vfs::OpenMode;
+use crate::store::Store;
 
 /// One problem found by [`Store::verify`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -103,26 +101,13 @@ impl Store {
 
         // The checkpoint this handle started from may have been replaced by a
         // newer one: check the MANIFEST on disk and the log it names.
-        let mpath = dir.join(MANIFEST);
         // A writer's checkpoint can replace the MANIFEST and delete the log it
         // named between our two reads: read a consistent pair, as open does.
-        let mut tries = 0;
-        let disk = loop {
-            let m = vfs
-                .open(&mpath, OpenMode::Read)
-                .ctx(&mpath)
-                .and_then(|f| read_whole(f.as_ref(), &mpath, MAX_MANIFEST_FILE_BYTES));
-            let gen = m
-                .as_ref()
-                .ok()
-                .and_then(|b| decode_manifest(b).ok())
-                .map(|(s, _)| s.gen);
-            tries += 1;
-            match gen {
-                Some(g) if tries < 16 && !vfs.exists(&dir.join(log_name(g))) => continue,
-                _ => break m,
-            }
-        };
+        let DiskPair {
+            manifest_path: mpath,
+            manifest: disk,
+            log,
+        } = read_disk_pair(vfs.as_ref(), &dir);
         let disk_state = match disk {
             Ok(bytes) => match decode_manifest(&bytes) {
                 Ok((s, _)) => Some(s),
@@ -136,13 +121,8 @@ impl Store {
                 None
             }
         };
-        if let Some(ds) = disk_state {
-            let lpath = dir.join(log_name(ds.gen));
-            match vfs
-                .open(&lpath, OpenMode::Read)
-                .ctx(&lpath)
-                .and_then(|f| read_whole(f.as_ref(), &lpath, MAX_LOG_FILE_BYTES))
-            {
+        if let (Some(ds), Some((lpath, log))) = (disk_state, log) {
+            match log {
                 Ok(bytes) => {
                     if let Err(e) = decode_log_header(&bytes) {
                         rep.problems

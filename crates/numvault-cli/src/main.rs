@@ -1,0 +1,3 @@
+fn main() {
+    std::process::exit(numvault_cli::run(std::env::args_os()));
+}
