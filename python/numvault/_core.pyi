@@ -8,7 +8,7 @@ import numpy.typing as npt
 
 __all__ = [
     "__version__", "FORMAT_VERSION", "LockedError", "CorruptionError", "InternalError", "Vault",
-    "LazyArray", "_LazyIter", "WritableArray", "_MappedMemory", "BatchIterator", "_OwnedBytes",
+    "LazyArray", "_LazyIter", "WritableArray", "_MappedMemory", "BatchIterator",
     "_open_lazy", "resolve_index", "validate_name", "_panic_for_test",
 ]
 __version__: str
@@ -148,8 +148,6 @@ class _LazyIter:
     def __length_hint__(self) -> int: ...
 @final
 class _MappedMemory: ...
-@final
-class _OwnedBytes: ...
 
 def _cli_main(argv: List[str]) -> int:
     """Run the ``numvault`` command with ``argv`` (program name first); returns the exit status."""

@@ -14,24 +14,49 @@ use crate::store::{lock, DataFile, Store};
 use crate::vfs::Mapping;
 use crate::write::normalize;
 
-/// Checks chunk checksums of bytes read from an array's data file, reading
-/// a whole chunk when a read covered only part of it. Each chunk is checked
-/// at most once.
+/// What a [`Verifier`] remembers between reads: the chunks already checked
+/// and the last chunk read whole.
+#[derive(Default)]
+pub(crate) struct VerifyState {
+    /// Chunks whose checksum was checked.
+    done: HashSet<usize>,
+    /// Index of the chunk whose checked bytes are in `buf`.
+    cached: Option<usize>,
+    buf: Vec<u8>,
+}
+
+/// Reads an array's data file and checks the chunk checksum of every chunk
+/// a read touches before the bytes are handed out. A chunk read whole into
+/// the output is checked as it is read (one pass); a chunk the output only
+/// partly covers is read whole into a reused buffer, checked, and kept, so
+/// the next read of its other rows is served from memory. Reading an array
+/// in order, in pieces of any size, therefore reads and checksums each byte
+/// once. Each chunk is checked at most once per verifier.
 pub(crate) struct Verifier<'a> {
     name: &'a str,
     meta: &'a ArrayMeta,
     df: &'a DataFile,
-    done: HashSet<usize>,
+    st: VerifyState,
 }
 
 impl<'a> Verifier<'a> {
     pub fn new(name: &'a str, meta: &'a ArrayMeta, df: &'a DataFile) -> Self {
-        Verifier {
-            name,
-            meta,
-            df,
-            done: HashSet::new(),
-        }
+        Self::with_state(name, meta, df, VerifyState::default())
+    }
+
+    /// A verifier that continues from an earlier one's state (same array
+    /// snapshot).
+    pub fn with_state(
+        name: &'a str,
+        meta: &'a ArrayMeta,
+        df: &'a DataFile,
+        st: VerifyState,
+    ) -> Self {
+        Verifier { name, meta, df, st }
+    }
+
+    pub fn into_state(self) -> VerifyState {
+        self.st
     }
 
     fn mismatch(&self, chunk: usize) -> Error {
@@ -45,34 +70,66 @@ impl<'a> Verifier<'a> {
         }
     }
 
-    /// `bytes` were read from file offset `offset`.
-    pub fn check(&mut self, bytes: &[u8], offset: u64) -> Result<()> {
+    fn read_raw(&self, out: &mut [u8], offset: u64) -> Result<()> {
+        self.df.file.read_exact_at(out, offset).ctx(&self.df.path)
+    }
+
+    /// Fill `out` with the file's bytes from `offset`, checking every
+    /// checksummed chunk they belong to (bytes past `covered` are not
+    /// checksummed and are read as they are).
+    pub fn read(&mut self, out: &mut [u8], offset: u64) -> Result<()> {
+        /// Bytes per read call of a whole chunk, checksummed right after
+        /// the read while they are still in the CPU cache.
+        const PIECE: usize = 256 << 10;
         let sums = &self.meta.sums;
-        if bytes.is_empty() || offset >= sums.covered {
-            return Ok(());
-        }
-        let end = offset + bytes.len() as u64;
-        let first = (offset / CHUNK_BYTES) as usize;
-        let last = ((end - 1) / CHUNK_BYTES) as usize;
-        for c in first..=last.min(sums.sums.len().saturating_sub(1)) {
-            if self.done.contains(&c) {
-                continue;
+        let end = offset + out.len() as u64;
+        let mut pos = offset;
+        while pos < end {
+            let at = (pos - offset) as usize;
+            if pos >= sums.covered {
+                return self.read_raw(&mut out[at..], pos);
             }
-            let (cs, ce) = sums.range(c);
-            let crc = if cs >= offset && ce <= end {
-                crc32c::crc32c(&bytes[(cs - offset) as usize..(ce - offset) as usize])
-            } else {
-                let mut buf = vec![0u8; (ce - cs) as usize];
-                self.df
-                    .file
-                    .read_exact_at(&mut buf, cs)
-                    .ctx(&self.df.path)?;
-                crc32c::crc32c(&buf)
+            let c = (pos / CHUNK_BYTES) as usize;
+            let Some(&want) = sums.sums.get(c) else {
+                // `covered` and the sums agree (checked when loaded); if not,
+                // read unchecked rather than index out of bounds.
+                return self.read_raw(&mut out[at..], pos);
             };
-            if crc != sums.sums[c] {
-                return Err(self.mismatch(c));
+            let (cs, ce) = sums.range(c);
+            let seg_end = end.min(ce);
+            let dst = &mut out[at..(seg_end - offset) as usize];
+            if self.st.cached == Some(c) {
+                dst.copy_from_slice(&self.st.buf[(pos - cs) as usize..(seg_end - cs) as usize]);
+            } else if self.st.done.contains(&c) {
+                self.read_raw(dst, pos)?;
+            } else if pos == cs && seg_end == ce {
+                let mut crc = 0u32;
+                let mut done = 0usize;
+                for part in dst.chunks_mut(PIECE) {
+                    self.read_raw(part, cs + done as u64)?;
+                    crc = crc32c::crc32c_append(crc, part);
+                    done += part.len();
+                }
+                if crc != want {
+                    return Err(self.mismatch(c));
+                }
+                self.st.done.insert(c);
+            } else {
+                let n = (ce - cs) as usize;
+                self.st.cached = None;
+                let mut buf = std::mem::take(&mut self.st.buf);
+                buf.resize(n, 0);
+                let res = self.read_raw(&mut buf, cs);
+                self.st.buf = buf;
+                res?;
+                if crc32c::crc32c(&self.st.buf) != want {
+                    return Err(self.mismatch(c));
+                }
+                self.st.cached = Some(c);
+                self.st.done.insert(c);
+                dst.copy_from_slice(&self.st.buf[(pos - cs) as usize..(seg_end - cs) as usize]);
             }
-            self.done.insert(c);
+            pos = seg_end;
         }
         Ok(())
     }
@@ -97,9 +154,9 @@ pub(crate) fn read_rows_into(
         let dst = ((i - start) * rb) as usize;
         let n = (run * rb) as usize;
         let piece = &mut out[dst..dst + n];
-        df.file.read_exact_at(piece, slot * rb).ctx(&df.path)?;
-        if let Some(v) = verify.as_deref_mut() {
-            v.check(piece, slot * rb)?;
+        match verify.as_deref_mut() {
+            Some(v) => v.read(piece, slot * rb)?,
+            None => df.file.read_exact_at(piece, slot * rb).ctx(&df.path)?,
         }
         i += run;
     }
@@ -108,11 +165,10 @@ pub(crate) fn read_rows_into(
         let mut patch = |logical: u64, shadow: u64| -> Result<()> {
             let dst = ((logical - start) * rb) as usize;
             let piece = &mut out[dst..dst + rb as usize];
-            df.file.read_exact_at(piece, shadow * rb).ctx(&df.path)?;
-            if let Some(v) = verify.as_deref_mut() {
-                v.check(piece, shadow * rb)?;
+            match verify.as_deref_mut() {
+                Some(v) => v.read(piece, shadow * rb),
+                None => df.file.read_exact_at(piece, shadow * rb).ctx(&df.path),
             }
-            Ok(())
         };
         if (a.remap.len() as u64) < end - start {
             for (&base, &shadow) in a.remap.iter() {
@@ -376,7 +432,7 @@ impl Store {
             df,
             next: 0,
             batch_rows,
-            verified: HashSet::new(),
+            verify: VerifyState::default(),
         })
     }
 }
@@ -550,13 +606,18 @@ impl View {
 }
 
 /// Streaming iterator over row batches (see [`Store::batches`]).
+///
+/// Besides iterating (each batch a new [`ArrayData`]), a caller that
+/// allocates its own buffers can ask [`Batches::next_rows`] and fill one
+/// with [`Batches::read_next_into`]. Checksums are verified chunk by chunk
+/// as the rows are read, and each byte is read once.
 pub struct Batches {
     name: String,
     meta: Arc<ArrayMeta>,
     df: Arc<DataFile>,
     next: u64,
     batch_rows: u64,
-    verified: HashSet<usize>,
+    verify: VerifyState,
 }
 
 impl Batches {
@@ -564,34 +625,228 @@ impl Batches {
     pub fn rows(&self) -> u64 {
         self.meta.rows()
     }
+
+    /// Element type of the array.
+    pub fn dtype(&self) -> DType {
+        self.meta.dtype
+    }
+
+    /// Bytes per row.
+    pub fn row_bytes(&self) -> u64 {
+        self.meta.row_bytes
+    }
+
+    /// Shape of the next batch (rows first), `None` at the end.
+    pub fn next_shape(&self) -> Option<Vec<u64>> {
+        let n = self.next_rows();
+        (n > 0).then(|| {
+            let mut shape = self.meta.shape();
+            shape[0] = n;
+            shape
+        })
+    }
+
+    /// Rows of the next batch (0 at the end of the stream).
+    pub fn next_rows(&self) -> u64 {
+        let rows = self.meta.rows();
+        self.batch_rows.min(rows.saturating_sub(self.next))
+    }
+
+    /// Logical index of the first row of the next batch.
+    pub fn next_index(&self) -> u64 {
+        self.next
+    }
+
+    /// Read the next batch into `out`, which must be exactly
+    /// `next_rows() * row_bytes()` bytes; returns the rows read (0 at the
+    /// end). After an error the stream ends.
+    pub fn read_next_into(&mut self, out: &mut [u8]) -> Result<u64> {
+        let n = self.next_rows();
+        out_len(&self.name, &self.meta, n, out)?;
+        if n == 0 {
+            return Ok(0);
+        }
+        let start = self.next;
+        let end = start + n;
+        let mut v = Verifier::with_state(
+            &self.name,
+            &self.meta,
+            &self.df,
+            std::mem::take(&mut self.verify),
+        );
+        let res = read_rows_into(&self.meta, &self.df, start, end, out, Some(&mut v));
+        self.verify = v.into_state();
+        if let Err(e) = res {
+            self.next = self.meta.rows();
+            return Err(e);
+        }
+        self.next = end;
+        Ok(n)
+    }
 }
 
 impl Iterator for Batches {
     type Item = Result<ArrayData>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let rows = self.meta.rows();
-        if self.next >= rows {
-            return None;
-        }
-        let start = self.next;
-        let end = (start + self.batch_rows).min(rows);
-        self.next = end;
-        let mut data = vec![0u8; ((end - start) * self.meta.row_bytes) as usize];
-        let mut v = Verifier::new(&self.name, &self.meta, &self.df);
-        v.done = std::mem::take(&mut self.verified);
-        let res = read_rows_into(&self.meta, &self.df, start, end, &mut data, Some(&mut v));
-        self.verified = std::mem::take(&mut v.done);
-        if let Err(e) = res {
-            self.next = rows;
+        let shape = self.next_shape()?;
+        let mut data = vec![0u8; (shape[0] * self.meta.row_bytes) as usize];
+        if let Err(e) = self.read_next_into(&mut data) {
             return Some(Err(e));
         }
-        let mut shape = self.meta.shape();
-        shape[0] = end - start;
         Some(Ok(ArrayData {
             dtype: self.meta.dtype,
             shape,
             data,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::sync::atomic::AtomicU64;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::sim::SimVfs;
+    use crate::vfs::{LockGuard, OpenMode, VFile, Vfs};
+    use crate::{ArrayRef, OpenOptions};
+
+    /// A file system that counts the bytes read from data files.
+    #[derive(Clone)]
+    struct Counting {
+        inner: SimVfs,
+        bytes: Arc<AtomicU64>,
+    }
+
+    struct CountingFile {
+        inner: Arc<dyn VFile>,
+        bytes: Option<Arc<AtomicU64>>,
+    }
+
+    impl VFile for CountingFile {
+        fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+            if let Some(b) = &self.bytes {
+                b.fetch_add(buf.len() as u64, Ordering::SeqCst);
+            }
+            self.inner.read_exact_at(buf, offset)
+        }
+        fn write_all_at(&self, buf: &[u8], offset: u64) -> std::io::Result<()> {
+            self.inner.write_all_at(buf, offset)
+        }
+        fn len(&self) -> std::io::Result<u64> {
+            self.inner.len()
+        }
+        fn sync_data(&self) -> std::io::Result<()> {
+            self.inner.sync_data()
+        }
+        fn set_len(&self, len: u64) -> std::io::Result<()> {
+            self.inner.set_len(len)
+        }
+        fn map(&self, len: u64) -> std::io::Result<Arc<dyn Mapping>> {
+            self.inner.map(len)
+        }
+        fn map_mut(&self, len: u64) -> std::io::Result<Option<memmap2::MmapMut>> {
+            self.inner.map_mut(len)
+        }
+    }
+
+    impl Vfs for Counting {
+        fn open(&self, path: &Path, mode: OpenMode) -> std::io::Result<Arc<dyn VFile>> {
+            let data = path.extension().is_some_and(|e| e == "nvd");
+            Ok(Arc::new(CountingFile {
+                inner: self.inner.open(path, mode)?,
+                bytes: data.then(|| self.bytes.clone()),
+            }))
+        }
+        fn rename(&self, from: &Path, to: &Path) -> std::io::Result<()> {
+            self.inner.rename(from, to)
+        }
+        fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+            self.inner.remove_file(path)
+        }
+        fn create_dir_all(&self, path: &Path) -> std::io::Result<()> {
+            self.inner.create_dir_all(path)
+        }
+        fn list_dir(&self, path: &Path) -> std::io::Result<Vec<String>> {
+            self.inner.list_dir(path)
+        }
+        fn exists(&self, path: &Path) -> bool {
+            self.inner.exists(path)
+        }
+        fn sync_dir(&self, path: &Path) -> std::io::Result<()> {
+            self.inner.sync_dir(path)
+        }
+        fn lock_exclusive(
+            &self,
+            path: &Path,
+            wait: Option<Duration>,
+        ) -> std::io::Result<LockGuard> {
+            self.inner.lock_exclusive(path, wait)
+        }
+    }
+
+    fn store(fs: &Counting) -> Store {
+        let opts = OpenOptions::default().vfs(Arc::new(fs.clone()));
+        Store::open(Path::new("/s"), opts).unwrap()
+    }
+
+    /// 3.5 chunks of u32 rows of 3 (12 bytes: rows straddle chunk ends).
+    fn values() -> Vec<u32> {
+        (0..(7 * CHUNK_BYTES as u32 / 8)).collect()
+    }
+
+    #[test]
+    fn streaming_reads_and_checks_each_byte_once_whatever_the_batch_size() {
+        let fs = Counting {
+            inner: SimVfs::new(),
+            bytes: Arc::default(),
+        };
+        let s = store(&fs);
+        let vals = values();
+        let rows = vals.len() as u64 / 3;
+        let vals = &vals[..rows as usize * 3];
+        s.save("a", ArrayRef::of(&[rows, 3], vals)).unwrap();
+        let want: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
+        for batch in [1u64, 7, 1000, 30_000, 87_381, 87_382, 200_000, rows] {
+            fs.bytes.store(0, Ordering::SeqCst);
+            let mut got = Vec::with_capacity(want.len());
+            for b in s.batches("a", batch).unwrap() {
+                got.extend_from_slice(&b.unwrap().data);
+            }
+            assert!(got == want, "batch {batch}: wrong data");
+            assert_eq!(
+                fs.bytes.load(Ordering::SeqCst),
+                want.len() as u64,
+                "batch {batch}: bytes read"
+            );
+        }
+    }
+
+    #[test]
+    fn a_damaged_chunk_fails_the_first_batch_that_touches_it() {
+        let fs = Counting {
+            inner: SimVfs::new(),
+            bytes: Arc::default(),
+        };
+        let s = store(&fs);
+        let vals = values();
+        let rows = vals.len() as u64 / 3;
+        s.save("a", ArrayRef::of(&[rows, 3], &vals[..rows as usize * 3]))
+            .unwrap();
+        let file = s.view("a").unwrap().path().to_path_buf();
+        // Damage the last byte of chunk 1: a batch ending inside chunk 1
+        // must already fail, although it does not return that byte.
+        let mut bytes = fs.inner.read_file(&file).unwrap();
+        bytes[2 * CHUNK_BYTES as usize - 1] ^= 1;
+        fs.inner.write_file(&file, bytes);
+        let first_row_in_chunk_1 = CHUNK_BYTES / 12 + 1;
+        let mut it = s.batches("a", first_row_in_chunk_1 + 10).unwrap();
+        assert!(it.next().unwrap().is_err());
+        assert!(it.next().is_none(), "the stream ends after an error");
+        // A batch within chunk 0 is fine.
+        let mut it = s.batches("a", 1000).unwrap();
+        assert!(it.next().unwrap().is_ok());
     }
 }
