@@ -146,10 +146,14 @@ impl Writable {
             }
         };
         self.df.forget_mapping();
-        let sums = ChunkSums::of(bytes);
         // The new bytes must be durable before the record that vouches for
-        // them, or a power loss could pair new checksums with old data.
-        if let Err(e) = self.df.file.sync_data() {
+        // them, or a power loss could pair new checksums with old data. The
+        // fdatasync (mostly waiting for the disk) runs on a helper thread
+        // while this one computes the checksums; the record is written only
+        // after both are done. Every byte was written before `finish`, so
+        // the sync covers all the bytes the checksums are taken over.
+        let (sums, synced) = sums_while_syncing(&self.df, bytes);
+        if let Err(e) = synced {
             g.poison(&self.df.path);
             return Err(Error::io(&self.df.path, e));
         }
@@ -165,6 +169,30 @@ impl Writable {
         self.shared.cv.notify_all();
         res
     }
+}
+
+/// Chunk checksums of `bytes` (the session's data) computed while `df` is
+/// fdatasynced on a helper thread (inline if no thread can be started).
+fn sums_while_syncing(df: &DataFile, bytes: &[u8]) -> (ChunkSums, std::io::Result<()>) {
+    /// Below this the thread costs more than the overlap saves.
+    const PARALLEL_MIN: usize = 1 << 20;
+    if bytes.len() < PARALLEL_MIN {
+        let sums = ChunkSums::of(bytes);
+        return (sums, df.file.sync_data());
+    }
+    std::thread::scope(|s| {
+        let helper = std::thread::Builder::new()
+            .name("numvault-sync".into())
+            .spawn_scoped(s, || df.file.sync_data());
+        let sums = ChunkSums::of(bytes);
+        let synced = match helper {
+            Ok(h) => h
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("sync thread panicked"))),
+            Err(_) => df.file.sync_data(),
+        };
+        (sums, synced)
+    })
 }
 
 impl Drop for Writable {
