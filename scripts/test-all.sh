@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests need (a virtualenv with the package built from
 # source, pytest, hypothesis) and runs every test suite: the Rust engine's
-# unit, property, crash, corruption and multi-process tests, then pytest.
+# unit, property, crash, corruption and multi-process tests, the command's
+# unit tests, a short fuzz run, then pytest (including the command's
+# integration tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -9,6 +11,9 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q '.[test]'
 cargo test -p numvault --release
+# The numvault command's unit tests (file formats, parsing); its integration
+# tests run the installed command from pytest (tests/python/test_cli.py).
+cargo test -p numvault-cli --release
 # Fuzz every libFuzzer target briefly (docs/RELIABILITY.md); 0 skips it.
 FUZZ_SECS=${NUMVAULT_FUZZ_SECS:-30}
 [ "$FUZZ_SECS" = 0 ] || bash scripts/fuzz.sh "$FUZZ_SECS"

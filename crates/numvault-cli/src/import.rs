@@ -456,16 +456,24 @@ pub(crate) fn import(out: &Out, a: &ImportArgs) -> Result<(), Fail> {
             }
         };
         let prev = tracking.sources.get(&key).cloned();
+        // Same content: same hash. With a different algorithm than recorded
+        // the hashes cannot be compared; unchanged size and mtime decide, and
+        // the record switches to the new algorithm.
         let same = prev.as_ref().is_some_and(|s| {
-            s.hash_algo == algo
-                && s.hash == h
-                && store.as_ref().is_some_and(|st| arrays_exist(st, &s.arrays))
+            let content = if s.hash_algo == algo {
+                s.hash == h
+            } else {
+                s.size == c.size && s.mtime_ns == c.mtime_ns
+            };
+            content && store.as_ref().is_some_and(|st| arrays_exist(st, &s.arrays))
         });
         if same {
             if let Some(mut s) = prev {
                 let arrays = s.arrays.clone();
                 s.size = c.size;
                 s.mtime_ns = c.mtime_ns;
+                s.hash_algo = algo.clone();
+                s.hash = h;
                 if !a.dry_run {
                     tracking.sources.insert(key.clone(), s);
                 }
