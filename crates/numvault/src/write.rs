@@ -318,11 +318,22 @@ fn copy_rows(
     let mut row = 0u64;
     let mut offset = 0u64;
     let mut verifier = crate::read::Verifier::new(name, a, src);
+    // Many blocks: find each block's replaced rows in a sorted remap.
+    let sorted =
+        (a.rows() > block_rows && !a.remap.is_empty()).then(|| crate::read::sorted_remap(a));
     while row < a.rows() {
         let end = (row + block_rows).min(a.rows());
         let n = ((end - row) * a.row_bytes) as usize;
         buf.resize(n, 0);
-        read_rows_into(a, src, row, end, &mut buf, Some(&mut verifier))?;
+        read_rows_into(
+            a,
+            src,
+            row,
+            end,
+            &mut buf,
+            Some(&mut verifier),
+            sorted.as_deref(),
+        )?;
         dst.file.write_all_at(&buf, offset).ctx(&dst.path)?;
         sums.feed(&buf);
         offset += n as u64;
