@@ -1607,6 +1607,17 @@ static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 /// temp file in the same directory and renames over `path` (no half-written
 /// file left on error).
 pub fn export(path: &Path, dtype: DType, shape: &[u64], data: &[u8]) -> Result<(), FormatError> {
+    export_with_progress(path, dtype, shape, data, &|_| {})
+}
+
+/// [`export`], calling `progress(bytes written so far)` as the file grows.
+pub fn export_with_progress(
+    path: &Path,
+    dtype: DType,
+    shape: &[u64],
+    data: &[u8],
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<(), FormatError> {
     let format = Format::of_path(path).ok_or_else(|| FormatError::UnknownFormat {
         path: path.to_path_buf(),
     })?;
@@ -1643,7 +1654,12 @@ pub fn export(path: &Path, dtype: DType, shape: &[u64], data: &[u8]) -> Result<(
         .create_new(true)
         .open(&tmp)
         .map_err(io_at(path))?;
-    let result = write_file(file, format, dtype, shape, data)
+    let counting = Counting {
+        file,
+        written: 0,
+        progress,
+    };
+    let result = write_file(counting, format, dtype, shape, data)
         .map_err(|f| f.at(path))
         .and_then(|()| fs::rename(&tmp, path).map_err(io_at(path)));
     if result.is_err() {
@@ -1657,8 +1673,27 @@ pub fn export(path: &Path, dtype: DType, shape: &[u64], data: &[u8]) -> Result<(
     Ok(())
 }
 
-fn write_file(
+/// The output file, counting the bytes written for a progress callback.
+struct Counting<'a> {
     file: File,
+    written: u64,
+    progress: &'a (dyn Fn(u64) + Sync),
+}
+
+impl Write for Counting<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.file.write(buf)?;
+        self.written += n as u64;
+        (self.progress)(self.written);
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
+    }
+}
+
+fn write_file(
+    file: Counting<'_>,
     format: Format,
     dtype: DType,
     shape: &[u64],
@@ -1680,8 +1715,8 @@ fn write_file(
             ))
         }
     }
-    let file = w.into_inner().map_err(|e| Fail::Io(e.into_error()))?;
-    file.sync_all().map_err(Fail::Io)
+    let counting = w.into_inner().map_err(|e| Fail::Io(e.into_error()))?;
+    counting.file.sync_all().map_err(Fail::Io)
 }
 
 // ---------------------------------------------------------------------------

@@ -653,15 +653,20 @@ pub(crate) fn export(
     }
     let store = open_ro(&c.store)?;
     let info = store.info(name)?;
-    let pb = out.spinner(&format!(
-        "exporting {name} ({})",
-        human_bytes(info.data_bytes)
-    ));
-    pb.enable_steady_tick(Duration::from_millis(200));
     let started = std::time::Instant::now();
     let data = store.read(name)?;
-    crate::formats::export(to, data.dtype, &data.shape, &data.data)
-        .map_err(|e| Fail::Error(e.to_string()))?;
+    // .npy is the data plus a small header; other formats' sizes are not
+    // known ahead: show bytes written and the rate.
+    let pb = if crate::formats::Format::of_path(to) == Some(crate::formats::Format::Npy) {
+        out.bytes_bar(info.data_bytes.max(data.data.len() as u64), "exporting")
+    } else {
+        out.bytes_spinner(&format!("exporting {name}"))
+    };
+    pb.enable_steady_tick(Duration::from_millis(200));
+    crate::formats::export_with_progress(to, data.dtype, &data.shape, &data.data, &|n| {
+        pb.set_position(n)
+    })
+    .map_err(|e| Fail::Error(e.to_string()))?;
     pb.finish_and_clear();
     let (size, _) = file_bytes(to);
     out.doc(&json!({

@@ -124,14 +124,17 @@ impl Out {
         pb
     }
 
-    /// A spinner with elapsed time, for work whose size is not known.
-    pub fn spinner(&self, msg: &str) -> ProgressBar {
+    /// A spinner with bytes done, rate and elapsed time, for work whose size
+    /// is not known ahead.
+    pub fn bytes_spinner(&self, msg: &str) -> ProgressBar {
         let pb = if self.quiet {
             ProgressBar::hidden()
         } else {
             ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr())
         };
-        if let Ok(st) = ProgressStyle::with_template("{spinner} {msg} {elapsed}") {
+        if let Ok(st) = ProgressStyle::with_template(
+            "{spinner} {msg} {binary_bytes} {binary_bytes_per_sec} {elapsed}",
+        ) {
             pb.set_style(st);
         }
         pb.set_message(msg.to_string());
