@@ -349,6 +349,19 @@ struct Outcome {
     error: Option<String>,
 }
 
+impl Outcome {
+    fn failed(path: String, error: String) -> Outcome {
+        Outcome {
+            path,
+            state: "failed",
+            arrays: vec![],
+            rows: 0,
+            bytes: 0,
+            error: Some(error),
+        }
+    }
+}
+
 pub(crate) fn import(out: &Out, a: &ImportArgs) -> Result<(), Fail> {
     let include = globs(&a.include)?;
     let exclude = globs(&a.exclude)?;
@@ -444,14 +457,7 @@ pub(crate) fn import(out: &Out, a: &ImportArgs) -> Result<(), Fail> {
         let h = match h {
             Ok(h) => h,
             Err(e) => {
-                outcomes.push(Outcome {
-                    path: key,
-                    state: "failed",
-                    arrays: vec![],
-                    rows: 0,
-                    bytes: 0,
-                    error: Some(format!("{}: {e}", c.abs.display())),
-                });
+                outcomes.push(Outcome::failed(key, format!("{}: {e}", c.abs.display())));
                 continue;
             }
         };
@@ -568,14 +574,7 @@ pub(crate) fn import(out: &Out, a: &ImportArgs) -> Result<(), Fail> {
                 }
                 Err(e) => {
                     failed = true;
-                    outcomes.push(Outcome {
-                        path: key,
-                        state: "failed",
-                        arrays: vec![],
-                        rows: 0,
-                        bytes: 0,
-                        error: Some(e),
-                    });
+                    outcomes.push(Outcome::failed(key, e));
                 }
             }
         }

@@ -151,6 +151,20 @@ pub struct CommitInfo {
     pub in_log: bool,
 }
 
+impl CommitInfo {
+    /// The summary of a record read from the log.
+    pub(crate) fn of_record(rec: &crate::format::Record, hash: [u8; 32]) -> CommitInfo {
+        CommitInfo {
+            seq: rec.seq,
+            time_ns: rec.time_ns,
+            hash,
+            prev_hash: rec.prev_hash,
+            ops: rec.ops.iter().map(OpSummary::of).collect(),
+            in_log: true,
+        }
+    }
+}
+
 /// What [`Store::history`] found.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HistoryReport {
@@ -456,14 +470,7 @@ impl Store {
                             ));
                             break;
                         }
-                        commits.push(CommitInfo {
-                            seq: rec.seq,
-                            time_ns: rec.time_ns,
-                            hash,
-                            prev_hash: rec.prev_hash,
-                            ops: rec.ops.iter().map(OpSummary::of).collect(),
-                            in_log: true,
-                        });
+                        commits.push(CommitInfo::of_record(&rec, hash));
                         seq = rec.seq;
                         chain = hash;
                         pos += len as usize;

@@ -961,14 +961,7 @@ impl Inner {
                     }
                     if recover {
                         // history: summarized at the checkpoint that folds it.
-                        self.pending_history.push(CommitInfo {
-                            seq: rec.seq,
-                            time_ns: rec.time_ns,
-                            hash,
-                            prev_hash: rec.prev_hash,
-                            ops: rec.ops.iter().map(OpSummary::of).collect(),
-                            in_log: true,
-                        });
+                        self.pending_history.push(CommitInfo::of_record(&rec, hash));
                     }
                     self.state.seq = rec.seq;
                     self.state.chain = hash;
