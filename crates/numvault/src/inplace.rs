@@ -67,6 +67,15 @@ impl Store {
             g.commit(&[Intent::Compact { name }])?;
         }
         let meta = meta(&g)?;
+        if g.io.payload_gen.get(&meta.file_id) == Some(&g.state.gen) {
+            // The log may hold records whose payloads are bytes of this
+            // file (a save, append or replace since the last checkpoint).
+            // Recovery checks InFile payloads and rewrites inline ones, so
+            // after the session changes those bytes in place it would find
+            // them damaged or put the old rows back: fold the log into the
+            // MANIFEST first.
+            g.checkpoint()?;
+        }
         let df = g.io.file(meta.file_id)?;
         let len = meta.rows() * meta.row_bytes;
         let buf = match df.file.map_mut(len).ctx(&df.path)? {

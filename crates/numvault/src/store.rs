@@ -106,6 +106,10 @@ pub(crate) struct Io {
     retired: Vec<Arc<DataFile>>,
     /// Set when a sync inside planning failed; the commit poisons the handle.
     pub sync_failed: Option<PathBuf>,
+    /// Data file id -> log generation of the last commit that wrote a
+    /// payload (new rows) into it. A writable session checkpoints first if
+    /// the current log may hold such a record (see `Store::writable`).
+    pub payload_gen: HashMap<u64, u64>,
 }
 
 impl Io {
@@ -731,6 +735,7 @@ impl Inner {
                 busy: HashSet::new(),
                 retired: Vec::new(),
                 sync_failed: None,
+                payload_gen: HashMap::new(),
             },
             state: State::default(),
             created_ns: 0,

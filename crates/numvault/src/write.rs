@@ -172,6 +172,7 @@ pub(crate) fn plan(
                 (p, sums)
             };
             io.dirty_files.insert(id);
+            io.payload_gen.insert(id, state.gen);
             Some(Op::Put {
                 name: name.to_string(),
                 file_id: id,
@@ -190,6 +191,7 @@ pub(crate) fn plan(
             let df = io.file(a.file_id)?;
             df.file.write_all_at(array.data, offset).ctx(&df.path)?;
             io.dirty_files.insert(a.file_id);
+            io.payload_gen.insert(a.file_id, state.gen);
             Some(Op::Append {
                 name: name.to_string(),
                 first_slot,
@@ -223,6 +225,7 @@ pub(crate) fn plan(
             let df = io.file(a.file_id)?;
             df.file.write_all_at(array.data, offset).ctx(&df.path)?;
             io.dirty_files.insert(a.file_id);
+            io.payload_gen.insert(a.file_id, state.gen);
             Some(Op::Replace {
                 name: name.to_string(),
                 slots,
