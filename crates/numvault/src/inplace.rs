@@ -8,13 +8,19 @@
 //! its old or its new contents (a process crash keeps every write made; a
 //! power loss keeps an arbitrary subset of unsynced pages), the rest of the
 //! store is untouched, and checksums are recomputed at the next checkpoint.
-//! `finish` recomputes the checksums and logs them.
+//! `finish` recomputes the checksums and logs them. Under `Sync::Always` the
+//! bytes are fdatasynced before that record; otherwise they are synced with
+//! the next `sync_all` (data before log, as for every commit), and recovery
+//! checks the logged checksums of a session end that no later record
+//! declares durable ([`session_sums_present`]).
 
 use std::sync::Arc;
 
 use crate::error::{Error, IoContext, Result};
-use crate::meta::{ChunkSums, Op};
-use crate::store::{DataFile, Shared, Store};
+use crate::meta::{ChunkSums, Op, State, CHUNK_BYTES};
+use crate::options::Sync as SyncPolicy;
+use crate::store::{DataFile, Io, Shared, Store};
+use crate::vfs::OpenMode;
 use crate::write::Intent;
 
 enum Buf {
@@ -27,6 +33,7 @@ enum Buf {
 pub struct Writable {
     shared: Arc<Shared>,
     name: String,
+    file_id: u64,
     df: Arc<DataFile>,
     buf: Option<Buf>,
     shape: Vec<u64>,
@@ -86,6 +93,12 @@ impl Store {
                 Buf::Copy(v)
             }
         };
+        // The data of an earlier session on this handle may still be
+        // unsynced (its end was logged without a data sync): sync it first,
+        // so the start record declares that end durable (its `synced_seq`)
+        // before any byte changes again; recovery does not check the
+        // checksums of an end declared durable.
+        g.sync_all()?;
         // Durably suspend the checksums before any byte can change.
         g.commit_ops(
             vec![Op::SetSums {
@@ -98,6 +111,7 @@ impl Store {
         Ok(Writable {
             shared: self.shared.clone(),
             name: name.to_string(),
+            file_id: meta.file_id,
             df,
             buf: Some(buf),
             shape: meta.shape(),
@@ -155,17 +169,29 @@ impl Writable {
             }
         };
         self.df.forget_mapping();
-        // The new bytes must be durable before the record that vouches for
-        // them, or a power loss could pair new checksums with old data. The
-        // fdatasync (mostly waiting for the disk) runs on a helper thread
-        // while this one computes the checksums; the record is written only
-        // after both are done. Every byte was written before `finish`, so
-        // the sync covers all the bytes the checksums are taken over.
-        let (sums, synced) = sums_while_syncing(&self.df, bytes);
-        if let Err(e) = synced {
-            g.poison(&self.df.path);
-            return Err(Error::io(&self.df.path, e));
-        }
+        let sums = if g.io.sync == SyncPolicy::Always {
+            // The record is durable when `finish` returns, so the new bytes
+            // must be durable before it, or a power loss could pair new
+            // checksums with old data. The fdatasync (mostly waiting for the
+            // disk) runs on a helper thread while this one computes the
+            // checksums; the record is written only after both are done.
+            // Every byte was written before `finish`, so the sync covers all
+            // the bytes the checksums are taken over.
+            let (sums, synced) = sums_while_syncing(&self.df, bytes);
+            if let Err(e) = synced {
+                g.poison(&self.df.path);
+                return Err(Error::io(&self.df.path, e));
+            }
+            sums
+        } else {
+            // The record is not synced either: the file joins the dirty
+            // ones, which `sync_all` syncs before the log. Should a power
+            // loss keep the record but not all the bytes, recovery finds
+            // that the checksums do not match and ends the log before the
+            // record (see `session_sums_present`).
+            g.io.dirty_files.insert(self.file_id);
+            chunk_sums(bytes)
+        };
         let res = g.commit_ops(
             vec![Op::SetSums {
                 name: self.name.clone(),
@@ -178,6 +204,76 @@ impl Writable {
         self.shared.cv.notify_all();
         res
     }
+}
+
+/// Chunk checksums of `bytes`, on two threads for large arrays.
+fn chunk_sums(bytes: &[u8]) -> ChunkSums {
+    const PARALLEL_MIN: usize = 8 << 20;
+    if bytes.len() < PARALLEL_MIN {
+        return ChunkSums::of(bytes);
+    }
+    let chunks = bytes.len().div_ceil(CHUNK_BYTES as usize);
+    let (a, b) = bytes.split_at(chunks / 2 * CHUNK_BYTES as usize);
+    std::thread::scope(|s| {
+        let helper = std::thread::Builder::new()
+            .name("numvault-sums".into())
+            .spawn_scoped(s, || ChunkSums::of(b));
+        let mut sums = ChunkSums::of(a);
+        let rest = match helper {
+            Ok(h) => h.join().unwrap_or_else(|_| ChunkSums::of(b)),
+            Err(_) => ChunkSums::of(b),
+        };
+        sums.sums.extend(rest.sums);
+        sums.covered += rest.covered;
+        sums
+    })
+}
+
+/// Recovery (writer only): the checksums a session end logged (a `SetSums`
+/// covering bytes) must match the data file, unless a later record declares
+/// that end durable (`vouched`; evaluated only when needed). Outside
+/// `Sync::Always` the end is logged before its bytes are synced, so a power
+/// loss can keep the record and lose some of the bytes: `false` then, and
+/// the log ends before the record, as for unsynced `InFile` data that did
+/// not survive. Nothing changes the bytes a session wrote until the next
+/// session on the file starts, and that start syncs them and declares the
+/// end durable first, so the check compares the bytes the sums were taken
+/// over. Ops other than a session end are always `true`.
+pub(crate) fn session_sums_present(
+    io: &Io,
+    state: &State,
+    op: &Op,
+    vouched: impl FnOnce() -> bool,
+) -> Result<bool> {
+    let Op::SetSums { name, sums } = op else {
+        return Ok(true);
+    };
+    // An unknown array or inconsistent sums: `State::apply` reports them.
+    let Some(a) = state.arrays.get(name) else {
+        return Ok(true);
+    };
+    if sums.covered == 0 || !sums.is_consistent() || vouched() {
+        return Ok(true);
+    }
+    let path = io.data_path(a.file_id);
+    let f = match io.vfs.open(&path, OpenMode::Read) {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(Error::io(&path, e)),
+    };
+    if f.len().ctx(&path)? < sums.covered {
+        return Ok(false);
+    }
+    let mut buf = vec![0u8; CHUNK_BYTES.min(sums.covered) as usize];
+    for (i, want) in sums.sums.iter().enumerate() {
+        let (start, end) = sums.range(i);
+        let piece = &mut buf[..(end - start) as usize];
+        f.read_exact_at(piece, start).ctx(&path)?;
+        if crc32c::crc32c(piece) != *want {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// Chunk checksums of `bytes` (the session's data) computed while `df` is

@@ -931,7 +931,15 @@ impl Inner {
                     let mut garbage = Vec::new();
                     let mut lost = false;
                     for op in &rec.ops {
-                        if !Self::payload_present(&mut self.io, &self.state, op, recover)? {
+                        if !Self::payload_present(&mut self.io, &self.state, op, recover)?
+                            || (recover
+                                && !crate::inplace::session_sums_present(
+                                    &self.io,
+                                    &self.state,
+                                    op,
+                                    || durable_record_after(&bytes, pos, rec.seq).is_some(),
+                                )?)
+                        {
                             // Unsynced data that did not survive ends the log
                             // here, unless a later record says this one was
                             // already durable (then its data was synced too,
@@ -1376,7 +1384,7 @@ impl Inner {
     }
 
     /// Sync data files, then the log.
-    fn sync_all(&mut self) -> Result<()> {
+    pub(crate) fn sync_all(&mut self) -> Result<()> {
         if let Some(p) = &self.poisoned {
             self.dirty_since = None;
             return Err(Error::Poisoned { path: p.clone() });
