@@ -1363,15 +1363,18 @@ impl Inner {
     /// overwrite within the file: its fdatasync then has no file size or
     /// block allocation to commit, only the data.
     fn preallocate_log(&mut self, log: &Arc<dyn VFile>, need: u64) -> Result<()> {
-        const STEP: u64 = 1 << 20;
         if self.log_end + need <= self.log_alloc {
             return Ok(());
         }
-        let target = (self.log_end + need).div_ceil(STEP) * STEP + STEP;
-        let zeros = vec![0u8; STEP as usize];
+        // Grow geometrically from 64 KiB to steps of 1 MiB: the first commit
+        // after an open (whose log is new after the closing checkpoint) then
+        // writes 128 KiB of zeros, not 2 MiB.
         let mut at = self.log_alloc.max(self.log_end);
+        let step = at.clamp(64 << 10, 1 << 20);
+        let target = (self.log_end + need).div_ceil(step) * step + step;
+        let zeros = vec![0u8; step as usize];
         while at < target {
-            let n = (target - at).min(STEP) as usize;
+            let n = (target - at).min(step) as usize;
             log.write_all_at(&zeros[..n], at).ctx(&self.log_path)?;
             at += n as u64;
         }
