@@ -356,22 +356,6 @@ fn ratio(r: f64) -> String {
     }
 }
 
-fn json_str(s: &str) -> String {
-    let mut o = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => o.push_str("\\\""),
-            '\\' => o.push_str("\\\\"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(o, "\\u{:04x}", c as u32);
-            }
-            c => o.push(c),
-        }
-    }
-    o.push('"');
-    o
-}
-
 fn main() -> Res<()> {
     let cfg = match parse_args() {
         Ok(Some(cfg)) => cfg,
@@ -601,62 +585,39 @@ One store per series, under `{}` (not tmpfs). `group_*` returns before its fsync
     )?;
 
     // JSON.
-    let mut js = String::new();
-    writeln!(js, "{{")?;
-    writeln!(js, "  \"generated_utc\": {},", json_str(&started))?;
-    writeln!(js, "  \"quick\": {},", cfg.quick)?;
-    writeln!(js, "  \"command\": {},", json_str(&command))?;
-    writeln!(
-        js,
-        "  \"cpus\": {},",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0)
-    )?;
-    writeln!(js, "  \"kernel\": {},", json_str(&kernel()))?;
-    writeln!(js, "  \"load_average_start\": {},", json_str(&load_start))?;
-    writeln!(js, "  \"load_average_end\": {},", json_str(&load_end))?;
-    writeln!(
-        js,
-        "  \"store_dir\": {},",
-        json_str(&cfg.dir.to_string_lossy())
-    )?;
-    writeln!(js, "  \"ops\": {},", cfg.ops)?;
-    writeln!(js, "  \"ops_always\": {},", cfg.ops_always)?;
-    writeln!(js, "  \"rounds\": {},", cfg.rounds)?;
-    writeln!(js, "  \"warmup\": {},", cfg.warmup)?;
-    writeln!(
-        js,
-        "  \"group_max_delay_ms\": {},",
-        cfg.group_delay.as_millis()
-    )?;
-    writeln!(js, "  \"elapsed_s\": {:.3},", elapsed.as_secs_f64())?;
-    writeln!(js, "  \"series\": [")?;
-    for (i, s) in series.iter().enumerate() {
-        let rows_after = final_rows[i]
-            .map(|r| r.to_string())
-            .unwrap_or_else(|| "null".into());
-        writeln!(
-            js,
-            "    {{\"sync\": {}, \"op\": {}, \"label\": {}, \"n\": {}, \"p50_us\": {:.3}, \"p90_us\": {:.3}, \"p99_us\": {:.3}, \"p999_us\": {:.3}, \"max_us\": {:.3}, \"mean_us\": {:.3}, \"stdev_us\": {:.3}, \"min_us\": {:.3}, \"rows_after\": {}}}{}",
-            json_str(&s.sync),
-            json_str(&s.op),
-            json_str(&s.label),
-            s.hist.len(),
-            s.q_us(0.5),
-            s.q_us(0.9),
-            s.q_us(0.99),
-            s.q_us(0.999),
-            s.max_ns as f64 / 1e3,
-            s.mean_us(),
-            s.hist.stdev() / 1e3,
-            s.hist.min() as f64 / 1e3,
-            rows_after,
-            if i + 1 < series.len() { "," } else { "" }
-        )?;
-    }
-    writeln!(js, "  ]")?;
-    writeln!(js, "}}")?;
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let js_series: Vec<serde_json::Value> = series
+        .iter()
+        .zip(&final_rows)
+        .map(|(s, rows_after)| {
+            serde_json::json!({
+                "sync": s.sync, "op": s.op, "label": s.label, "n": s.hist.len(),
+                "p50_us": s.q_us(0.5), "p90_us": s.q_us(0.9), "p99_us": s.q_us(0.99),
+                "p999_us": s.q_us(0.999), "max_us": s.max_ns as f64 / 1e3,
+                "mean_us": s.mean_us(), "stdev_us": s.hist.stdev() / 1e3,
+                "min_us": s.hist.min() as f64 / 1e3, "rows_after": rows_after,
+            })
+        })
+        .collect();
+    let js = serde_json::to_string_pretty(&serde_json::json!({
+        "generated_utc": started,
+        "quick": cfg.quick,
+        "command": command,
+        "cpus": cpus,
+        "kernel": kernel(),
+        "load_average_start": load_start,
+        "load_average_end": load_end,
+        "store_dir": cfg.dir.to_string_lossy(),
+        "ops": cfg.ops,
+        "ops_always": cfg.ops_always,
+        "rounds": cfg.rounds,
+        "warmup": cfg.warmup,
+        "group_max_delay_ms": cfg.group_delay.as_millis() as u64,
+        "elapsed_s": elapsed.as_secs_f64(),
+        "series": js_series,
+    }))?;
 
     // eCDF CSV.
     let mut csv = String::from("sync,op,latency_us,cumulative_fraction\n");
