@@ -858,28 +858,33 @@ mod tests {
         }
     }
 
-    fn store(fs: &Counting) -> Store {
-        let opts = OpenOptions::default().vfs(Arc::new(fs.clone()));
-        Store::open(Path::new("/s"), opts).unwrap()
-    }
-
-    /// 3.5 chunks of u32 rows of 3 (12 bytes: rows straddle chunk ends).
-    fn values() -> Vec<u32> {
-        (0..(7 * CHUNK_BYTES as u32 / 8)).collect()
-    }
-
-    #[test]
-    fn streaming_reads_and_checks_each_byte_once_whatever_the_batch_size() {
+    /// An empty store on a counting file system.
+    fn counting_store() -> (Counting, Store) {
         let fs = Counting {
             inner: SimVfs::new(),
             bytes: Arc::default(),
         };
-        let s = store(&fs);
-        let vals = values();
+        let opts = OpenOptions::default().vfs(Arc::new(fs.clone()));
+        let s = Store::open(Path::new("/s"), opts).unwrap();
+        (fs, s)
+    }
+
+    /// A counting store holding "a": 3.5 chunks of u32 rows of 3 (12 bytes:
+    /// rows straddle chunk ends); also its bytes.
+    fn saved() -> (Counting, Store, Vec<u8>) {
+        let (fs, s) = counting_store();
+        let vals: Vec<u32> = (0..(7 * CHUNK_BYTES as u32 / 8)).collect();
         let rows = vals.len() as u64 / 3;
         let vals = &vals[..rows as usize * 3];
         s.save("a", ArrayRef::of(&[rows, 3], vals)).unwrap();
-        let want: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let bytes = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
+        (fs, s, bytes)
+    }
+
+    #[test]
+    fn streaming_reads_and_checks_each_byte_once_whatever_the_batch_size() {
+        let (fs, s, want) = saved();
+        let rows = want.len() as u64 / 12;
         for batch in [1u64, 7, 1000, 30_000, 87_381, 87_382, 200_000, rows] {
             fs.bytes.store(0, Ordering::SeqCst);
             let mut got = Vec::with_capacity(want.len());
@@ -897,11 +902,7 @@ mod tests {
 
     #[test]
     fn streaming_with_replaced_and_deleted_rows_matches_a_model() {
-        let fs = Counting {
-            inner: SimVfs::new(),
-            bytes: Arc::default(),
-        };
-        let s = store(&fs);
+        let (_, s) = counting_store();
         let rows = 300_000u64;
         let mut model: Vec<u64> = (0..rows).collect();
         s.save("a", ArrayRef::of(&[rows], &model)).unwrap();
@@ -948,15 +949,7 @@ mod tests {
 
     #[test]
     fn a_damaged_chunk_fails_the_first_batch_that_touches_it() {
-        let fs = Counting {
-            inner: SimVfs::new(),
-            bytes: Arc::default(),
-        };
-        let s = store(&fs);
-        let vals = values();
-        let rows = vals.len() as u64 / 3;
-        s.save("a", ArrayRef::of(&[rows, 3], &vals[..rows as usize * 3]))
-            .unwrap();
+        let (fs, s, _) = saved();
         let file = s.view("a").unwrap().path().to_path_buf();
         // Damage the last byte of chunk 1: a batch ending inside chunk 1
         // must already fail, although it does not return that byte.
