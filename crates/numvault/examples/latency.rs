@@ -26,8 +26,10 @@
 //! Automatic checkpoints (every 64 MiB of log) happen inside the timed
 //! operations, as they would in use, and show up in the tail.
 
+mod common;
+
 use std::fmt::Write as _;
-use std::fs::{self, File, OpenOptions as FsOpenOptions};
+use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -302,11 +304,6 @@ fn open_store(dir: &Path, sync: Sync, rows: u64, seed: u64) -> Res<Store> {
     Ok(store)
 }
 
-fn sync_dir(dir: &Path) -> Res<()> {
-    File::open(dir)?.sync_all()?;
-    Ok(())
-}
-
 fn load_average() -> String {
     fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
@@ -428,23 +425,7 @@ fn main() -> Res<()> {
             series.push(Series::new(sync_name(sync), op.name(), label, target, ops)?);
         }
     }
-    let refdir = root.join("reference");
-    fs::create_dir_all(&refdir)?;
-    let inplace_path = refdir.join("inplace.bin");
-    fs::write(&inplace_path, vec![1u8; 1 << 20])?;
-    let inplace = FsOpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&inplace_path)?;
-    inplace.sync_all()?;
-    let append = FsOpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(refdir.join("append.bin"))?;
-    append.sync_all()?;
-    sync_dir(&refdir)?;
+    let (inplace, append) = common::fsync_reference_files(&root.join("reference"))?;
     series.push(Series::new(
         "reference".into(),
         "write4k_inplace_fdatasync",

@@ -10,6 +10,8 @@
 //! uses medians. The temp dir defaults to `target/bench-tmp` of the workspace,
 //! which must be on the same disk as the store would be (not tmpfs).
 
+mod common;
+
 use std::fmt::Write as _;
 use std::fs::{self, File, OpenOptions as FsOpenOptions};
 use std::hint::black_box;
@@ -301,11 +303,6 @@ fn sync_file(path: &Path) -> Res<()> {
     Ok(())
 }
 
-fn sync_dir(path: &Path) -> Res<()> {
-    File::open(path)?.sync_all()?;
-    Ok(())
-}
-
 /// Fields of the /proc/self/smaps entry of the mapping holding `addr`, in
 /// kB: (Rss, FilePmdMapped, AnonHugePages). Explains TLB behaviour.
 fn smaps_of(addr: *const u8) -> Option<(u64, u64, u64)> {
@@ -376,7 +373,7 @@ fn bench_save(cfg: &Cfg, root: &Path, data: &[f32], out: &mut Vec<Row>) -> Res<(
             if let Some(old) = prev.replace(p) {
                 fs::remove_file(old)?;
             }
-            sync_dir(&base_dir)?;
+            common::sync_dir(&base_dir)?;
             Ok(t)
         },
     )?;
@@ -855,24 +852,8 @@ fn bench_always(cfg: &Cfg, root: &Path, data: &[f32], out: &mut Vec<Row>) -> Res
     let dir = root.join("always");
     let store = Store::open(&dir, OpenOptions::default().sync(Sync::Always))?;
     store.save("x", ArrayRef::of(&shape(ROWS), data))?;
-    let sdir = root.join("always-std");
-    fs::create_dir_all(&sdir)?;
     // In-place: a 1 MiB file written and synced once, then 4 KiB overwrites.
-    let inplace_path = sdir.join("inplace.bin");
-    fs::write(&inplace_path, vec![1u8; 1 << 20])?;
-    let inplace = FsOpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&inplace_path)?;
-    inplace.sync_all()?;
-    let append = FsOpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(sdir.join("append.bin"))?;
-    append.sync_all()?;
-    sync_dir(&sdir)?;
+    let (inplace, append) = common::fsync_reference_files(&root.join("always-std"))?;
     let page = vec![7u8; 4096];
     let mut append_end = 0u64;
     let reps = cfg.reps(151, 41);
