@@ -16,7 +16,9 @@ use std::path::{Path, PathBuf};
 
 use crate::codec::{Dec, DecResult, Enc};
 use crate::error::{IoContext, Result};
-use crate::format::{decode_log_header, decode_manifest, read_record, RecordRead};
+use crate::format::{
+    decode_log_header, decode_manifest, read_record, Record, RecordRead, LOG_HEADER_BYTES,
+};
 use crate::meta::Op;
 use crate::store::{
     log_name, read_whole, Store, MANIFEST, MAX_LOG_FILE_BYTES, MAX_MANIFEST_FILE_BYTES,
@@ -372,6 +374,59 @@ pub(crate) fn read_disk_pair(vfs: &dyn Vfs, dir: &Path) -> DiskPair {
     }
 }
 
+/// How a walk over a live log's records ended.
+pub(crate) enum LogEnd {
+    /// At the end of the file, or at preallocated zeros.
+    Clean,
+    /// Bytes that do not make a whole record yet (a torn tail, or a writer
+    /// appending right now), from this offset.
+    Incomplete(u64),
+    /// A record that fails its CRC or decoding, or breaks the hash chain.
+    Damaged { range: (u64, u64), detail: String },
+}
+
+/// Walk the records of a live log (header already checked) from the
+/// MANIFEST's `seq` and `chain`, checking the hash chain; `on_record` sees
+/// each valid record and its hash. Returns the chain head after the last
+/// valid record and how the walk ended.
+pub(crate) fn walk_log(
+    bytes: &[u8],
+    mut seq: u64,
+    mut chain: [u8; 32],
+    on_record: &mut dyn FnMut(&Record, [u8; 32]),
+) -> (u64, [u8; 32], LogEnd) {
+    let mut pos = LOG_HEADER_BYTES as usize;
+    let end = loop {
+        if pos >= bytes.len() {
+            break LogEnd::Clean;
+        }
+        match read_record(&bytes[pos..]) {
+            RecordRead::Ok(rec, len, hash) => {
+                if rec.seq != seq + 1 || rec.prev_hash != chain {
+                    break LogEnd::Damaged {
+                        range: (pos as u64, pos as u64 + len),
+                        detail: format!("record {} breaks the hash chain", rec.seq),
+                    };
+                }
+                on_record(&rec, hash);
+                seq = rec.seq;
+                chain = hash;
+                pos += len as usize;
+            }
+            // Preallocated space after the last record.
+            _ if bytes[pos..].iter().all(|b| *b == 0) => break LogEnd::Clean,
+            RecordRead::Short => break LogEnd::Incomplete(pos as u64),
+            RecordRead::Bad(detail) => {
+                break LogEnd::Damaged {
+                    range: (pos as u64, bytes.len() as u64),
+                    detail,
+                }
+            }
+        }
+    };
+    (seq, chain, end)
+}
+
 impl Store {
     /// The commit history: every commit summarized in `HISTORY` plus the
     /// records of the live log, in seq order, with the hash chain checked
@@ -458,38 +513,14 @@ impl Store {
                     format!("bad log header: {e:?}"),
                 ));
             }
-            let mut pos = crate::format::LOG_HEADER_BYTES as usize;
-            while pos < bytes.len() {
-                match read_record(&bytes[pos..]) {
-                    RecordRead::Ok(rec, len, hash) => {
-                        if rec.seq != seq + 1 || rec.prev_hash != chain {
-                            rep.problems.push(problem(
-                                &lpath,
-                                Some((pos as u64, pos as u64 + len)),
-                                format!("record {} breaks the hash chain", rec.seq),
-                            ));
-                            break;
-                        }
-                        commits.push(CommitInfo::of_record(&rec, hash));
-                        seq = rec.seq;
-                        chain = hash;
-                        pos += len as usize;
-                    }
-                    _ if bytes[pos..].iter().all(|b| *b == 0) => break,
-                    RecordRead::Short => {
-                        // A writer may be appending right now; an unfinished
-                        // record is not part of the history yet.
-                        break;
-                    }
-                    RecordRead::Bad(d) => {
-                        rep.problems.push(problem(
-                            &lpath,
-                            Some((pos as u64, bytes.len() as u64)),
-                            d,
-                        ));
-                        break;
-                    }
-                }
+            let end;
+            (seq, chain, end) = walk_log(&bytes, seq, chain, &mut |rec, hash| {
+                commits.push(CommitInfo::of_record(rec, hash))
+            });
+            // An incomplete record may be a writer appending right now: it is
+            // not part of the history yet.
+            if let LogEnd::Damaged { range, detail } = end {
+                rep.problems.push(problem(&lpath, Some(range), detail));
             }
         }
         rep.head_seq = seq;

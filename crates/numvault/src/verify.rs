@@ -4,10 +4,8 @@
 use std::path::PathBuf;
 
 use crate::error::Result;
-use crate::format::{
-    decode_log_header, decode_manifest, read_record, RecordRead, LOG_HEADER_BYTES,
-};
-use crate::history::{read_disk_pair, DiskPair};
+use crate::format::{decode_log_header, decode_manifest};
+use crate::history::{read_disk_pair, walk_log, DiskPair, LogEnd};
 use crate::meta::CHUNK_BYTES;
 use crate::store::Store;
 
@@ -128,48 +126,26 @@ impl Store {
                         rep.problems
                             .push(problem(&lpath, format!("bad log header: {e:?}")));
                     } else {
-                        let (mut seq, mut chain) = (ds.seq, ds.chain);
-                        let mut pos = LOG_HEADER_BYTES as usize;
-                        loop {
-                            match read_record(&bytes[pos..]) {
-                                RecordRead::Ok(rec, len, hash) => {
-                                    if rec.seq != seq + 1 || rec.prev_hash != chain {
-                                        let mut p = problem(
-                                            &lpath,
-                                            format!("record {} breaks the hash chain", rec.seq),
-                                        );
-                                        p.range = Some((pos as u64, pos as u64 + len));
-                                        rep.problems.push(p);
-                                        break;
-                                    }
-                                    rep.records += 1;
-                                    seq = rec.seq;
-                                    chain = hash;
-                                    pos += len as usize;
-                                }
-                                RecordRead::Short | RecordRead::Bad(_)
-                                    if bytes[pos..].iter().all(|b| *b == 0) =>
-                                {
-                                    // Preallocated space after the last record.
-                                    break;
-                                }
-                                RecordRead::Short => {
-                                    if pos < bytes.len() && !self.is_read_only() {
-                                        let mut p = problem(
-                                            &lpath,
-                                            "incomplete record at the end of the log".into(),
-                                        );
-                                        p.range = Some((pos as u64, bytes.len() as u64));
-                                        rep.problems.push(p);
-                                    }
-                                    break;
-                                }
-                                RecordRead::Bad(d) => {
-                                    let mut p = problem(&lpath, d);
-                                    p.range = Some((pos as u64, bytes.len() as u64));
+                        let (_, _, end) = walk_log(&bytes, ds.seq, ds.chain, &mut |_, _| {
+                            rep.records += 1;
+                        });
+                        match end {
+                            LogEnd::Clean => {}
+                            // A reader may see a writer's record half written.
+                            LogEnd::Incomplete(at) => {
+                                if !self.is_read_only() {
+                                    let mut p = problem(
+                                        &lpath,
+                                        "incomplete record at the end of the log".into(),
+                                    );
+                                    p.range = Some((at, bytes.len() as u64));
                                     rep.problems.push(p);
-                                    break;
                                 }
+                            }
+                            LogEnd::Damaged { range, detail } => {
+                                let mut p = problem(&lpath, detail);
+                                p.range = Some(range);
+                                rep.problems.push(p);
                             }
                         }
                     }
