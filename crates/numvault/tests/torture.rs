@@ -6,8 +6,9 @@
 //! test binary as a child (`torture_child`) that opens the store under the
 //! round's durability policy and runs them, appending each operation's index
 //! to a progress file after the call returns. The parent kills the child with
-//! SIGKILL at a random moment (also while the child is still opening and
-//! recovering the previous round's crash), reopens the store (as a writer, or
+//! SIGKILL at a random moment after it reports the store open (and, one round
+//! in eight, while it is still starting, opening and recovering the previous
+//! round's crash), reopens the store (as a writer, or
 //! as a reader first, which recovers a crashed store itself) and checks:
 //! - the contents equal the model after a prefix of the operations,
 //! - that prefix holds every operation that returned (a process crash loses
@@ -15,7 +16,8 @@
 //! - `verify()` is clean.
 //!
 //! `NUMVAULT_TORTURE_KILLS` sets the number of kills (default 300);
-//! `NUMVAULT_TORTURE_SEED` the seed. A failure prints the seed, the round and
+//! `NUMVAULT_TORTURE_SEED` the seed; `NUMVAULT_TORTURE_SLOW_START_MS` makes
+//! every child wait that long before opening (a slow machine, simulated). A failure prints the seed, the round and
 //! its operation sequence, and keeps a copy of the store directory.
 
 mod common;
@@ -74,6 +76,14 @@ fn torture_child() {
         .unwrap();
     let mut opts = OpenOptions::default().sync(policy(pol));
     opts.checkpoint_log_bytes = ckpt;
+    // A slow machine, simulated: the parent's kill clock must not depend on
+    // how long the child takes to start and open (see torture_sigkill).
+    if let Some(ms) = std::env::var("NUMVAULT_TORTURE_SLOW_START_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        std::thread::sleep(Duration::from_millis(ms));
+    }
     let s = Store::open(store_path(&dir), opts).unwrap();
     writeln!(progress, "open").unwrap();
     for (i, op) in ops.iter().enumerate() {
@@ -141,12 +151,27 @@ fn torture_sigkill() {
         in_flight_absent: 0,
         reader_recoveries: 0,
     };
-    // Kill delays are drawn from 0..est; est adapts so that most rounds end
-    // in a kill rather than a clean finish.
+    // Most rounds wait until the child reports the store open and then kill
+    // it after a delay drawn from 0..est; est adapts so that most of them end
+    // in a kill rather than a clean finish. One round in eight kills the
+    // child while it is still starting, opening or recovering the previous
+    // crash, at a delay drawn from 0..(twice the typical time to open). The
+    // kill clock never depends on how fast the machine starts a process or
+    // syncs a file, so a slow machine cannot turn every round into an early
+    // kill (which once made this loop spin until CI's time limit).
     let mut est_us: u64 = 20_000;
+    let mut open_est_us: u64 = 20_000;
     let started = Instant::now();
     let mut round = 0u64;
+    let max_rounds = kills_wanted * 20 + 1_000;
     while f.kills < kills_wanted {
+        if round >= max_rounds {
+            panic!(
+                "torture: {round} rounds gave only {} kills after the child opened the store \
+                 ({} before, {} clean finishes); seed {seed}",
+                f.kills, f.early_kills, f.completed
+            );
+        }
         let pol = (round % 4) as usize;
         let ckpt = if rng.chance(30) { 16 << 10 } else { 64 << 20 };
         let mut end_model = model.clone();
@@ -154,7 +179,8 @@ fn torture_sigkill() {
         let text: String = ops.iter().map(|o| o.encode() + "\n").collect();
         std::fs::write(dir.join("ops"), text).unwrap();
         let _ = std::fs::remove_file(dir.join("progress"));
-        let delay = Duration::from_micros(rng.below(est_us));
+        let early_round = rng.chance(12);
+        let spawned = Instant::now();
         let mut child = Command::new(&exe)
             .args([
                 "--exact",
@@ -170,7 +196,40 @@ fn torture_sigkill() {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        std::thread::sleep(delay);
+        let delay = if early_round {
+            let d = Duration::from_micros(rng.below(open_est_us * 2));
+            std::thread::sleep(d);
+            d
+        } else {
+            // Wait for "open" (or the child's exit), then the drawn delay.
+            loop {
+                let p = std::fs::read_to_string(dir.join("progress")).unwrap_or_default();
+                if p.lines().any(|l| l == "open") {
+                    let took = spawned.elapsed().as_micros() as u64;
+                    open_est_us = (open_est_us * 7 + took) / 8;
+                    break;
+                }
+                if child.try_wait().unwrap().is_some() {
+                    break;
+                }
+                if spawned.elapsed() > Duration::from_secs(120) {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    fail(
+                        "waiting for the child to open the store",
+                        seed,
+                        round,
+                        &ops,
+                        dir,
+                        "the child did not open the store within 120 s".into(),
+                    );
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            let d = Duration::from_micros(rng.below(est_us));
+            std::thread::sleep(d);
+            d
+        };
         let killed = match child.try_wait().unwrap() {
             None => {
                 child.kill().unwrap(); // SIGKILL
@@ -181,8 +240,9 @@ fn torture_sigkill() {
         let out = child.wait_with_output().unwrap();
         let progress = std::fs::read_to_string(dir.join("progress")).unwrap_or_default();
         let ctx = format!(
-            "[{}] kill after {delay:?} (killed: {killed})",
-            policy_name(policy(pol))
+            "[{}] kill {delay:?} after {} (killed: {killed})",
+            policy_name(policy(pol)),
+            if early_round { "the spawn" } else { "the open" }
         );
         if progress.lines().any(|l| l.starts_with("error")) || (!killed && !out.status.success()) {
             fail(
@@ -209,15 +269,17 @@ fn torture_sigkill() {
             assert_eq!(l, i.to_string(), "progress file out of order");
         }
         if killed && !progress.lines().any(|l| l == "open") {
-            // Killed before the store was even opened: tests nothing.
+            // Killed while starting, opening or recovering: counted apart.
             f.early_kills += 1;
         } else if killed {
             f.kills += 1;
             if f.kills.is_multiple_of(500) {
                 eprintln!("torture: {} kills, {:.0?}", f.kills, started.elapsed());
             }
-            // Drift back down after a slow spell, so kills stay frequent.
-            est_us = (est_us * 15 / 16).max(5_000);
+            if !early_round {
+                // Drift back down after a slow spell, so kills stay frequent.
+                est_us = (est_us * 15 / 16).max(1_000);
+            }
         } else {
             f.completed += 1;
             est_us = (est_us * 3 / 2).min(5_000_000);
