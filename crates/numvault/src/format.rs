@@ -33,6 +33,7 @@ const TAG_COMPACT: u8 = 5;
 const TAG_DROP: u8 = 6;
 const TAG_RENAME: u8 = 7;
 const TAG_SET_SUMS: u8 = 8;
+const TAG_RELEASE: u8 = 9;
 
 const PAYLOAD_INLINE: u8 = 0;
 const PAYLOAD_IN_FILE: u8 = 1;
@@ -190,6 +191,11 @@ pub(crate) fn encode_op(e: &mut Enc, op: &Op) {
             e.str(name);
             enc_sums(e, sums);
         }
+        Op::Release { name, file_id } => {
+            e.u8(TAG_RELEASE);
+            e.str(name);
+            e.u64(*file_id);
+        }
     }
 }
 
@@ -246,6 +252,10 @@ pub(crate) fn decode_op(d: &mut Dec) -> DecResult<Op> {
         TAG_SET_SUMS => Op::SetSums {
             name,
             sums: dec_sums(d)?,
+        },
+        TAG_RELEASE => Op::Release {
+            name,
+            file_id: d.u64("file id")?,
         },
         t => return Err(format!("unknown op tag {t}")),
     })
@@ -602,6 +612,10 @@ mod tests {
                 sums: ChunkSums::default(),
             },
             Op::Drop { name: "c".into() },
+            Op::Release {
+                name: "c".into(),
+                file_id: 1,
+            },
         ]
     }
 

@@ -116,14 +116,15 @@ pub struct OpSummary {
 }
 
 impl OpSummary {
-    pub(crate) fn of(op: &Op) -> OpSummary {
+    /// `None` for the ops that only tell recovery something (Release).
+    pub(crate) fn of(op: &Op) -> Option<OpSummary> {
         let s = |kind, array: &str, to: Option<&str>, rows| OpSummary {
             kind,
             array: array.to_string(),
             to: to.map(str::to_string),
             rows,
         };
-        match op {
+        Some(match op {
             Op::Put { name, rows, .. } => s(OpKind::Save, name, None, *rows),
             Op::Append { name, rows, .. } => s(OpKind::Append, name, None, *rows),
             Op::Replace { name, slots, .. } => s(OpKind::Replace, name, None, slots.len() as u64),
@@ -132,7 +133,8 @@ impl OpSummary {
             Op::Drop { name } => s(OpKind::Drop, name, None, 0),
             Op::Rename { from, to } => s(OpKind::Rename, from, Some(to), 0),
             Op::SetSums { name, .. } => s(OpKind::SetChecksums, name, None, 0),
-        }
+            Op::Release { .. } => return None,
+        })
     }
 }
 
@@ -161,7 +163,7 @@ impl CommitInfo {
             time_ns: rec.time_ns,
             hash,
             prev_hash: rec.prev_hash,
-            ops: rec.ops.iter().map(OpSummary::of).collect(),
+            ops: rec.ops.iter().filter_map(OpSummary::of).collect(),
             in_log: true,
         }
     }

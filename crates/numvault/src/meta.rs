@@ -392,6 +392,16 @@ pub(crate) enum Op {
         name: String,
         sums: ChunkSums,
     },
+    /// The writer deleted data file `file_id` as soon as this record made it
+    /// unreferenced, without waiting for the next checkpoint. Only files that
+    /// no durable state refers to are released so (created by an unsynced
+    /// Put since the last sync). Recovery accepts an earlier record whose
+    /// data in that file is missing when this record follows it; `name` is
+    /// the array whose change released the file. No effect on the state.
+    Release {
+        name: String,
+        file_id: u64,
+    },
 }
 
 impl Op {
@@ -413,6 +423,21 @@ impl Op {
                 ..
             } => Some((name, payload, *first_slot)),
             _ => None,
+        }
+    }
+
+    /// The array the op concerns (the source of a rename).
+    pub fn array_name(&self) -> &str {
+        match self {
+            Op::Put { name, .. }
+            | Op::Append { name, .. }
+            | Op::Replace { name, .. }
+            | Op::DeleteRows { name, .. }
+            | Op::Compact { name, .. }
+            | Op::Drop { name }
+            | Op::SetSums { name, .. }
+            | Op::Release { name, .. } => name,
+            Op::Rename { from, .. } => from,
         }
     }
 }
@@ -605,6 +630,16 @@ impl State {
                 self.arrays.insert(to.clone(), a);
                 Ok(None)
             }
+            Op::Release { file_id, .. } => {
+                if *file_id >= self.next_file_id
+                    || self.arrays.values().any(|a| a.file_id == *file_id)
+                {
+                    return Err(format!(
+                        "record releases data file {file_id}, which is in use or was never created"
+                    ));
+                }
+                Ok(None)
+            }
         }
     }
 }
@@ -732,6 +767,15 @@ mod tests {
             put_with("c", 3, 5, 12),
             // A file id another array uses.
             put("c", 2),
+            // Releasing a file in use, or one never created.
+            Op::Release {
+                name: "a".into(),
+                file_id: 1,
+            },
+            Op::Release {
+                name: "a".into(),
+                file_id: 9,
+            },
             // Rows written anywhere but at the end of the file.
             Op::Append {
                 name: "a".into(),

@@ -110,6 +110,12 @@ pub(crate) struct Io {
     /// payload (new rows) into it. A writable session checkpoints first if
     /// the current log may hold such a record (see `Store::writable`).
     pub payload_gen: HashMap<u64, u64>,
+    /// Data files created by an unsynced Put (payload in the file) since
+    /// the last sync: no durable state and no durable record refers to
+    /// them, so when a commit makes one unreferenced it is deleted at once
+    /// and the record carries a Release op (see `Inner::commit`). Cleared
+    /// whenever everything written so far becomes durable.
+    pub fresh: HashSet<u64>,
 }
 
 impl Io {
@@ -166,6 +172,18 @@ impl Io {
             return Ok(f.clone());
         }
         self.open_file(id, OpenMode::Create)
+    }
+
+    /// Delete a released file (`Io::fresh`) now. Its bytes need no sync:
+    /// the record that released it tells recovery they may be missing.
+    /// `false` if it could not be removed (left for the next checkpoint).
+    pub fn release_file(&mut self, id: u64) -> bool {
+        self.files.remove(&id);
+        self.dirty_files.remove(&id);
+        self.fresh.remove(&id);
+        self.payload_gen.remove(&id);
+        let p = self.data_path(id);
+        self.vfs.remove_file(&p).is_ok()
     }
 
     pub fn forget_file(&mut self, id: u64) {
@@ -736,6 +754,7 @@ impl Inner {
                 retired: Vec::new(),
                 sync_failed: None,
                 payload_gen: HashMap::new(),
+                fresh: HashSet::new(),
             },
             state: State::default(),
             created_ns: 0,
@@ -904,99 +923,151 @@ impl Inner {
                 ),
             ));
         }
-        let mut replay = Replay {
-            end: LOG_HEADER_BYTES,
-            dropped_tail: false,
-            records: 0,
-            garbage: Vec::new(),
-        };
-        let mut pos = LOG_HEADER_BYTES as usize;
-        loop {
-            match read_record(&bytes[pos..]) {
-                RecordRead::Ok(rec, len, hash) => {
-                    if rec.seq != self.state.seq + 1 || rec.prev_hash != self.state.chain {
-                        return Err(Error::corrupt(
-                            &path,
-                            format!(
-                                "record at offset {pos} breaks the hash chain (seq {}, expected {})",
-                                rec.seq,
-                                self.state.seq + 1
-                            ),
-                        ));
-                    }
-                    // A failed apply aborts the open, so single-op records
-                    // can be applied in place; multi-op records keep the
-                    // state before them in case a later op's data is lost.
-                    let before = (rec.ops.len() > 1).then(|| self.state.clone());
-                    let mut garbage = Vec::new();
-                    let mut lost = false;
-                    for op in &rec.ops {
-                        if !Self::payload_present(&mut self.io, &self.state, op, recover)?
-                            || (recover
-                                && !crate::inplace::session_sums_present(
-                                    &self.io,
-                                    &self.state,
-                                    op,
-                                    || durable_record_after(&bytes, pos, rec.seq).is_some(),
-                                )?)
-                        {
-                            // Unsynced data that did not survive ends the log
-                            // here, unless a later record says this one was
-                            // already durable (then its data was synced too,
-                            // and is damaged).
-                            if let Some(at) = durable_record_after(&bytes, pos, rec.seq) {
-                                return Err(Error::corrupt(
-                                    self.io.data_path(op_file(&self.state, op)),
-                                    format!(
-                                        "data of record {} (log offset {pos}) is damaged, but the record at log offset {at} says it was durable",
-                                        rec.seq
-                                    ),
-                                ));
+        // A record whose data is missing is accepted when a later record
+        // released that file (deleted it early, FORMAT.md §7.4). If the log
+        // then ends before the releasing record, the state would refer to the
+        // missing file: the replay is redone with the log cut before the
+        // first record so accepted (`limit`).
+        let initial = self.state.clone();
+        let history_len = self.pending_history.len();
+        let mut limit = bytes.len();
+        let mut replay = loop {
+            let mut replay = Replay {
+                end: LOG_HEADER_BYTES,
+                dropped_tail: false,
+                records: 0,
+                garbage: Vec::new(),
+            };
+            // Released file -> offset of the record that released it, in
+            // the valid records from the first missing payload on (a record
+            // may release a file its own earlier ops wrote to).
+            let mut releases: Option<HashMap<u64, usize>> = None;
+            // Released files the state still refers to -> offset of the
+            // first record accepted without their data.
+            let mut unbacked: HashMap<u64, usize> = HashMap::new();
+            let mut pos = LOG_HEADER_BYTES as usize;
+            loop {
+                match read_record(&bytes[pos..limit]) {
+                    RecordRead::Ok(rec, len, hash) => {
+                        if rec.seq != self.state.seq + 1 || rec.prev_hash != self.state.chain {
+                            return Err(Error::corrupt(
+                                &path,
+                                format!(
+                                    "record at offset {pos} breaks the hash chain (seq {}, expected {})",
+                                    rec.seq,
+                                    self.state.seq + 1
+                                ),
+                            ));
+                        }
+                        // A failed apply aborts the open, so single-op records
+                        // can be applied in place; multi-op records keep the
+                        // state before them in case a later op's data is lost.
+                        let before = (rec.ops.len() > 1).then(|| self.state.clone());
+                        let mut garbage = Vec::new();
+                        let mut lost = false;
+                        for op in &rec.ops {
+                            let present =
+                                Self::payload_present(&mut self.io, &self.state, op, recover)?;
+                            let released = !present && {
+                                let fid = op_file(&self.state, op);
+                                let at = releases
+                                    .get_or_insert_with(|| {
+                                        releases_after(
+                                            &bytes[..limit],
+                                            pos,
+                                            self.state.seq,
+                                            self.state.chain,
+                                        )
+                                    })
+                                    .get(&fid)
+                                    .copied();
+                                if at.is_some_and(|at| at >= pos) {
+                                    unbacked.entry(fid).or_insert(pos);
+                                    true
+                                } else {
+                                    false
+                                }
+                            };
+                            if (!present && !released)
+                                || (present
+                                    && recover
+                                    && !crate::inplace::session_sums_present(
+                                        &self.io,
+                                        &self.state,
+                                        op,
+                                        || durable_record_after(&bytes, pos, rec.seq).is_some(),
+                                    )?)
+                            {
+                                // Unsynced data that did not survive ends the log
+                                // here, unless a later record says this one was
+                                // already durable (then its data was synced too,
+                                // and is damaged).
+                                if let Some(at) = durable_record_after(&bytes, pos, rec.seq) {
+                                    return Err(Error::corrupt(
+                                        self.io.data_path(op_file(&self.state, op)),
+                                        format!(
+                                            "data of record {} (log offset {pos}) is damaged, but the record at log offset {at} says it was durable",
+                                            rec.seq
+                                        ),
+                                    ));
+                                }
+                                lost = true;
+                                break;
                             }
-                            lost = true;
+                            match self.state.apply(op, rec.time_ns) {
+                                Ok(g) => garbage.extend(g),
+                                Err(d) => {
+                                    return Err(Error::corrupt(
+                                        &path,
+                                        format!("record {} at offset {pos}: {d}", rec.seq),
+                                    ))
+                                }
+                            }
+                            if let Op::Release { file_id, .. } = op {
+                                unbacked.remove(file_id);
+                            }
+                        }
+                        if lost {
+                            if let Some(b) = before {
+                                self.state = b;
+                            }
                             break;
                         }
-                        match self.state.apply(op, rec.time_ns) {
-                            Ok(g) => garbage.extend(g),
-                            Err(d) => {
-                                return Err(Error::corrupt(
-                                    &path,
-                                    format!("record {} at offset {pos}: {d}", rec.seq),
-                                ))
-                            }
+                        if recover {
+                            // history: summarized at the checkpoint that folds it.
+                            self.pending_history.push(CommitInfo::of_record(&rec, hash));
                         }
+                        self.state.seq = rec.seq;
+                        self.state.chain = hash;
+                        replay.garbage.extend(garbage);
+                        replay.records += 1;
+                        pos += len as usize;
+                        replay.end = pos as u64;
                     }
-                    if lost {
-                        if let Some(b) = before {
-                            self.state = b;
+                    RecordRead::Short | RecordRead::Bad(_) => {
+                        if let Some(at) = durable_record_after(&bytes, pos, self.state.seq + 1) {
+                            return Err(Error::corrupt(
+                                &path,
+                                format!(
+                                    "record {} at offset {pos} is damaged, but the valid record at offset {at} says it was already durable",
+                                    self.state.seq + 1
+                                ),
+                            ));
                         }
                         break;
                     }
-                    if recover {
-                        // history: summarized at the checkpoint that folds it.
-                        self.pending_history.push(CommitInfo::of_record(&rec, hash));
-                    }
-                    self.state.seq = rec.seq;
-                    self.state.chain = hash;
-                    replay.garbage.extend(garbage);
-                    replay.records += 1;
-                    pos += len as usize;
-                    replay.end = pos as u64;
-                }
-                RecordRead::Short | RecordRead::Bad(_) => {
-                    if let Some(at) = durable_record_after(&bytes, pos, self.state.seq + 1) {
-                        return Err(Error::corrupt(
-                            &path,
-                            format!(
-                                "record {} at offset {pos} is damaged, but the valid record at offset {at} says it was already durable",
-                                self.state.seq + 1
-                            ),
-                        ));
-                    }
-                    break;
                 }
             }
-        }
+            match unbacked.values().min() {
+                None => break replay,
+                Some(&cut) => {
+                    // cut < every accepted end so far: each pass shortens.
+                    limit = cut;
+                    self.state = initial.clone();
+                    self.pending_history.truncate(history_len);
+                }
+            }
+        };
         // Zeros after the last record are preallocation (Sync::Always), not
         // damage; anything else there is a torn or lost tail.
         let tail = &bytes[replay.end as usize..];
@@ -1217,7 +1288,7 @@ impl Inner {
             // fsync-gate: a failed sync is never retried as if it worked.
             self.poisoned = Some(p);
         }
-        let (ops, staged) = match planned {
+        let (mut ops, staged) = match planned {
             Ok(p) => p,
             Err(e) => {
                 self.discard_created(&created);
@@ -1226,6 +1297,18 @@ impl Inner {
         };
         if ops.is_empty() {
             return Ok(());
+        }
+        // Files this commit makes unreferenced that no durable state refers
+        // to are released: deleted right after the record is written, so a
+        // run of saves does not pile up superseded files (and their page
+        // cache) until the next checkpoint. The record says so, for
+        // recovery (FORMAT.md §7.1 step 7, §7.4).
+        let released = self.releasable(&ops, staged.as_ref().map(|(_, g)| g.as_slice()));
+        for (name, id) in &released {
+            ops.push(Op::Release {
+                name: name.clone(),
+                file_id: *id,
+            });
         }
         if let Err(e) = self.append_record(time_ns, &ops) {
             // A poisoning failure (a sync after the record was written, or a
@@ -1261,9 +1344,30 @@ impl Inner {
                 }
             }
         }
+        for (_, id) in &released {
+            if !self.io.release_file(*id) {
+                // Not deleted now: the next checkpoint deletes it.
+                self.garbage.push(*id);
+            }
+        }
         for id in garbage {
+            if released.iter().any(|(_, r)| *r == id) {
+                continue;
+            }
             self.io.forget_file(id);
             self.garbage.push(id);
+        }
+        if self.io.sync != SyncPolicy::Always {
+            for op in &ops {
+                if let Op::Put {
+                    file_id,
+                    payload: Payload::InFile { .. },
+                    ..
+                } = op
+                {
+                    self.io.fresh.insert(*file_id);
+                }
+            }
         }
         if self.log_end > self.checkpoint_log_bytes {
             // The commit itself succeeded; a checkpoint failure must not be
@@ -1273,6 +1377,41 @@ impl Inner {
             let _ = self.checkpoint();
         }
         Ok(())
+    }
+
+    /// The files `ops` make unreferenced that can be released at once (see
+    /// `Io::fresh`), each with the array whose change released it.
+    /// `batch_garbage`: what the ops of a multi-op commit made unreferenced.
+    fn releasable(&self, ops: &[Op], batch_garbage: Option<&[u64]>) -> Vec<(String, u64)> {
+        if self.io.fresh.is_empty() || self.io.sync == SyncPolicy::Always {
+            return Vec::new();
+        }
+        let mut out = Vec::new();
+        match batch_garbage {
+            None => {
+                for op in ops {
+                    if let Op::Put { name, .. } | Op::Drop { name } | Op::Compact { name, .. } = op
+                    {
+                        if let Some(a) = self.state.arrays.get(name) {
+                            if self.io.fresh.contains(&a.file_id) {
+                                out.push((name.clone(), a.file_id));
+                            }
+                        }
+                    }
+                }
+            }
+            Some(g) => {
+                let name = ops.first().map(|o| o.array_name().to_string());
+                for id in g {
+                    if self.io.fresh.contains(id) {
+                        if let Some(n) = &name {
+                            out.push((n.clone(), *id));
+                        }
+                    }
+                }
+            }
+        }
+        out
     }
 
     fn discard_created(&mut self, created: &[u64]) {
@@ -1334,7 +1473,7 @@ impl Inner {
             time_ns,
             hash,
             prev_hash: self.state.chain,
-            ops: ops.iter().map(OpSummary::of).collect(),
+            ops: ops.iter().filter_map(OpSummary::of).collect(),
             in_log: true,
         });
         self.state.chain = hash;
@@ -1347,6 +1486,7 @@ impl Inner {
                 }
                 self.log_dirty = false;
                 self.synced_seq = self.state.seq;
+                self.io.fresh.clear();
             }
             SyncPolicy::Group { .. } => {
                 if self.dirty_since.is_none() {
@@ -1409,6 +1549,7 @@ impl Inner {
             self.log_dirty = false;
         }
         self.synced_seq = self.state.seq;
+        self.io.fresh.clear();
         self.dirty_since = None;
         // history: bound the memory of summaries between checkpoints (their
         // records are durable now); the checkpoint fdatasyncs them.
@@ -1712,6 +1853,33 @@ fn op_file(state: &State, op: &Op) -> u64 {
             .and_then(|(name, _, _)| state.arrays.get(name))
             .map_or(0, |a| a.file_id),
     }
+}
+
+/// The Release ops of the valid records from offset `pos` of `bytes` on
+/// that continue the chain after record `seq` (hash `chain`): released file
+/// id -> offset of the first record releasing it. Stops at the first record
+/// that is not valid or does not continue the chain.
+fn releases_after(
+    bytes: &[u8],
+    mut pos: usize,
+    mut seq: u64,
+    mut chain: [u8; 32],
+) -> HashMap<u64, usize> {
+    let mut out = HashMap::new();
+    while let RecordRead::Ok(rec, len, hash) = read_record(&bytes[pos..]) {
+        if rec.seq != seq.wrapping_add(1) || rec.prev_hash != chain {
+            break;
+        }
+        for op in &rec.ops {
+            if let Op::Release { file_id, .. } = op {
+                out.entry(*file_id).or_insert(pos);
+            }
+        }
+        seq = rec.seq;
+        chain = hash;
+        pos += len as usize;
+    }
+    out
 }
 
 /// Looks past a damaged or incomplete record at `pos` (expected seq

@@ -208,6 +208,29 @@ fn batch_overwrite_twice(s: &Store) -> numvault::Result<()> {
     s.commit(&b)
 }
 
+// Saves over a file no durable state refers to yet: outside `always` the
+// writer deletes it at once and the superseding record releases it
+// (FORMAT.md §7.1 step 7); recovery must accept the earlier records whose
+// data went with it, or cut the log before them.
+fn save_rep(s: &Store) -> numvault::Result<()> {
+    s.save("rep", BIG2.r())
+}
+fn append_rep(s: &Store) -> numvault::Result<()> {
+    s.append("rep", BIG_ROWS.r())
+}
+fn save_rep_other(s: &Store) -> numvault::Result<()> {
+    s.save("rep", BIG.r())
+}
+/// Appends to the fresh file and supersedes it in the same record.
+fn batch_append_then_save_rep(s: &Store) -> numvault::Result<()> {
+    let mut b = Batch::new();
+    b.append("rep", BIG_ROWS.r()).save("rep", BIG2.r());
+    s.commit(&b)
+}
+fn drop_rep(s: &Store) -> numvault::Result<()> {
+    s.drop_array("rep")
+}
+
 fn scenarios() -> Vec<(&'static str, Vec<Step>)> {
     use Step::*;
     vec![
@@ -239,6 +262,30 @@ fn scenarios() -> Vec<(&'static str, Vec<Step>)> {
         (
             "flush_of_several",
             vec![Do("append", append_small), Do("delete", delete_rows), Flush],
+        ),
+        (
+            "release_superseded",
+            vec![
+                Do("save", save_rep),
+                Do("append", append_rep),
+                Do("save", save_rep_other),
+                Do("batch", batch_append_then_save_rep),
+                Do("save", save_rep_other),
+                Do("drop", drop_rep),
+                Flush,
+            ],
+        ),
+        (
+            "release_across_flush",
+            vec![
+                Do("save", save_rep),
+                Do("save", save_rep_other),
+                Flush,
+                Do("save", save_rep),
+                Do("append", append_rep),
+                Do("save", save_rep_other),
+                Flush,
+            ],
         ),
         ("checkpoint", vec![Do("append", append_small), Checkpoint]),
         ("close", vec![Do("append", append_large), Close]),

@@ -227,7 +227,14 @@ fn torture_sigkill() {
                 std::thread::sleep(Duration::from_micros(200));
             }
             let d = Duration::from_micros(rng.below(est_us));
-            std::thread::sleep(d);
+            // Sleep until the kill moment, or until the child exits.
+            let t = Instant::now();
+            while t.elapsed() < d && child.try_wait().unwrap().is_none() {
+                std::thread::sleep(
+                    d.saturating_sub(t.elapsed())
+                        .min(Duration::from_micros(500)),
+                );
+            }
             d
         };
         let killed = match child.try_wait().unwrap() {
