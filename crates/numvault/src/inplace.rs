@@ -160,14 +160,13 @@ impl Writable {
             return Ok(());
         };
         let mut g = crate::store::lock(&self.shared.inner);
+        // Another session's checksums still being computed: log them first.
+        let settled = g.settle_sums();
         g.io.busy.remove(&self.name);
-        let bytes: &[u8] = match &buf {
-            Buf::Map(m) => &m[..],
-            Buf::Copy(v) => {
-                self.df.file.write_all_at(v, 0).ctx(&self.df.path)?;
-                &v[..]
-            }
-        };
+        settled?;
+        if let Buf::Copy(v) = &buf {
+            self.df.file.write_all_at(v, 0).ctx(&self.df.path)?;
+        }
         self.df.forget_mapping();
         let sums = if g.io.sync == SyncPolicy::Always {
             // The record is durable when `finish` returns, so the new bytes
@@ -177,7 +176,7 @@ impl Writable {
             // checksums; the record is written only after both are done.
             // Every byte was written before `finish`, so the sync covers all
             // the bytes the checksums are taken over.
-            let (sums, synced) = sums_while_syncing(&self.df, bytes);
+            let (sums, synced) = sums_while_syncing(&self.df, buf.bytes());
             if let Err(e) = synced {
                 g.poison(&self.df.path);
                 return Err(Error::io(&self.df.path, e));
@@ -190,7 +189,39 @@ impl Writable {
             // that the checksums do not match and ends the log before the
             // record (see `session_sums_present`).
             g.io.dirty_files.insert(self.file_id);
-            chunk_sums(bytes)
+            // The checksum pass (one read of every byte) runs on a helper
+            // thread, which also unmaps the bytes; `finish` returns now and
+            // the record is written by `Inner::settle_sums` before the store
+            // does anything else. Nothing can change these bytes meanwhile:
+            // the Python array is detached from the file, appends and
+            // replaces write past them, and a new session on the array
+            // settles first. A crash before the record leaves the checksums
+            // suspended, as a crash before a synchronous end would.
+            let len = buf.bytes().len();
+            let spawned = std::thread::Builder::new()
+                .name("numvault-session-sums".into())
+                .spawn(move || {
+                    let sums = chunk_sums(buf.bytes());
+                    drop(buf);
+                    sums
+                });
+            match spawned {
+                Ok(job) => {
+                    g.pending_sums = Some(crate::store::PendingSums {
+                        name: self.name.clone(),
+                        file_id: self.file_id,
+                        job,
+                    });
+                    return Ok(());
+                }
+                // No thread: compute them here. The buffer went with the
+                // failed spawn, so read the bytes back from the file.
+                Err(_) => {
+                    let mut v = vec![0u8; len];
+                    self.df.file.read_exact_at(&mut v, 0).ctx(&self.df.path)?;
+                    chunk_sums(&v)
+                }
+            }
         };
         let res = g.commit_ops(
             vec![Op::SetSums {
@@ -203,6 +234,15 @@ impl Writable {
         // Under Sync::Group, start the clock of the background sync.
         self.shared.cv.notify_all();
         res
+    }
+}
+
+impl Buf {
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Buf::Map(m) => &m[..],
+            Buf::Copy(v) => &v[..],
+        }
     }
 }
 

@@ -85,6 +85,18 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 /// File handles and dirty tracking; separate from [`State`] so planning can
 /// borrow both at once.
+/// The checksums of a writable session's bytes, being computed on a helper
+/// thread after `finish()` returned (outside `Sync::Always`, §11 of
+/// FORMAT.md). They are logged as the session's end (`SetSums`) before the
+/// store does anything else: `Inner::settle_sums`, called by every `Store`
+/// call and at the start of every commit, sync and checkpoint. Until then
+/// the array's checksums stay suspended, as during the session.
+pub(crate) struct PendingSums {
+    pub name: String,
+    pub file_id: u64,
+    pub job: JoinHandle<ChunkSums>,
+}
+
 pub(crate) struct Io {
     pub vfs: Arc<dyn Vfs>,
     pub dir: PathBuf,
@@ -248,6 +260,8 @@ pub(crate) struct Inner {
     /// history: summaries of records not yet in `HISTORY` (appended at the
     /// next checkpoint, after the records themselves are durable).
     pending_history: Vec<CommitInfo>,
+    /// A finished writable session's checksums being computed.
+    pub(crate) pending_sums: Option<PendingSums>,
     /// history: the open `HISTORY` file, the offset to append at, and
     /// whether entries were written since its last fdatasync.
     history: Option<(Arc<dyn VFile>, u64, bool)>,
@@ -445,7 +459,15 @@ impl Store {
     }
 
     pub(crate) fn inner(&self) -> MutexGuard<'_, Inner> {
-        lock(&self.shared.inner)
+        let mut g = lock(&self.shared.inner);
+        if g.pending_sums.is_some() {
+            // A failure leaves the checksums suspended (the next checkpoint
+            // computes them) or poisons the handle; either is reported by
+            // the next mutation.
+            let _ = g.settle_sums();
+            self.shared.cv.notify_all();
+        }
+        g
     }
 
     /// The store's directory.
@@ -773,6 +795,7 @@ impl Inner {
             closed: false,
             stop_flusher: false,
             pending_history: Vec::new(),
+            pending_sums: None,
             history: None,
         }
     }
@@ -1228,7 +1251,30 @@ impl Inner {
     }
 
     /// Log ops built outside the planner (in-place sessions) and apply them.
+    /// Log the checksums of a finished writable session (see
+    /// [`PendingSums`]), waiting for them if needed.
+    pub(crate) fn settle_sums(&mut self) -> Result<()> {
+        let Some(p) = self.pending_sums.take() else {
+            return Ok(());
+        };
+        let Ok(sums) = p.job.join() else {
+            // The helper panicked: the checksums stay suspended and the next
+            // checkpoint computes them from the file.
+            return Ok(());
+        };
+        if self
+            .state
+            .arrays
+            .get(&p.name)
+            .is_some_and(|a| a.file_id == p.file_id && sums.covered <= a.phys_bytes())
+        {
+            self.commit_ops(vec![Op::SetSums { name: p.name, sums }], false)?;
+        }
+        Ok(())
+    }
+
     pub(crate) fn commit_ops(&mut self, ops: Vec<Op>, durable: bool) -> Result<()> {
+        self.settle_sums()?;
         self.check_writable()?;
         let time_ns = now_ns();
         let mut staged = self.state.clone();
@@ -1248,6 +1294,7 @@ impl Inner {
 
     /// Commit intents atomically.
     pub(crate) fn commit(&mut self, intents: &[Intent<'_>]) -> Result<()> {
+        self.settle_sums()?;
         self.check_writable()?;
         if intents.is_empty() {
             return Ok(());
@@ -1528,6 +1575,9 @@ impl Inner {
 
     /// Sync data files, then the log.
     pub(crate) fn sync_all(&mut self) -> Result<()> {
+        if !self.io.read_only && self.poisoned.is_none() {
+            self.settle_sums()?;
+        }
         if let Some(p) = &self.poisoned {
             self.dirty_since = None;
             return Err(Error::Poisoned { path: p.clone() });
@@ -1700,6 +1750,9 @@ impl Inner {
     /// Checkpoint: refresh checksums, sync data, write a new log and
     /// MANIFEST generation, then delete the old log and unreferenced files.
     pub(crate) fn checkpoint(&mut self) -> Result<()> {
+        if self.poisoned.is_none() {
+            self.settle_sums()?;
+        }
         self.check_writable()?;
         // Nothing since the last checkpoint (e.g. a handle only read from):
         // the MANIFEST already describes this state; skip its fsyncs.

@@ -282,3 +282,81 @@ fn a_new_session_makes_the_previous_unsynced_one_durable_first() {
         );
     }
 }
+
+/// Outside `Sync::Always`, `finish` hands the checksum pass to a helper
+/// thread and the session's end record is written by the next call on the
+/// store. These check that the record always lands before anything else,
+/// that the sums cover the session's bytes, and that a crash before it is
+/// harmless.
+#[test]
+fn deferred_session_sums_are_logged_before_the_next_call() {
+    const ROWS: u64 = 600_000; // 7.2 MB of f32 x 3: several chunks
+    let vals: Vec<f32> = (0..ROWS * 3).map(|i| i as f32).collect();
+    for sync in [Sync::OnFlush, Sync::Never, Sync::Always] {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let store = Store::open(&path, OpenOptions::default().sync(sync)).unwrap();
+        store.save("a", ArrayRef::of(&[ROWS, 3], &vals)).unwrap();
+        store.save("b", ArrayRef::of(&[ROWS, 3], &vals)).unwrap();
+        store.checkpoint().unwrap();
+        // Two sessions ending back to back, then at once a third on the
+        // first array: each end is logged, in order, over its own bytes.
+        let mut wa = store.writable("a").unwrap();
+        let mut wb = store.writable("b").unwrap();
+        wa.bytes_mut()[..4].copy_from_slice(&7f32.to_le_bytes());
+        wb.bytes_mut()[4..8].copy_from_slice(&8f32.to_le_bytes());
+        wa.finish().unwrap();
+        wb.finish().unwrap();
+        let mut wa = store.writable("a").unwrap();
+        let n = wa.bytes_mut().len();
+        wa.bytes_mut()[n - 4..].copy_from_slice(&9f32.to_le_bytes());
+        wa.finish().unwrap();
+        // A process crash right after finish: copy the directory before any
+        // other call on the store.
+        let crashed = dir.path().join("crashed");
+        copy_dir(&path, &crashed);
+        let rep = store.verify().unwrap();
+        assert!(rep.is_clean(), "{sync:?}: {:?}", rep.problems);
+        assert_eq!(rep.unchecksummed_bytes, 0, "{sync:?}");
+        let a = f32s(&store.read("a").unwrap().data);
+        let b = f32s(&store.read("b").unwrap().data);
+        assert_eq!((a[0], a[a.len() - 1], b[1]), (7.0, 9.0, 8.0), "{sync:?}");
+        let ends = store
+            .history()
+            .unwrap()
+            .commits
+            .iter()
+            .filter(|c| c.ops.iter().any(|o| o.kind.to_string() == "set_checksums"))
+            .count();
+        assert_eq!(ends, 6, "{sync:?}: three session starts and three ends");
+        // The sums were taken over the session's bytes: damage one byte of
+        // the file behind the store's back and verify names chunk 0.
+        let file = path.join(store.info("a").unwrap().file);
+        let mut bytes = std::fs::read(&file).unwrap();
+        bytes[100] ^= 0xff;
+        std::fs::write(&file, &bytes).unwrap();
+        let rep = store.verify().unwrap();
+        assert_eq!(rep.problems.len(), 1, "{sync:?}: {:?}", rep.problems);
+        drop(store);
+        // The crashed copy reopens with every write and verifies clean.
+        let s = Store::open(&crashed, OpenOptions::default()).unwrap();
+        let a = f32s(&s.read("a").unwrap().data);
+        assert_eq!((a[0], a[a.len() - 1]), (7.0, 9.0), "{sync:?}: crashed copy");
+        assert_eq!(f32s(&s.read("b").unwrap().data)[1], 8.0);
+        let rep = s.verify().unwrap();
+        assert!(rep.is_clean(), "{sync:?}: {:?}", rep.problems);
+        assert_eq!(rep.unchecksummed_bytes, 0);
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to.join("data")).unwrap();
+    for sub in ["", "data"] {
+        for e in std::fs::read_dir(from.join(sub)).unwrap() {
+            let e = e.unwrap();
+            if e.file_type().unwrap().is_file() && e.file_name() != "LOCK" {
+                std::fs::copy(e.path(), to.join(sub).join(e.file_name())).unwrap();
+            }
+        }
+    }
+}
