@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
+use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
 use crate::array::ArrayData;
@@ -532,10 +532,7 @@ impl ReadAhead {
                 let sums = &meta.sums;
                 for c in first..sums.sums.len() {
                     let (cs, ce) = sums.range(c);
-                    let mut buf = match spent_rx.try_recv() {
-                        Ok(b) => b,
-                        Err(TryRecvError::Empty | TryRecvError::Disconnected) => Vec::new(),
-                    };
+                    let mut buf = spent_rx.try_recv().unwrap_or_default();
                     buf.resize((ce - cs) as usize, 0);
                     let mut crc = 0u32;
                     let mut res = Ok(());
