@@ -578,7 +578,7 @@ def render_md(allres, baseline):
             out += [f"Not run: {res['unavailable']}", ""]
     if allres.get("sync"):
         s = allres["sync"]
-        out += [f"## numvault sync policies ({s['rows']:,} rows; op time, handle kept open)", "",
+        out += [f"## numvault sync policies ({s['rows']:,} rows; op time on a freshly opened handle, open and close not timed)", "",
                 sync_table(s), ""]
     out += ["## Systems", ""]
     seen = {}
