@@ -784,7 +784,9 @@ class WritableBatchMode:
     rows are compacted automatically.
 
     On exit (also on an exception) every session ends: checksums are
-    computed over the new contents and logged, so later reads verify them;
+    computed over the new contents (on a helper thread, except under
+    ``sync="always"``) and logged before the next call on the store, so
+    later reads verify them;
     the changes are durable per the store's ``sync`` policy (at the next
     ``flush()``/close by default). Arrays obtained from ``wb.load`` remain
     valid afterwards but become read-only private copies.
