@@ -17,8 +17,12 @@
 //!
 //! `NUMVAULT_TORTURE_KILLS` sets the number of kills (default 300);
 //! `NUMVAULT_TORTURE_SEED` the seed; `NUMVAULT_TORTURE_SLOW_START_MS` makes
-//! every child wait that long before opening (a slow machine, simulated). A failure prints the seed, the round and
-//! its operation sequence, and keeps a copy of the store directory.
+//! every child wait that long before opening (a slow machine, simulated).
+//! `NUMVAULT_TORTURE_BUDGET_SECS` caps the wall-clock time (default 600 s
+//! for up to 1,000 kills, none above): a machine too slow to reach the kill
+//! count in time stops early, and the test still fails unless it reached a
+//! tenth of the kills wanted. A failure prints the seed, the round and its
+//! operation sequence, and keeps a copy of the store directory.
 
 mod common;
 mod workload;
@@ -164,7 +168,26 @@ fn torture_sigkill() {
     let started = Instant::now();
     let mut round = 0u64;
     let max_rounds = kills_wanted * 20 + 1_000;
+    let budget = std::env::var("NUMVAULT_TORTURE_BUDGET_SECS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .or((kills_wanted <= 1_000).then_some(600))
+        .map(Duration::from_secs);
+    let mut out_of_time = false;
     while f.kills < kills_wanted {
+        if let Some(b) = budget.filter(|b| started.elapsed() > *b) {
+            out_of_time = true;
+            let least = kills_wanted.div_ceil(10);
+            assert!(
+                f.kills >= least,
+                "torture: the time budget of {b:?} ran out after {} kills ({} early, {} \
+                 clean finishes, {round} rounds); at least {least} were needed; seed {seed}",
+                f.kills,
+                f.early_kills,
+                f.completed
+            );
+            break;
+        }
         if round >= max_rounds {
             panic!(
                 "torture: {round} rounds gave only {} kills after the child opened the store \
@@ -382,7 +405,7 @@ fn torture_sigkill() {
         "torture: {} SIGKILLs survived after the child opened the store ({} more before it \
          had; {} rounds ran to the end) in {:.1?}; {} ops returned \
          before a kill or exit, 0 lost; op in flight at the kill present {} / absent {} times; \
-         {} reader-first recoveries; seed {seed}",
+         {} reader-first recoveries; seed {seed}{}",
         f.kills,
         f.early_kills,
         f.completed,
@@ -390,7 +413,12 @@ fn torture_sigkill() {
         f.ops_returned,
         f.in_flight_present,
         f.in_flight_absent,
-        f.reader_recoveries
+        f.reader_recoveries,
+        if out_of_time {
+            format!(" (stopped by the time budget short of {kills_wanted} kills)")
+        } else {
+            String::new()
+        }
     );
     report_figures(&line);
 }
