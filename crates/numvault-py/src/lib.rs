@@ -48,6 +48,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<writable::WritableArray>()?;
     m.add_class::<writable::MappedMemory>()?;
     m.add_class::<stream::BatchIter>()?;
+    m.add_class::<stream::BatchMemory>()?;
     m.add_function(wrap_pyfunction!(lazy::_open_lazy, m)?)?;
     m.add_function(wrap_pyfunction!(vault::resolve_index, m)?)?;
     m.add_function(wrap_pyfunction!(vault::validate_name, m)?)?;

@@ -3,10 +3,10 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{Mutex, TryLockError};
 
-use numvault::Batches;
+use numvault::{ArrayData, Batches};
 use pyo3::prelude::*;
 
-use crate::conv::{alloc, out_slice};
+use crate::conv::{alloc, borrowed_array, out_slice};
 use crate::errors::{panic_err, to_py};
 use crate::lazy::NOGIL_BYTES;
 
@@ -47,6 +47,40 @@ impl BatchIter {
     }
 }
 
+/// Owner of a batch the engine read into its own buffer: the memory of a
+/// `Vec<u8>`, freed when the NumPy array over it (whose base this is) goes.
+#[pyclass(module = "numvault._core", name = "_BatchMemory", frozen)]
+pub struct BatchMemory {
+    ptr: usize,
+    len: usize,
+    cap: usize,
+}
+
+impl Drop for BatchMemory {
+    fn drop(&mut self) {
+        // SAFETY: the parts of the Vec taken apart in `owned_array`, freed once.
+        drop(unsafe { Vec::from_raw_parts(self.ptr as *mut u8, self.len, self.cap) });
+    }
+}
+
+/// A writable NumPy array over a batch's own buffer (no copy).
+fn owned_array(py: Python<'_>, d: ArrayData) -> PyResult<Bound<'_, PyAny>> {
+    let mut v = std::mem::ManuallyDrop::new(d.data);
+    let ptr = v.as_mut_ptr();
+    let owner = Bound::new(
+        py,
+        BatchMemory {
+            ptr: ptr as usize,
+            len: v.len(),
+            cap: v.capacity(),
+        },
+    )?;
+    // SAFETY: the buffer belongs to `owner`, the array's base, which frees
+    // it only when the array is gone; nothing else refers to it.
+    let arr = unsafe { borrowed_array(owner.into_any(), d.dtype, &d.shape, ptr, true)? };
+    Ok(arr.into_any())
+}
+
 fn lock(m: &Mutex<Option<Batches>>) -> std::sync::MutexGuard<'_, Option<Batches>> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -62,14 +96,43 @@ impl BatchIter {
         // can run a garbage collection), nor waited for with the GIL held.
         loop {
             let peek = self.with_lock(py, |b| {
-                b.as_ref()
-                    .and_then(|b| Some((b.next_index(), b.next_shape()?, b.dtype(), b.row_bytes())))
+                b.as_ref().and_then(|b| {
+                    Some((
+                        b.next_index(),
+                        b.next_shape()?,
+                        b.dtype(),
+                        b.row_bytes(),
+                        b.reads_ahead(),
+                    ))
+                })
             })?;
-            let Some((pos, shape, dtype, row_bytes)) = peek else {
+            let Some((pos, shape, dtype, row_bytes, ahead)) = peek else {
                 return Ok(None);
             };
-            let (arr, data) = alloc(py, dtype, &shape)?;
             let n = (shape[0] * row_bytes) as usize;
+            if ahead {
+                // The engine reads the batch into its own buffer, which
+                // becomes the array's memory.
+                let take = move |b: &mut Option<Batches>| -> Option<numvault::Result<ArrayData>> {
+                    let b = b.as_mut()?;
+                    // Another thread took this batch meanwhile: try again.
+                    if b.next_index() != pos {
+                        return None;
+                    }
+                    b.next()
+                };
+                let got = if n >= NOGIL_BYTES {
+                    py.detach(|| catch_unwind(AssertUnwindSafe(|| take(&mut lock(&self.inner)))))
+                        .map_err(panic_err)?
+                } else {
+                    self.with_lock(py, take)?
+                };
+                match got {
+                    None => continue,
+                    Some(r) => return owned_array(py, r.map_err(to_py)?).map(Some),
+                }
+            }
+            let (arr, data) = alloc(py, dtype, &shape)?;
             // SAFETY: the array is new and no other code can reach it yet.
             let out = unsafe { out_slice(data, n) };
             let mut read = move |b: &mut Option<Batches>| -> Option<numvault::Result<u64>> {

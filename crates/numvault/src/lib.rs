@@ -32,6 +32,7 @@ mod inplace;
 mod meta;
 mod options;
 mod read;
+mod read_ahead;
 mod store;
 mod verify;
 mod write;

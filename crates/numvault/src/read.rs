@@ -4,13 +4,13 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, SyncSender};
 use std::sync::{Arc, Mutex};
 
 use crate::array::ArrayData;
 use crate::dtype::DType;
 use crate::error::{Error, IoContext, Result};
 use crate::meta::{ArrayMeta, CHUNK_BYTES};
+use crate::read_ahead::ReadAhead;
 use crate::store::{lock, DataFile, Store};
 use crate::vfs::Mapping;
 use crate::write::normalize;
@@ -498,118 +498,12 @@ impl Store {
 }
 
 /// Streams of arrays with at least this many checksummed chunks read them
-/// on a helper thread (see [`ReadAhead`]). Below it the thread's start and
-/// hand-offs cost more than the overlap saves (measured: a 4-chunk array
-/// streamed 1.4x slower than np.load(mmap_mode="r"), against 1.3x without
-/// the helper; 12 chunks 1.02x against 1.16x).
+/// with a helper thread (see [`ReadAhead`]). Below it the thread's start and
+/// hand-offs cost more than the overlap saves (measured with the first
+/// helper design: a 4-chunk array streamed 1.4x slower than
+/// np.load(mmap_mode="r"), against 1.3x without the helper; 12 chunks 1.02x
+/// against 1.16x).
 const READ_AHEAD_MIN_CHUNKS: usize = 8;
-
-/// A chunk read and checked by the [`ReadAhead`] helper.
-type AheadChunk = (usize, Result<Vec<u8>>);
-
-/// Reads the checksummed chunks of an identity-mapped array in file order on
-/// a helper thread and checks each chunk's checksum there, at most two chunks
-/// ahead of the consumer, so that streaming costs the consumer one copy per
-/// byte while the other core reads and checksums. A chunk's bytes are handed
-/// out only once its checksum matched; a damaged chunk fails the first batch
-/// that touches it, as without the helper. The helper stops when the stream
-/// is dropped (its next send fails).
-struct ReadAhead {
-    rx: Receiver<AheadChunk>,
-    /// Buffers the consumer is done with, for the helper to reuse.
-    spent: SyncSender<Vec<u8>>,
-    /// The chunk being served and its checked bytes.
-    cur: Option<(usize, Vec<u8>)>,
-}
-
-impl ReadAhead {
-    fn start(name: &str, meta: &Arc<ArrayMeta>, df: &Arc<DataFile>, first: usize) -> Option<Self> {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<AheadChunk>(1);
-        let (spent, spent_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(4);
-        let (name, meta, df) = (name.to_string(), meta.clone(), df.clone());
-        std::thread::Builder::new()
-            .name("numvault-read-ahead".into())
-            .spawn(move || {
-                /// Read and checksum in pieces that stay in the CPU cache.
-                const PIECE: usize = 256 << 10;
-                let sums = &meta.sums;
-                for c in first..sums.sums.len() {
-                    let (cs, ce) = sums.range(c);
-                    let mut buf = spent_rx.try_recv().unwrap_or_default();
-                    buf.resize((ce - cs) as usize, 0);
-                    let mut crc = 0u32;
-                    let mut res = Ok(());
-                    let mut at = cs;
-                    for part in buf.chunks_mut(PIECE) {
-                        if let Err(e) = df.file.read_exact_at(part, at).ctx(&df.path) {
-                            res = Err(e);
-                            break;
-                        }
-                        crc = crc32c::crc32c_append(crc, part);
-                        at += part.len() as u64;
-                    }
-                    let res = res.and_then(|()| {
-                        if crc == sums.sums[c] {
-                            Ok(buf)
-                        } else {
-                            Err(Error::ChecksumMismatch {
-                                array: name.clone(),
-                                path: df.path.clone(),
-                                chunk: c as u64,
-                                start: cs,
-                                end: ce,
-                            })
-                        }
-                    });
-                    let failed = res.is_err();
-                    if tx.send((c, res)).is_err() || failed {
-                        return;
-                    }
-                }
-            })
-            .ok()
-            .map(|_| ReadAhead {
-                rx,
-                spent,
-                cur: None,
-            })
-    }
-
-    /// The checked bytes of chunk `c` (chunks are asked for in order).
-    fn chunk(&mut self, name: &str, c: usize) -> Result<&[u8]> {
-        if self.cur.as_ref().is_none_or(|(i, _)| *i != c) {
-            if let Some((_, old)) = self.cur.take() {
-                let _ = self.spent.try_send(old);
-            }
-            loop {
-                match self.rx.recv() {
-                    Ok((i, res)) if i == c => {
-                        self.cur = Some((c, res?));
-                        break;
-                    }
-                    // An earlier chunk the consumer skipped: cannot happen
-                    // for an in-order stream; drop it.
-                    Ok((i, res)) if i < c => {
-                        if let Ok(b) = res {
-                            let _ = self.spent.try_send(b);
-                        }
-                    }
-                    _ => {
-                        return Err(Error::InvalidArgument(format!(
-                            "array '{name}': read-ahead of chunk {c} stopped"
-                        )))
-                    }
-                }
-            }
-        }
-        match &self.cur {
-            Some((_, b)) => Ok(b),
-            None => Err(Error::InvalidArgument(format!(
-                "array '{name}': read-ahead of chunk {c} stopped"
-            ))),
-        }
-    }
-}
 
 /// A consistent snapshot of one array, to be read into a buffer the caller
 /// allocates (see [`Store::reader`]).
@@ -844,21 +738,13 @@ impl Batches {
         if n == 0 {
             return Ok(0);
         }
+        if self.reads_ahead() {
+            let data = self.take_ahead()?;
+            out.copy_from_slice(&data);
+            return Ok(n);
+        }
         let start = self.next;
         let end = start + n;
-        if self.meta.is_identity()
-            && self.meta.sums.sums.len() >= READ_AHEAD_MIN_CHUNKS
-            && self.meta.row_bytes > 0
-        {
-            let res = self.read_ahead(start, end, out);
-            if res.is_err() {
-                self.next = self.meta.rows();
-                self.ahead = None;
-            } else {
-                self.next = end;
-            }
-            return res.map(|()| n);
-        }
         let mut v = Verifier::with_state(
             &self.name,
             &self.meta,
@@ -888,47 +774,45 @@ impl Batches {
 }
 
 impl Batches {
-    /// Rows `start..end` of an identity-mapped array (file bytes at the same
-    /// offsets) through the read-ahead helper; bytes past the checksummed
-    /// part are read directly.
-    fn read_ahead(&mut self, start: u64, end: u64, out: &mut [u8]) -> Result<()> {
-        let rb = self.meta.row_bytes;
-        let (from, to) = (start * rb, end * rb);
-        let covered = self.meta.sums.covered;
-        let mut pos = from;
-        while pos < to {
-            let at = (pos - from) as usize;
-            if pos >= covered {
-                return self
-                    .df
-                    .file
-                    .read_exact_at(&mut out[at..], pos)
-                    .ctx(&self.df.path);
+    /// Whether batches come from the read-ahead workers: a large
+    /// identity-mapped array (file bytes at the row offsets) whose rows reach
+    /// every checksummed byte, streamed from its first row. Such batches are
+    /// read straight into buffers the iterator hands out (see
+    /// [`ReadAhead`]), so iterating costs no copy; [`Batches::read_next_into`]
+    /// copies them once into the caller's buffer.
+    pub fn reads_ahead(&self) -> bool {
+        let m = &self.meta;
+        m.is_identity()
+            && m.sums.sums.len() >= READ_AHEAD_MIN_CHUNKS
+            && m.row_bytes > 0
+            && m.rows().saturating_mul(m.row_bytes) >= m.sums.covered
+            && (self.ahead.is_some() || self.next == 0)
+    }
+
+    /// The next batch from the read-ahead workers (the caller checked
+    /// [`Batches::reads_ahead`] and that a batch is left).
+    fn take_ahead(&mut self) -> Result<Vec<u8>> {
+        let n = self.next_rows();
+        let ahead = self.ahead.get_or_insert_with(|| {
+            ReadAhead::start(
+                &self.name,
+                &self.meta,
+                &self.df,
+                self.meta.rows(),
+                self.batch_rows,
+            )
+        });
+        match ahead.take((self.next / self.batch_rows) as usize) {
+            Ok(data) => {
+                self.next += n;
+                Ok(data)
             }
-            let c = (pos / CHUNK_BYTES) as usize;
-            let (cs, ce) = self.meta.sums.range(c);
-            let seg_end = to.min(ce);
-            if self.ahead.is_none() {
-                self.ahead = ReadAhead::start(&self.name, &self.meta, &self.df, c);
+            Err(e) => {
+                self.next = self.meta.rows();
+                self.ahead = None;
+                Err(e)
             }
-            let Some(ahead) = self.ahead.as_mut() else {
-                // No helper thread: read this batch through a verifier.
-                let mut v = Verifier::with_state(
-                    &self.name,
-                    &self.meta,
-                    &self.df,
-                    std::mem::take(&mut self.verify),
-                );
-                let r = v.read(&mut out[at..], pos);
-                self.verify = v.into_state();
-                return r;
-            };
-            let buf = ahead.chunk(&self.name, c)?;
-            out[at..(seg_end - from) as usize]
-                .copy_from_slice(&buf[(pos - cs) as usize..(seg_end - cs) as usize]);
-            pos = seg_end;
         }
-        Ok(())
     }
 }
 
@@ -937,6 +821,13 @@ impl Iterator for Batches {
 
     fn next(&mut self) -> Option<Self::Item> {
         let shape = self.next_shape()?;
+        if self.reads_ahead() {
+            return Some(self.take_ahead().map(|data| ArrayData {
+                dtype: self.meta.dtype,
+                shape,
+                data,
+            }));
+        }
         let mut data = vec![0u8; (shape[0] * self.meta.row_bytes) as usize];
         if let Err(e) = self.read_next_into(&mut data) {
             return Some(Err(e));
@@ -956,7 +847,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::sim::SimVfs;
+    use crate::sim::{FaultPlan, SimVfs};
     use crate::vfs::{LockGuard, OpenMode, VFile, Vfs};
     use crate::{ArrayRef, OpenOptions};
 
@@ -1179,5 +1070,122 @@ mod tests {
             let mut it = s.batches("a", 1000).unwrap();
             assert!(it.next().unwrap().is_ok());
         }
+    }
+
+    /// Stream "a" with `batch` rows through `next`, or through
+    /// `read_next_into` on odd batches when `mixed`: the bytes of the
+    /// batches that came, and the first error (after which the stream must
+    /// be over).
+    fn stream_all(s: &Store, batch: u64, mixed: bool) -> (Vec<u8>, Option<Error>) {
+        let mut it = s.batches("a", batch).unwrap();
+        let mut got = Vec::new();
+        let mut k = 0u64;
+        loop {
+            let step = if mixed && k % 2 == 1 {
+                let n = it.next_rows();
+                if n == 0 {
+                    None
+                } else {
+                    let mut buf = vec![0u8; (n * it.row_bytes()) as usize];
+                    Some(it.read_next_into(&mut buf).map(|_| buf))
+                }
+            } else {
+                it.next().map(|r| r.map(|d| d.data))
+            };
+            match step {
+                None => return (got, None),
+                Some(Ok(b)) => got.extend_from_slice(&b),
+                Some(Err(e)) => {
+                    assert!(it.next().is_none(), "the stream ends after an error");
+                    return (got, Some(e));
+                }
+            }
+            k += 1;
+        }
+    }
+
+    #[test]
+    fn read_ahead_hands_out_every_batch_before_a_damaged_chunk_then_fails() {
+        let (fs, s, want) = saved_large();
+        assert!(s.batches("a", 1000).unwrap().reads_ahead());
+        let file = s.view("a").unwrap().path().to_path_buf();
+        let mut bytes = fs.inner.read_file(&file).unwrap();
+        let bad = 7 * CHUNK_BYTES as usize + 12_345;
+        bytes[bad] ^= 0x40;
+        fs.inner.write_file(&file, bytes);
+        for batch in [1u64, 1000, 10_000, 87_382, 300_000] {
+            for mixed in [false, true] {
+                let (got, err) = stream_all(&s, batch, mixed);
+                let e = err.unwrap_or_else(|| panic!("batch {batch}: no error"));
+                assert!(
+                    matches!(e, Error::ChecksumMismatch { chunk: 7, .. }),
+                    "batch {batch}: {e}"
+                );
+                // Every batch that ends before chunk 7 came, and right.
+                let bb = batch as usize * 12;
+                let whole = (7 * CHUNK_BYTES as usize) / bb * bb;
+                assert_eq!(got.len(), whole, "batch {batch}: bytes before the error");
+                assert!(got == want[..whole], "batch {batch}: wrong data");
+            }
+        }
+    }
+
+    #[test]
+    fn read_ahead_serves_next_and_read_next_into_alike() {
+        let (_, s, want) = saved_large();
+        for batch in [7u64, 4096, 87_381, 1 << 20] {
+            let (got, err) = stream_all(&s, batch, true);
+            assert!(err.is_none(), "batch {batch}: {err:?}");
+            assert!(got == want, "batch {batch}: wrong data");
+        }
+        // Rows deleted from the end leave checksummed bytes past the rows:
+        // streamed without the workers, still right.
+        let rows = want.len() as u64 / 12;
+        let last: Vec<i64> = (rows as i64 - 5..rows as i64).collect();
+        s.delete_rows("a", &last).unwrap();
+        s.checkpoint().unwrap();
+        assert!(!s.batches("a", 1000).unwrap().reads_ahead());
+        let (got, err) = stream_all(&s, 1000, false);
+        assert!(err.is_none());
+        assert!(got == want[..want.len() - 60]);
+    }
+
+    #[test]
+    fn read_ahead_turns_a_failed_read_into_an_error_never_wrong_data() {
+        let (fs, s, want) = saved_large();
+        let mut failures = 0;
+        for n in [0u64, 1, 3, 10, 25, 39, 41, 42] {
+            for batch in [1000u64, 50_000] {
+                fs.inner.set_plan(FaultPlan {
+                    fail_read_at: Some(n),
+                    ..FaultPlan::default()
+                });
+                let (got, err) = stream_all(&s, batch, false);
+                fs.inner.set_plan(FaultPlan::default());
+                assert!(
+                    got == want[..got.len()],
+                    "read {n}, batch {batch}: wrong data"
+                );
+                match err {
+                    Some(e) => {
+                        failures += 1;
+                        assert!(e.to_string().contains("/s/"), "read {n}: {e}");
+                    }
+                    None => assert_eq!(got.len(), want.len(), "read {n}: short stream"),
+                }
+            }
+        }
+        assert!(
+            failures >= 14,
+            "only {failures} streams saw the failed read"
+        );
+        // Streams dropped at every point while the helper works ahead.
+        for stop in [0usize, 1, 2, 5, 17, 40] {
+            let mut it = s.batches("a", 7000).unwrap();
+            for _ in 0..stop {
+                assert!(it.next().unwrap().is_ok());
+            }
+        }
+        assert!(s.verify().unwrap().is_clean());
     }
 }
