@@ -497,14 +497,6 @@ impl Store {
     }
 }
 
-/// Streams of arrays with at least this many checksummed chunks read them
-/// with a helper thread (see [`ReadAhead`]). Below it the thread's start and
-/// hand-offs cost more than the overlap saves (measured with the first
-/// helper design: a 4-chunk array streamed 1.4x slower than
-/// np.load(mmap_mode="r"), against 1.3x without the helper; 12 chunks 1.02x
-/// against 1.16x).
-const READ_AHEAD_MIN_CHUNKS: usize = 8;
-
 /// A consistent snapshot of one array, to be read into a buffer the caller
 /// allocates (see [`Store::reader`]).
 pub struct ArrayReader {
@@ -774,16 +766,15 @@ impl Batches {
 }
 
 impl Batches {
-    /// Whether batches come from the read-ahead workers: a large
-    /// identity-mapped array (file bytes at the row offsets) whose rows reach
-    /// every checksummed byte, streamed from its first row. Such batches are
+    /// Whether batches come from the read-ahead workers: an identity-mapped
+    /// array (file bytes at the row offsets) whose rows reach every
+    /// checksummed byte, streamed from its first row. Such batches are
     /// read straight into buffers the iterator hands out (see
     /// [`ReadAhead`]), so iterating costs no copy; [`Batches::read_next_into`]
     /// copies them once into the caller's buffer.
     pub fn reads_ahead(&self) -> bool {
         let m = &self.meta;
         m.is_identity()
-            && m.sums.sums.len() >= READ_AHEAD_MIN_CHUNKS
             && m.row_bytes > 0
             && m.rows().saturating_mul(m.row_bytes) >= m.sums.covered
             && (self.ahead.is_some() || self.next == 0)
@@ -847,6 +838,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::read_ahead::HELPER_MIN_UNITS;
     use crate::sim::{FaultPlan, SimVfs};
     use crate::vfs::{LockGuard, OpenMode, VFile, Vfs};
     use crate::{ArrayRef, OpenOptions};
@@ -936,20 +928,20 @@ mod tests {
         (fs, s)
     }
 
-    /// A counting store holding "a": 3.5 chunks of u32 rows of 3 (12 bytes:
-    /// rows straddle chunk ends); also its bytes. Streamed without the
-    /// read-ahead helper.
+    /// A counting store holding "a": 2.5 chunks of u32 rows of 3 (12 bytes:
+    /// rows straddle chunk ends); also its bytes. Streamed by the consumer
+    /// alone (no helper thread below `HELPER_MIN_UNITS`).
     fn saved() -> (Counting, Store, Vec<u8>) {
-        saved_halves(7)
+        saved_halves(5)
     }
 
-    /// The same with 10.5 chunks: streamed through the read-ahead helper.
+    /// The same with 10.5 chunks: streamed with the helper thread.
     fn saved_large() -> (Counting, Store, Vec<u8>) {
         saved_halves(21)
     }
 
     fn saved_halves(halves: u32) -> (Counting, Store, Vec<u8>) {
-        assert!(halves as usize / 2 < READ_AHEAD_MIN_CHUNKS || halves as usize / 2 >= 10);
+        assert!(halves.div_ceil(2) < HELPER_MIN_UNITS as u32 || halves / 2 >= 10);
         let (fs, s) = counting_store();
         let vals: Vec<u32> = (0..(halves * CHUNK_BYTES as u32 / 8)).collect();
         let rows = vals.len() as u64 / 3;
