@@ -524,7 +524,10 @@ impl Vault {
     }
 
     /// Iterate over array ``name`` in batches of ``rows`` rows (checksums
-    /// verified as read). The iterator reads a snapshot taken now.
+    /// verified as read). The iterator reads a snapshot taken now. Each batch
+    /// is a new writable array of its own: a large array is read ahead, on a
+    /// second core, straight into the batches' memory; a damaged chunk
+    /// raises ``CorruptionError`` at the first batch that touches it.
     #[pyo3(signature = (name, rows=65536))]
     fn batches(&self, py: Python<'_>, name: &str, rows: i64) -> PyResult<BatchIter> {
         if rows <= 0 {

@@ -207,6 +207,11 @@ impl RowMap {
         &self.extents
     }
 
+    /// Logical index of the first row of each extent.
+    pub fn starts(&self) -> &[u64] {
+        &self.starts
+    }
+
     /// The highest base slot + 1 (0 if empty).
     pub fn end_slot(&self) -> u64 {
         self.extents.last().map_or(0, |e| e.start + e.len)
