@@ -81,6 +81,24 @@ fn owned_array(py: Python<'_>, d: ArrayData) -> PyResult<Bound<'_, PyAny>> {
     Ok(arr.into_any())
 }
 
+impl BatchIter {
+    /// Run a read of `n` bytes on the iterator state: with the GIL released
+    /// for large reads, under [`BatchIter::with_lock`] for small ones.
+    fn read_locked<T: Send>(
+        &self,
+        py: Python<'_>,
+        n: usize,
+        f: impl FnOnce(&mut Option<Batches>) -> T + Send,
+    ) -> PyResult<T> {
+        if n >= NOGIL_BYTES {
+            py.detach(|| catch_unwind(AssertUnwindSafe(|| f(&mut lock(&self.inner)))))
+                .map_err(panic_err)
+        } else {
+            self.with_lock(py, f)
+        }
+    }
+}
+
 fn lock(m: &Mutex<Option<Batches>>) -> std::sync::MutexGuard<'_, Option<Batches>> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -121,12 +139,7 @@ impl BatchIter {
                     }
                     b.next()
                 };
-                let got = if n >= NOGIL_BYTES {
-                    py.detach(|| catch_unwind(AssertUnwindSafe(|| take(&mut lock(&self.inner)))))
-                        .map_err(panic_err)?
-                } else {
-                    self.with_lock(py, take)?
-                };
+                let got = self.read_locked(py, n, take)?;
                 match got {
                     None => continue,
                     Some(r) => return owned_array(py, r.map_err(to_py)?).map(Some),
@@ -135,7 +148,7 @@ impl BatchIter {
             let (arr, data) = alloc(py, dtype, &shape)?;
             // SAFETY: the array is new and no other code can reach it yet.
             let out = unsafe { out_slice(data, n) };
-            let mut read = move |b: &mut Option<Batches>| -> Option<numvault::Result<u64>> {
+            let read = move |b: &mut Option<Batches>| -> Option<numvault::Result<u64>> {
                 let b = b.as_mut()?;
                 // Another thread took this batch meanwhile: try again.
                 if b.next_index() != pos {
@@ -143,12 +156,7 @@ impl BatchIter {
                 }
                 Some(b.read_next_into(out))
             };
-            let got = if n >= NOGIL_BYTES {
-                py.detach(|| catch_unwind(AssertUnwindSafe(|| read(&mut lock(&self.inner)))))
-                    .map_err(panic_err)?
-            } else {
-                self.with_lock(py, read)?
-            };
+            let got = self.read_locked(py, n, read)?;
             match got {
                 None => continue,
                 Some(r) => {

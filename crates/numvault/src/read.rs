@@ -61,14 +61,7 @@ impl<'a> Verifier<'a> {
     }
 
     fn mismatch(&self, chunk: usize) -> Error {
-        let (start, end) = self.meta.sums.range(chunk);
-        Error::ChecksumMismatch {
-            array: self.name.to_string(),
-            path: self.df.path.clone(),
-            chunk: chunk as u64,
-            start,
-            end,
-        }
+        chunk_mismatch(self.name, self.meta, self.df, chunk)
     }
 
     fn read_raw(&self, out: &mut [u8], offset: u64) -> Result<()> {
@@ -274,6 +267,55 @@ fn run_len(a: &ArrayMeta, i: u64, end: u64) -> u64 {
     left_in_extent.min(end - i)
 }
 
+/// The error for chunk `chunk` of `a`'s file failing its checksum.
+pub(crate) fn chunk_mismatch(name: &str, a: &ArrayMeta, df: &DataFile, chunk: usize) -> Error {
+    let (start, end) = a.sums.range(chunk);
+    Error::ChecksumMismatch {
+        array: name.to_string(),
+        path: df.path.clone(),
+        chunk: chunk as u64,
+        start,
+        end,
+    }
+}
+
+/// Run units of work on the caller and one helper thread until `claim`
+/// has no more or one fails (the first error is returned). Each worker
+/// passes its own scratch buffer to `run`. Without a helper thread the
+/// caller does every unit.
+fn two_workers<T>(
+    claim: impl Fn() -> Option<T> + Sync,
+    run: impl Fn(T, &mut Vec<u8>) -> Result<()> + Sync,
+) -> Result<()> {
+    let failed = AtomicBool::new(false);
+    let work = || -> Result<()> {
+        let mut scratch = Vec::new();
+        while !failed.load(Ordering::Relaxed) {
+            let Some(unit) = claim() else {
+                break;
+            };
+            if let Err(e) = run(unit, &mut scratch) {
+                failed.store(true, Ordering::Relaxed);
+                return Err(e);
+            }
+        }
+        Ok(())
+    };
+    std::thread::scope(|s| {
+        let helper = std::thread::Builder::new()
+            .name("numvault-read".into())
+            .spawn_scoped(s, work);
+        let mine = work();
+        let theirs = match helper {
+            Ok(h) => h
+                .join()
+                .unwrap_or_else(|_| Err(Error::InvalidArgument("read thread panicked".into()))),
+            Err(_) => Ok(()),
+        };
+        mine.and(theirs)
+    })
+}
+
 /// Read all of an identity-mapped array with checksum verification.
 ///
 /// Each checksum chunk is read in pieces small enough to stay in the CPU
@@ -312,16 +354,7 @@ fn read_identity_verified(name: &str, a: &ArrayMeta, df: &DataFile, out: &mut [u
             done += part.len();
         }
         match expected {
-            Some((want, _)) if crc != want => {
-                let (start, end) = sums.range(c);
-                Err(Error::ChecksumMismatch {
-                    array: name.to_string(),
-                    path: df.path.clone(),
-                    chunk: c as u64,
-                    start,
-                    end,
-                })
-            }
+            Some((want, _)) if crc != want => Err(chunk_mismatch(name, a, df, c)),
             _ => Ok(()),
         }
     };
@@ -332,34 +365,7 @@ fn read_identity_verified(name: &str, a: &ArrayMeta, df: &DataFile, out: &mut [u
         return Ok(());
     }
     let queue = Mutex::new(out.chunks_mut(chunk).enumerate());
-    let failed = AtomicBool::new(false);
-    let work = || -> Result<()> {
-        while !failed.load(Ordering::Relaxed) {
-            let next = lock(&queue).next();
-            let Some((c, piece)) = next else {
-                break;
-            };
-            if let Err(e) = read_chunk(c, piece) {
-                failed.store(true, Ordering::Relaxed);
-                return Err(e);
-            }
-        }
-        Ok(())
-    };
-    std::thread::scope(|s| {
-        let helper = std::thread::Builder::new()
-            .name("numvault-read".into())
-            .spawn_scoped(s, work);
-        // Without a helper thread the caller simply reads every chunk.
-        let mine = work();
-        let theirs = match helper {
-            Ok(h) => h
-                .join()
-                .unwrap_or_else(|_| Err(Error::InvalidArgument("read thread panicked".into()))),
-            Err(_) => Ok(()),
-        };
-        mine.and(theirs)
-    })
+    two_workers(|| lock(&queue).next(), |(c, piece), _| read_chunk(c, piece))
 }
 
 /// Whether a whole read of a non-identity array (rows replaced, deleted or
@@ -449,49 +455,18 @@ fn read_mapped_verified(name: &str, a: &ArrayMeta, df: &DataFile, out: &mut [u8]
             }
         }
         match expected {
-            Some((want, _)) if crc != want => {
-                let (start, end) = sums.range(c);
-                Err(Error::ChecksumMismatch {
-                    array: name.to_string(),
-                    path: df.path.clone(),
-                    chunk: c as u64,
-                    start,
-                    end,
-                })
-            }
+            Some((want, _)) if crc != want => Err(chunk_mismatch(name, a, df, c)),
             _ => Ok(()),
         }
     };
     let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
-    let work = || -> Result<()> {
-        let mut scratch = Vec::new();
-        while !failed.load(Ordering::Relaxed) {
+    two_workers(
+        || {
             let c = next.fetch_add(1, Ordering::Relaxed);
-            if c >= units {
-                break;
-            }
-            if let Err(e) = read_unit(c, &mut scratch) {
-                failed.store(true, Ordering::Relaxed);
-                return Err(e);
-            }
-        }
-        Ok(())
-    };
-    std::thread::scope(|s| {
-        let helper = std::thread::Builder::new()
-            .name("numvault-read".into())
-            .spawn_scoped(s, work);
-        // Without a helper thread the caller simply reads every chunk.
-        let mine = work();
-        let theirs = match helper {
-            Ok(h) => h
-                .join()
-                .unwrap_or_else(|_| Err(Error::InvalidArgument("read thread panicked".into()))),
-            Err(_) => Ok(()),
-        };
-        mine.and(theirs)
-    })?;
+            (c < units).then_some(c)
+        },
+        read_unit,
+    )?;
     patch_replaced(a, df, 0, a.rows(), out, None, None)
 }
 
@@ -1122,6 +1097,21 @@ mod tests {
         }
     }
 
+    /// Up to `n` distinct random row indices below `len`, sorted.
+    fn random_rows(x: &mut u64, n: usize, len: usize) -> Vec<i64> {
+        let mut idx: Vec<i64> = (0..n)
+            .map(|_| {
+                *x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                ((*x >> 33) % len as u64) as i64
+            })
+            .collect();
+        idx.sort_unstable();
+        idx.dedup();
+        idx
+    }
+
     #[test]
     fn streaming_with_replaced_and_deleted_rows_matches_a_model() {
         let (_, s) = counting_store();
@@ -1132,16 +1122,7 @@ mod tests {
         // batch lie in several places), a re-replacement and deletions.
         let mut x = 12345u64;
         for round in 0..6u64 {
-            let mut idx: Vec<i64> = (0..2000)
-                .map(|_| {
-                    x = x
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    ((x >> 33) % model.len() as u64) as i64
-                })
-                .collect();
-            idx.sort_unstable();
-            idx.dedup();
+            let idx = random_rows(&mut x, 2000, model.len());
             let vals: Vec<u64> = idx
                 .iter()
                 .map(|&i| 1_000_000 * (round + 1) + i as u64)
@@ -1342,16 +1323,7 @@ mod tests {
         s.save("a", ArrayRef::of(&[rows], &model)).unwrap();
         let mut x = 99u64;
         for round in 0..5u64 {
-            let mut idx: Vec<i64> = (0..3000)
-                .map(|_| {
-                    x = x
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
-                    ((x >> 33) % model.len() as u64) as i64
-                })
-                .collect();
-            idx.sort_unstable();
-            idx.dedup();
+            let idx = random_rows(&mut x, 3000, model.len());
             let vals: Vec<u64> = idx.iter().map(|&i| (round + 1) << 40 | i as u64).collect();
             s.replace("a", &idx, ArrayRef::of(&[idx.len() as u64], &vals))
                 .unwrap();

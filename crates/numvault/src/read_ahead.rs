@@ -17,6 +17,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 use crate::error::{Error, IoContext, Result};
 use crate::meta::{ArrayMeta, CHUNK_BYTES};
+use crate::read::chunk_mismatch;
 use crate::store::{lock, DataFile};
 
 /// Units a worker may claim past the last one the consumer's batch needs.
@@ -198,14 +199,7 @@ impl Shared {
         }
         match expected {
             Some((want, _)) if crc != want => {
-                let (start, end) = sums.range(w.unit);
-                Err(Error::ChecksumMismatch {
-                    array: self.name.clone(),
-                    path: self.df.path.clone(),
-                    chunk: w.unit as u64,
-                    start,
-                    end,
-                })
+                Err(chunk_mismatch(&self.name, &self.meta, &self.df, w.unit))
             }
             _ => Ok(()),
         }
