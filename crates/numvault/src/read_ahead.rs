@@ -122,8 +122,8 @@ impl Shared {
 
     /// File bytes of batch `j`.
     fn batch_range(&self, j: usize) -> (u64, u64) {
-        let s = j as u64 * self.batch;
-        (s, (s + self.batch).min(self.to))
+        let s = (j as u64).saturating_mul(self.batch);
+        (s, s.saturating_add(self.batch).min(self.to))
     }
 
     /// The last unit batch `j` overlaps.
