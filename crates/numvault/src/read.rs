@@ -1081,7 +1081,17 @@ mod tests {
     fn streaming_reads_and_checks_each_byte_once_whatever_the_batch_size() {
         for (fs, s, want) in [saved(), saved_large()] {
             let rows = want.len() as u64 / 12;
-            for batch in [1u64, 7, 1000, 30_000, 87_381, 87_382, 200_000, rows, u64::MAX] {
+            for batch in [
+                1u64,
+                7,
+                1000,
+                30_000,
+                87_381,
+                87_382,
+                200_000,
+                rows,
+                u64::MAX,
+            ] {
                 fs.bytes.store(0, Ordering::SeqCst);
                 let mut got = Vec::with_capacity(want.len());
                 for b in s.batches("a", batch).unwrap() {
