@@ -8,16 +8,18 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::codec::Dec;
-use crate::format::{self, RecordRead};
-use crate::meta::State;
-use crate::options::OpenOptions;
-use crate::sim::SimVfs;
-use crate::store::Store;
-use crate::vfs::Vfs;
+use crate::format::codec::Dec;
+use crate::format::record::{self, RecordRead};
+use crate::format::{data_name, log_name, manifest};
+use crate::io::sim::SimVfs;
+use crate::io::vfs::Vfs;
+use crate::log::walker::LogWalker;
+use crate::model::state::State;
+use crate::txn::options::OpenOptions;
+use crate::Store;
 
 /// Apply decoded ops to an empty state and to `state` (as replay would).
-fn apply_all(state: &State, ops: &[crate::meta::Op]) {
+fn apply_all(state: &State, ops: &[crate::model::op::Op]) {
     for base in [State::default(), state.clone()] {
         let mut s = base;
         for op in ops {
@@ -30,7 +32,7 @@ fn apply_all(state: &State, ops: &[crate::meta::Op]) {
 
 /// A framed log record (length, crc, body) at the start of `bytes`.
 pub fn log_record(bytes: &[u8]) {
-    if let RecordRead::Ok(rec, len, _) = format::read_record(bytes) {
+    if let RecordRead::Ok(rec, len, _) = record::read_record(bytes) {
         assert!(len as usize <= bytes.len());
         apply_all(&State::default(), &rec.ops);
     }
@@ -39,22 +41,59 @@ pub fn log_record(bytes: &[u8]) {
 /// A record body (the part covered by the crc), without the crc check, so
 /// the op decoder sees mutated bodies; decoded ops are applied to a state.
 pub fn log_record_body(bytes: &[u8]) {
-    if let Ok(rec) = format::decode_record_body(bytes) {
+    if let Ok(rec) = record::decode_record_body(bytes) {
         apply_all(&State::default(), &rec.ops);
     }
 }
 
+/// A whole log file after one mode byte: every record the walker accepts,
+/// applied to a state; the damaged-tail and release scans run over it too.
+/// Mode byte even: the walk starts from the chain head the first record
+/// names (so real logs are walked through); odd: from seq 0 and the zero
+/// hash.
+pub fn log_walk(bytes: &[u8]) {
+    let Some((&mode, log)) = bytes.split_first() else {
+        return;
+    };
+    let start = crate::format::LOG_HEADER_BYTES;
+    let first = start as usize;
+    let (seq, chain) = match log.get(first + 8..first + 48) {
+        Some(head) if mode % 2 == 0 => {
+            let mut seq = [0u8; 8];
+            seq.copy_from_slice(&head[..8]);
+            let mut chain = [0u8; 32];
+            chain.copy_from_slice(&head[8..40]);
+            (u64::from_le_bytes(seq).wrapping_sub(1), chain)
+        }
+        _ => (0, [0u8; 32]),
+    };
+    let mut state = State::default();
+    let mut walker = LogWalker::new(log, start, seq, chain);
+    for w in walker.by_ref() {
+        assert!(w.end() <= log.len() as u64 && w.offset >= start);
+        for op in &w.rec.ops {
+            if state.apply(op, 0).is_err() {
+                break;
+            }
+        }
+    }
+    let at = walker.pos();
+    let _ = walker.end().describe();
+    let _ = crate::log::walker::durable_record_after(log, at, walker.seq.wrapping_add(1));
+    let _ = crate::log::walker::releases_after(log, start, seq, chain);
+}
+
 /// A log file header.
 pub fn log_header(bytes: &[u8]) {
-    let _ = format::decode_log_header(bytes);
+    let _ = record::decode_log_header(bytes);
 }
 
 /// A whole MANIFEST (header, crc, body); a decoded state is re-encoded and
 /// must decode to the same state.
 pub fn manifest(bytes: &[u8]) {
-    if let Ok((state, created)) = format::decode_manifest(bytes) {
-        let again = format::encode_manifest(&state, created);
-        let redecoded = format::decode_manifest(&again);
+    if let Ok((state, created)) = manifest::decode_manifest(bytes) {
+        let again = manifest::encode_manifest(&state, created);
+        let redecoded = manifest::decode_manifest(&again);
         assert!(redecoded.is_ok(), "a decoded manifest does not re-decode");
         if let Ok((s2, c2)) = redecoded {
             assert_eq!(c2, created);
@@ -67,8 +106,8 @@ pub fn manifest(bytes: &[u8]) {
 /// A MANIFEST body without the crc check, then records applied to it.
 pub fn manifest_body(bytes: &[u8]) {
     let split = bytes.len() / 2;
-    if let Ok((state, _)) = format::decode_manifest_body(&bytes[..split]) {
-        if let Ok(rec) = format::decode_record_body(&bytes[split..]) {
+    if let Ok((state, _)) = manifest::decode_manifest_body(&bytes[..split]) {
+        if let Ok(rec) = record::decode_record_body(&bytes[split..]) {
             apply_all(&state, &rec.ops);
         }
     }
@@ -77,7 +116,7 @@ pub fn manifest_body(bytes: &[u8]) {
 /// A chunk-checksum table.
 pub fn checksum_table(bytes: &[u8]) {
     let mut d = Dec::new(bytes);
-    if let Ok(sums) = format::dec_sums(&mut d) {
+    if let Ok(sums) = crate::format::fields::dec_sums(&mut d) {
         for i in 0..sums.sums.len() {
             let (a, b) = sums.range(i);
             assert!(a <= b || sums.covered < a);
@@ -110,8 +149,8 @@ pub fn store_image(bytes: &[u8]) {
     for (i, part) in parts.iter().enumerate().take(16) {
         let path = match i {
             0 => dir.join("MANIFEST"),
-            1..=3 => dir.join(crate::store::log_name(i as u64 - 1)),
-            n => data.join(crate::store::data_name(n as u64 - 3)),
+            1..=3 => dir.join(log_name(i as u64 - 1)),
+            n => data.join(data_name(n as u64 - 3)),
         };
         sim.write_file(&path, part.to_vec());
     }

@@ -22,93 +22,35 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-mod array;
-mod codec;
-mod dtype;
-mod error;
+// The layers, top to bottom; a module imports only from layers below it
+// (`read`, `inplace` and `audit` sit beside `txn`, above `recovery`).
+mod api;
+mod audit;
+mod data;
 mod format;
-mod history;
 mod inplace;
-mod meta;
-mod options;
+mod io;
+mod log;
+mod model;
 mod read;
-mod read_ahead;
-mod store;
-mod verify;
-mod write;
+mod recovery;
+mod txn;
+mod util;
 
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod sim;
-pub mod vfs;
 
-pub use array::{ArrayData, ArrayInfo, ArrayRef, Element};
-pub use dtype::DType;
-pub use error::{Error, Result};
+pub use api::Store;
+pub use audit::history::HistoryReport;
+pub use audit::{Problem, VerifyReport};
+pub use format::history::{hex as hash_hex, CommitInfo, OpKind, OpSummary};
 pub use format::{FORMAT_VERSION, MAX_NDIM};
-pub use history::{hex as hash_hex, CommitInfo, HistoryReport, OpKind, OpSummary};
 pub use inplace::Writable;
-pub use options::{OpenOptions, Sync};
+pub use io::{sim, vfs};
+pub use model::array::{ArrayData, ArrayInfo, ArrayRef, Element};
+pub use model::dtype::DType;
+pub use model::error::{Error, Result};
+pub use model::name::{validate_name, MAX_NAME_BYTES};
 pub use read::{ArrayReader, Batches, View};
-pub use store::{Batch, Store};
-pub use verify::{Problem, VerifyReport};
-
-/// Longest array name in bytes.
-pub const MAX_NAME_BYTES: usize = 255;
-
-/// Check an array name: 1..=255 bytes of UTF-8 without NUL or control
-/// characters; '/'-separated components that are neither empty, '.' nor '..'.
-pub fn validate_name(name: &str) -> Result<()> {
-    let bad = |reason| {
-        Err(Error::InvalidName {
-            name: name.to_string(),
-            reason,
-        })
-    };
-    if name.is_empty() {
-        return bad("name is empty");
-    }
-    if name.len() > MAX_NAME_BYTES {
-        return bad("name is longer than 255 bytes");
-    }
-    if name.chars().any(char::is_control) {
-        return bad("name contains NUL or a control character");
-    }
-    for part in name.split('/') {
-        match part {
-            "" => return bad("name has an empty path component"),
-            "." | ".." => return bad("name has a '.' or '..' component"),
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names() {
-        for ok in ["a", "model/layer1/weight", "x.y", "é/ü", &"n".repeat(255)] {
-            assert!(validate_name(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "",
-            "/a",
-            "a/",
-            "a//b",
-            ".",
-            "a/../b",
-            "a/./b",
-            "a\0b",
-            "a\nb",
-            &"n".repeat(256),
-        ] {
-            assert!(
-                matches!(validate_name(bad), Err(Error::InvalidName { .. })),
-                "{bad:?}"
-            );
-        }
-    }
-}
+pub use txn::batch::Batch;
+pub use txn::options::{OpenOptions, Sync};

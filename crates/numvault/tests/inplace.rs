@@ -35,7 +35,7 @@ fn writes_persist_and_are_checksummed_after_finish() {
         .append("a", ArrayRef::of(&[1, 3], &[0f32; 3]))
         .unwrap_err();
     assert!(
-        matches!(err, Error::InvalidArgument(ref m) if m.contains("'a'")),
+        matches!(err, Error::InUse { ref array } if array == "a"),
         "{err}"
     );
     // During the session the bytes are reported as unchecksummed, not bad.
@@ -67,7 +67,7 @@ fn deleted_rows_are_refused_and_replaced_rows_compacted_first() {
     store.delete_rows("d", &[3]).unwrap();
     let err = store.writable("d").unwrap_err();
     assert!(
-        matches!(err, Error::InvalidArgument(ref m) if m.contains("deleted rows")),
+        matches!(err, Error::NeedsCompaction { ref array, ref reason } if array == "d" && reason.contains("deleted rows")),
         "{err}"
     );
     store.save("r", ArrayRef::of(&[10], &vals)).unwrap();

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::vfs::{StdVfs, Vfs};
+use crate::io::vfs::{StdVfs, Vfs};
 
 /// When a mutation becomes durable against power loss.
 ///

@@ -43,18 +43,66 @@ impl Enc {
     }
 }
 
-/// Reads little-endian fields; every failure is a `String` describing what
-/// was expected, which the caller wraps into `Error::Corrupt` with a path.
+/// Why bytes read from disk could not be decoded: what was expected, and
+/// where (a byte offset within the buffer being decoded; callers that
+/// decode part of a file add the part's offset and name the file, giving
+/// `Error::Decode`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct DecodeError {
+    pub offset: u64,
+    pub what: String,
+}
+
+impl DecodeError {
+    pub fn at(offset: u64, what: impl Into<String>) -> Self {
+        DecodeError {
+            offset,
+            what: what.into(),
+        }
+    }
+
+    /// The error for file `path`, whose bytes this error's offsets count.
+    pub fn in_file(self, path: impl Into<std::path::PathBuf>) -> crate::model::error::Error {
+        crate::model::error::Error::Decode {
+            path: path.into(),
+            offset: self.offset,
+            what: self.what,
+        }
+    }
+
+    /// The same error, `base` bytes further into the file.
+    pub fn shifted(mut self, base: u64) -> Self {
+        self.offset = self.offset.saturating_add(base);
+        self
+    }
+}
+
+impl std::fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (at byte {})", self.what, self.offset)
+    }
+}
+
+pub(crate) type DecResult<T> = std::result::Result<T, DecodeError>;
+
+/// Reads little-endian fields; every failure is a [`DecodeError`] saying
+/// what was expected and at which offset.
 pub(crate) struct Dec<'a> {
     buf: &'a [u8],
     pos: usize,
 }
 
-pub(crate) type DecResult<T> = std::result::Result<T, String>;
-
 impl<'a> Dec<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
         Dec { buf, pos: 0 }
+    }
+    /// Offset of the next field.
+    pub fn pos(&self) -> u64 {
+        self.pos as u64
+    }
+    /// An error at the current offset.
+    pub fn error(&self, what: impl Into<String>) -> DecodeError {
+        DecodeError::at(self.pos as u64, what)
     }
     pub fn remaining(&self) -> usize {
         self.buf.len() - self.pos
@@ -64,11 +112,10 @@ impl<'a> Dec<'a> {
     }
     pub fn take(&mut self, n: usize, what: &str) -> DecResult<&'a [u8]> {
         if n > self.remaining() {
-            return Err(format!(
-                "{what}: needs {n} bytes at offset {}, only {} remain",
-                self.pos,
+            return Err(self.error(format!(
+                "{what}: needs {n} bytes, only {} remain",
                 self.remaining()
-            ));
+            )));
         }
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -101,12 +148,15 @@ impl<'a> Dec<'a> {
     }
     pub fn str(&mut self, what: &str) -> DecResult<String> {
         let n = usize::from(self.u16(what)?);
+        let at = self.pos;
         let b = self.take(n, what)?;
-        String::from_utf8(b.to_vec()).map_err(|_| format!("{what}: not valid UTF-8"))
+        String::from_utf8(b.to_vec())
+            .map_err(|_| DecodeError::at(at as u64, format!("{what}: not valid UTF-8")))
     }
     pub fn bytes(&mut self, what: &str) -> DecResult<&'a [u8]> {
         let n = self.u64(what)?;
-        let n = usize::try_from(n).map_err(|_| format!("{what}: length {n} too large"))?;
+        let n =
+            usize::try_from(n).map_err(|_| self.error(format!("{what}: length {n} too large")))?;
         self.take(n, what)
     }
     /// A count of items each at least `min_item_bytes` long: rejected if the
@@ -114,10 +164,10 @@ impl<'a> Dec<'a> {
     pub fn count(&mut self, min_item_bytes: usize, what: &str) -> DecResult<usize> {
         let n = self.u32(what)? as usize;
         if n.saturating_mul(min_item_bytes.max(1)) > self.remaining() {
-            return Err(format!(
+            return Err(self.error(format!(
                 "{what}: count {n} cannot fit in the {} remaining bytes",
                 self.remaining()
-            ));
+            )));
         }
         Ok(n)
     }

@@ -7,7 +7,7 @@
 use std::io;
 use std::path::PathBuf;
 
-use crate::dtype::DType;
+use super::dtype::DType;
 
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -61,6 +61,34 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
+    /// A size limit of the format would be exceeded: a commit whose log
+    /// record, or a state whose MANIFEST, would be larger than readers
+    /// accept, a shape too large to address, too many dimensions. Nothing
+    /// was changed; split the commit, or compact the arrays named.
+    #[error("limit exceeded: {what} (limit {limit})")]
+    LimitExceeded { what: String, limit: u64 },
+
+    /// The operation needs the array compacted first (in-place writing of
+    /// an array with deleted rows). `Store::compact` does it.
+    #[error("array '{array}' must be compacted first: {reason}")]
+    NeedsCompaction { array: String, reason: String },
+
+    /// The array is open in an in-place writable session; other changes to
+    /// it wait until the session ends.
+    #[error("array '{array}' is open for in-place writing; finish that session first")]
+    InUse { array: String },
+
+    /// Changes staged against an earlier state no longer apply to the state
+    /// they were to be committed on (another writer changed the arrays
+    /// meanwhile). Nothing was committed.
+    #[error("conflict: {0}")]
+    Conflict(String),
+
+    /// A bug in numvault (a helper thread panicked, an invariant failed).
+    /// The store is unchanged unless the handle reports `Poisoned` next.
+    #[error("internal error: {0} (this is a bug in numvault; please report it)")]
+    Internal(String),
+
     /// Another process holds the writer lock.
     #[error("store {path} is locked by another writer")]
     Locked { path: PathBuf },
@@ -80,6 +108,15 @@ pub enum Error {
     /// A file's structure is damaged (bad magic, checksum, length, reference).
     #[error("{path}: corrupt: {detail}")]
     Corrupt { path: PathBuf, detail: String },
+
+    /// A file's bytes cannot be decoded: a field is truncated, out of range
+    /// or inconsistent at `offset` (bytes from the start of the file).
+    #[error("{path}: cannot decode byte {offset}: {what}")]
+    Decode {
+        path: PathBuf,
+        offset: u64,
+        what: String,
+    },
 
     /// Data read from an array's file does not match its stored checksum.
     #[error("array '{array}': checksum mismatch in {path}, chunk {chunk} (bytes {start}..{end})")]
@@ -137,6 +174,7 @@ impl Error {
         matches!(
             self,
             Error::Corrupt { .. }
+                | Error::Decode { .. }
                 | Error::ChecksumMismatch { .. }
                 | Error::UnsupportedVersion { .. }
         )

@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::vfs::{LockGuard, Mapping, OpenMode, VFile, Vfs};
+use super::vfs::{LockGuard, Mapping, OpenMode, VFile, Vfs};
 
 /// Which fault to inject, counted in fault points from the start.
 #[derive(Clone, Debug, Default)]

@@ -15,10 +15,12 @@ use std::collections::BTreeMap;
 use std::mem::{ManuallyDrop, MaybeUninit};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-use crate::error::{Error, IoContext, Result};
-use crate::meta::{ArrayMeta, CHUNK_BYTES};
-use crate::read::chunk_mismatch;
-use crate::store::{lock, DataFile};
+use crate::data::check::{chunk_mismatch, read_chunk};
+use crate::data::DataFile;
+use crate::model::error::{Error, Result};
+use crate::model::state::ArrayMeta;
+use crate::model::sums::CHUNK_BYTES;
+use crate::util::lock;
 
 /// Units a worker may claim past the last one the consumer's batch needs.
 const AHEAD: usize = 3;
@@ -29,9 +31,6 @@ const AHEAD: usize = 3;
 /// np.load(mmap_mode="r")): 60,000 rows (3 units) 0.83x alone, 0.88x with
 /// the helper; 100,000 rows (4 units) 0.98x alone, 0.83x with it.
 pub(crate) const HELPER_MIN_UNITS: usize = 4;
-
-/// Bytes per read call: well within a core's L2 cache.
-const PIECE: usize = 256 << 10;
 
 /// A batch buffer being filled: the memory of a `Vec<MaybeUninit<u8>>`.
 struct RawBuf {
@@ -169,39 +168,22 @@ impl Shared {
 
     /// Read a claimed unit into its batch buffers and check its checksum.
     fn work(&self, w: &Work) -> Result<()> {
-        let sums = &self.meta.sums;
-        let (us, _) = self.unit(w.unit);
-        // The chunk's checksum and how many bytes it covers (none past
-        // `covered`: rows appended since the last checkpoint).
-        let expected = sums.sums.get(w.unit).map(|&crc| {
-            let (cs, ce) = sums.range(w.unit);
-            (crc, (ce - cs) as usize)
-        });
-        let mut crc = 0u32;
-        let mut done = 0usize;
-        for &(addr, len) in &w.dest {
+        let dests = w.dest.iter().map(|&(addr, len)| {
             // SAFETY: the range lies in a batch buffer held by `self.st`,
             // which keeps it until this unit is marked done; no other unit
             // writes to it, and nothing reads it before then. pread only
             // writes to it.
-            let seg = unsafe { std::slice::from_raw_parts_mut(addr as *mut u8, len) };
-            for part in seg.chunks_mut(PIECE) {
-                self.df
-                    .file
-                    .read_exact_at(part, us + done as u64)
-                    .ctx(&self.df.path)?;
-                if let Some((_, n)) = expected {
-                    let take = n.saturating_sub(done).min(part.len());
-                    crc = crc32c::crc32c_append(crc, &part[..take]);
-                }
-                done += part.len();
-            }
-        }
-        match expected {
-            Some((want, _)) if crc != want => {
-                Err(chunk_mismatch(&self.name, &self.meta, &self.df, w.unit))
-            }
-            _ => Ok(()),
+            unsafe { std::slice::from_raw_parts_mut(addr as *mut u8, len) }
+        });
+        if read_chunk(&self.df, &self.meta.sums, w.unit, dests)? {
+            Ok(())
+        } else {
+            Err(chunk_mismatch(
+                &self.name,
+                &self.meta.sums,
+                &self.df.path,
+                w.unit,
+            ))
         }
     }
 
@@ -278,7 +260,7 @@ impl Shared {
     }
 
     fn stopped(&self, j: usize) -> Error {
-        Error::InvalidArgument(format!(
+        Error::Internal(format!(
             "array '{}': streaming stopped before batch {j}",
             self.name
         ))

@@ -1,7 +1,7 @@
 //! Borrowed input arrays and owned results.
 
-use crate::dtype::DType;
-use crate::error::{Error, Result};
+use super::dtype::DType;
+use super::error::{Error, Result};
 
 /// A plain element type with a fixed little-endian layout.
 pub trait Element: bytemuck::Pod {
@@ -55,14 +55,14 @@ impl<'a> ArrayRef<'a> {
                 "array '{name}': 0-d arrays are not supported; store at least one dimension"
             )));
         }
-        if self.shape.len() > crate::format::MAX_NDIM {
+        if self.shape.len() > super::MAX_NDIM {
             return Err(Error::InvalidArgument(format!(
                 "array '{name}': {} dimensions exceed the limit of {}",
                 self.shape.len(),
-                crate::format::MAX_NDIM
+                super::MAX_NDIM
             )));
         }
-        let rb = crate::meta::row_bytes(self.dtype, &self.shape[1..]).ok_or_else(|| {
+        let rb = super::state::row_bytes(self.dtype, &self.shape[1..]).ok_or_else(|| {
             Error::InvalidArgument(format!(
                 "array '{name}': shape {:?} is too large",
                 self.shape
@@ -136,4 +136,21 @@ pub struct ArrayInfo {
     pub unchecksummed_bytes: u64,
     /// The array's data file, relative to the store directory.
     pub file: std::path::PathBuf,
+}
+
+/// Normalize one index (negative from the end) and check its range.
+pub(crate) fn normalize_index(name: &str, index: i64, rows: u64) -> Result<u64> {
+    let i = if index < 0 {
+        i128::from(index) + i128::from(rows)
+    } else {
+        i128::from(index)
+    };
+    if i < 0 || i >= i128::from(rows) {
+        return Err(Error::IndexOutOfRange {
+            array: name.to_string(),
+            index,
+            rows,
+        });
+    }
+    Ok(i as u64)
 }

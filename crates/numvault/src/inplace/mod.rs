@@ -16,12 +16,14 @@
 
 use std::sync::Arc;
 
-use crate::error::{Error, IoContext, Result};
-use crate::meta::{ChunkSums, Op, State, CHUNK_BYTES};
-use crate::options::Sync as SyncPolicy;
-use crate::store::{DataFile, Io, Shared, Store};
-use crate::vfs::OpenMode;
-use crate::write::Intent;
+use crate::data::DataFile;
+use crate::model::dtype::DType;
+use crate::model::error::{Error, IoContext, Result};
+use crate::model::op::Op;
+use crate::model::state::ArrayMeta;
+use crate::model::sums::{ChunkSums, CHUNK_BYTES};
+use crate::txn::plan::Intent;
+use crate::txn::{Engine, PendingSums, Shared, SyncPolicy};
 
 enum Buf {
     Map(memmap2::MmapMut),
@@ -37,87 +39,91 @@ pub struct Writable {
     df: Arc<DataFile>,
     buf: Option<Buf>,
     shape: Vec<u64>,
-    dtype: crate::DType,
+    dtype: DType,
 }
 
-impl Store {
-    /// Open array `name` for in-place writing. Refused if it has deleted rows
-    /// that are not compacted; replaced rows are compacted first (a commit).
-    pub fn writable(&self, name: &str) -> Result<Writable> {
-        let mut g = self.inner();
-        g.check_writable()?;
-        if g.io.busy.contains(name) {
-            return Err(Error::InvalidArgument(format!(
-                "array '{name}' is already open for in-place writing"
-            )));
-        }
-        let meta = |g: &crate::store::Inner| {
-            g.state
-                .arrays
-                .get(name)
-                .cloned()
-                .ok_or_else(|| Error::NotFound(name.to_string()))
-        };
-        let m = meta(&g)?;
-        let deleted = match m.rowmap.extents() {
-            [] => false,
-            [e] => e.start != 0,
-            _ => true,
-        } || m.rowmap.end_slot() != m.rowmap.rows();
-        if deleted {
-            return Err(Error::InvalidArgument(format!(
-                "array '{name}' has deleted rows that are not compacted; compact it before writing in place"
-            )));
-        }
-        if !m.is_identity() {
-            // Only replaced rows: fold them in first (its own atomic commit).
-            g.commit(&[Intent::Compact { name }])?;
-        }
-        let meta = meta(&g)?;
-        if g.io.payload_gen.get(&meta.file_id) == Some(&g.state.gen) {
-            // The log may hold records whose payloads are bytes of this
-            // file (a save, append or replace since the last checkpoint).
-            // Recovery checks InFile payloads and rewrites inline ones, so
-            // after the session changes those bytes in place it would find
-            // them damaged or put the old rows back: fold the log into the
-            // MANIFEST first.
-            g.checkpoint()?;
-        }
-        let df = g.io.file(meta.file_id)?;
-        let len = meta.rows() * meta.row_bytes;
-        let buf = match df.file.map_mut(len).ctx(&df.path)? {
-            Some(m) => Buf::Map(m),
-            None => {
-                let mut v = vec![0u8; len as usize];
-                df.file.read_exact_at(&mut v, 0).ctx(&df.path)?;
-                Buf::Copy(v)
-            }
-        };
-        // The data of an earlier session on this handle may still be
-        // unsynced (its end was logged without a data sync): sync it first,
-        // so the start record declares that end durable (its `synced_seq`)
-        // before any byte changes again; recovery does not check the
-        // checksums of an end declared durable.
-        g.sync_all()?;
-        // Durably suspend the checksums before any byte can change.
-        g.commit_ops(
-            vec![Op::SetSums {
-                name: name.to_string(),
-                sums: ChunkSums::default(),
-            }],
-            true,
-        )?;
-        g.io.busy.insert(name.to_string());
-        Ok(Writable {
-            shared: self.shared.clone(),
-            name: name.to_string(),
-            file_id: meta.file_id,
-            df,
-            buf: Some(buf),
-            shape: meta.shape(),
-            dtype: meta.dtype,
-        })
+/// Start a writable session on array `name` of the engine `g` (locked from
+/// `shared`). Refused if it has deleted rows that are not compacted;
+/// replaced rows are compacted first (a commit). The checks, the
+/// compaction and the start happen under the one lock, so no other
+/// mutation comes between them (FORMAT.md §11).
+pub(crate) fn begin(shared: &Arc<Shared>, g: &mut Engine, name: &str) -> Result<Writable> {
+    g.check_writable()?;
+    if g.busy.contains(name) {
+        return Err(Error::InUse {
+            array: name.to_string(),
+        });
     }
+    let m = meta(g, name)?;
+    let deleted = match m.rowmap.extents() {
+        [] => false,
+        [e] => e.start != 0,
+        _ => true,
+    } || m.rowmap.end_slot() != m.rowmap.rows();
+    if deleted {
+        return Err(Error::NeedsCompaction {
+            array: name.to_string(),
+            reason: "it has deleted rows, and in-place writing needs its rows contiguous".into(),
+        });
+    }
+    if !m.is_identity() {
+        // Only replaced rows: fold them in first (its own atomic commit).
+        g.commit(&[Intent::Compact { name }])?;
+    }
+    let meta = meta(g, name)?;
+    if g.payload_gen.get(&meta.file_id) == Some(&g.state.gen) {
+        // The log may hold records whose payloads are bytes of this file (a
+        // save, append or replace since the last checkpoint). Recovery
+        // checks InFile payloads and rewrites inline ones, so after the
+        // session changes those bytes in place it would find them damaged
+        // or put the old rows back: fold the log into the MANIFEST first.
+        g.checkpoint()?;
+    }
+    let df = g.files.get(meta.file_id)?;
+    let buf = map_rows(&df, meta.rows() * meta.row_bytes)?;
+    // The data of an earlier session on this handle may still be unsynced
+    // (its end was logged without a data sync): sync it first, so the start
+    // record declares that end durable (its `synced_seq`) before any byte
+    // changes again; recovery does not check the checksums of an end
+    // declared durable.
+    g.sync_all()?;
+    // Durably suspend the checksums before any byte can change.
+    let suspend = Op::SetSums {
+        name: name.to_string(),
+        sums: ChunkSums::default(),
+    };
+    g.commit_ops(vec![suspend], true)?;
+    g.busy.insert(name.to_string());
+    Ok(Writable {
+        shared: shared.clone(),
+        name: name.to_string(),
+        file_id: meta.file_id,
+        df,
+        buf: Some(buf),
+        shape: meta.shape(),
+        dtype: meta.dtype,
+    })
+}
+
+fn meta(g: &Engine, name: &str) -> Result<Arc<ArrayMeta>> {
+    g.state
+        .arrays
+        .get(name)
+        .cloned()
+        .ok_or_else(|| Error::NotFound(name.to_string()))
+}
+
+/// The first `len` bytes of `df`, writable: a shared mapping, or a copy on
+/// file systems without mappings.
+fn map_rows(df: &DataFile, len: u64) -> Result<Buf> {
+    Ok(match df.file.map_mut(len).ctx(&df.path)? {
+        Some(m) => Buf::Map(m),
+        None => {
+            let mut v = vec![0u8; len as usize];
+            df.file.read_exact_at(&mut v, 0).ctx(&df.path)?;
+            Buf::Copy(v)
+        }
+    })
 }
 
 impl std::fmt::Debug for Writable {
@@ -142,7 +148,7 @@ impl Writable {
     pub fn shape(&self) -> &[u64] {
         &self.shape
     }
-    pub fn dtype(&self) -> crate::DType {
+    pub fn dtype(&self) -> DType {
         self.dtype
     }
     pub fn name(&self) -> &str {
@@ -159,16 +165,16 @@ impl Writable {
         let Some(buf) = self.buf.take() else {
             return Ok(());
         };
-        let mut g = crate::store::lock(&self.shared.inner);
+        let mut g = self.shared.lock_raw();
         // Another session's checksums still being computed: log them first.
         let settled = g.settle_sums();
-        g.io.busy.remove(&self.name);
+        g.busy.remove(&self.name);
         settled?;
         if let Buf::Copy(v) = &buf {
             self.df.file.write_all_at(v, 0).ctx(&self.df.path)?;
         }
         self.df.forget_mapping();
-        let sums = if g.io.sync == SyncPolicy::Always {
+        let sums = if g.sync == SyncPolicy::Always {
             // The record is durable when `finish` returns, so the new bytes
             // must be durable before it, or a power loss could pair new
             // checksums with old data. The fdatasync (mostly waiting for the
@@ -188,7 +194,7 @@ impl Writable {
             // loss keep the record but not all the bytes, recovery finds
             // that the checksums do not match and ends the log before the
             // record (see `session_sums_present`).
-            g.io.dirty_files.insert(self.file_id);
+            g.files.dirty.insert(self.file_id);
             // The checksum pass (one read of every byte) runs on a helper
             // thread, which also unmaps the bytes; `finish` returns now and
             // the record is written by `Inner::settle_sums` before the store
@@ -207,7 +213,7 @@ impl Writable {
                 });
             match spawned {
                 Ok(job) => {
-                    g.pending_sums = Some(crate::store::PendingSums {
+                    g.pending_sums = Some(PendingSums {
                         name: self.name.clone(),
                         file_id: self.file_id,
                         job,
@@ -267,53 +273,6 @@ fn chunk_sums(bytes: &[u8]) -> ChunkSums {
         sums.covered += rest.covered;
         sums
     })
-}
-
-/// Recovery (writer only): the checksums a session end logged (a `SetSums`
-/// covering bytes) must match the data file, unless a later record declares
-/// that end durable (`vouched`; evaluated only when needed). Outside
-/// `Sync::Always` the end is logged before its bytes are synced, so a power
-/// loss can keep the record and lose some of the bytes: `false` then, and
-/// the log ends before the record, as for unsynced `InFile` data that did
-/// not survive. Nothing changes the bytes a session wrote until the next
-/// session on the file starts, and that start syncs them and declares the
-/// end durable first, so the check compares the bytes the sums were taken
-/// over. Ops other than a session end are always `true`.
-pub(crate) fn session_sums_present(
-    io: &Io,
-    state: &State,
-    op: &Op,
-    vouched: impl FnOnce() -> bool,
-) -> Result<bool> {
-    let Op::SetSums { name, sums } = op else {
-        return Ok(true);
-    };
-    // An unknown array or inconsistent sums: `State::apply` reports them.
-    let Some(a) = state.arrays.get(name) else {
-        return Ok(true);
-    };
-    if sums.covered == 0 || !sums.is_consistent() || vouched() {
-        return Ok(true);
-    }
-    let path = io.data_path(a.file_id);
-    let f = match io.vfs.open(&path, OpenMode::Read) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
-        Err(e) => return Err(Error::io(&path, e)),
-    };
-    if f.len().ctx(&path)? < sums.covered {
-        return Ok(false);
-    }
-    let mut buf = vec![0u8; CHUNK_BYTES.min(sums.covered) as usize];
-    for (i, want) in sums.sums.iter().enumerate() {
-        let (start, end) = sums.range(i);
-        let piece = &mut buf[..(end - start) as usize];
-        f.read_exact_at(piece, start).ctx(&path)?;
-        if crc32c::crc32c(piece) != *want {
-            return Ok(false);
-        }
-    }
-    Ok(true)
 }
 
 /// Chunk checksums of `bytes` (the session's data) computed while `df` is

@@ -1,0 +1,351 @@
+//! [`Store`]: opening, closing, changes and queries.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+
+use crate::format::{data_name, DATA_DIR, LOCK, LOG_HEADER_BYTES, MANIFEST};
+use crate::model::array::{ArrayInfo, ArrayRef};
+use crate::model::dtype::DType;
+use crate::model::error::{Error, IoContext, Result};
+use crate::model::state::{ArrayMeta, State};
+use crate::txn::batch::Batch;
+use crate::txn::durability::group_commit_loop;
+use crate::txn::plan::Intent;
+use crate::txn::{Engine, OpenOptions, Shared, SyncPolicy};
+
+/// An open store. `Send + Sync`: share it between threads behind an `Arc`.
+///
+/// One process may hold a store open for writing at a time (an advisory lock
+/// on `LOCK`); any number may open it read-only.
+pub struct Store {
+    pub(crate) shared: Arc<Shared>,
+    flusher: Option<JoinHandle<()>>,
+}
+
+impl Store {
+    /// Open (and by default create) the store at `path`.
+    pub fn open(path: impl AsRef<Path>, opts: OpenOptions) -> Result<Store> {
+        let dir = path.as_ref().to_path_buf();
+        if opts.read_only {
+            return Self::open_read_only(dir, opts);
+        }
+        let vfs = opts.vfs.clone();
+        if !vfs.exists(&dir) {
+            if !opts.create {
+                return Err(Error::NoSuchStore { path: dir });
+            }
+            vfs.create_dir_all(&dir).ctx(&dir)?;
+        }
+        let lock_path = dir.join(LOCK);
+        let guard = match vfs.lock_exclusive(&lock_path, opts.lock_timeout) {
+            Ok(g) => g,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                return Err(Error::Locked { path: dir });
+            }
+            Err(e) => return Err(Error::io(lock_path, e)),
+        };
+        let engine = Engine::open_writer(&dir, &opts, guard)?;
+        Self::start(engine, dir, opts.sync)
+    }
+
+    fn open_read_only(dir: PathBuf, opts: OpenOptions) -> Result<Store> {
+        let vfs = opts.vfs.clone();
+        if !vfs.exists(&dir.join(MANIFEST)) {
+            return Err(if vfs.exists(&dir) {
+                Error::NotAStore { path: dir }
+            } else {
+                Error::NoSuchStore { path: dir }
+            });
+        }
+        let mut load = Engine::load_reader(&dir, &opts)?;
+        if load.engine.log_len() > LOG_HEADER_BYTES || load.tail_dirty {
+            // A log tail means a writer is live or crashed. If nobody holds
+            // the lock, the writer crashed: recover under the lock (as SQLite
+            // readers roll back a hot journal), so that redo records reach
+            // the data files. If that is not permitted, read as found.
+            if let Ok(g) = vfs.lock_exclusive(&dir.join(LOCK), None) {
+                let wopts = OpenOptions {
+                    read_only: false,
+                    create: false,
+                    truncate: false,
+                    ..opts.clone()
+                };
+                if let Ok(w) = Engine::open_writer(&dir, &wopts, g) {
+                    let w = Self::start(w, dir.clone(), SyncPolicy::OnFlush)?;
+                    w.close()?;
+                    load = Engine::load_reader(&dir, &opts)?;
+                }
+            }
+        }
+        Self::start(load.engine, dir, SyncPolicy::Never)
+    }
+
+    fn start(engine: Engine, path: PathBuf, sync: SyncPolicy) -> Result<Store> {
+        let shared = Arc::new(Shared {
+            engine: Mutex::new(engine),
+            cv: Condvar::new(),
+            path,
+        });
+        let flusher = match sync {
+            SyncPolicy::Group { max_delay } => {
+                let s = shared.clone();
+                let spawned = std::thread::Builder::new()
+                    .name("numvault-group-commit".into())
+                    .spawn(move || group_commit_loop(&s, max_delay));
+                match spawned {
+                    Ok(h) => Some(h),
+                    Err(e) => return Err(Error::io(&shared.path, e)),
+                }
+            }
+            _ => None,
+        };
+        Ok(Store { shared, flusher })
+    }
+
+    /// The engine, locked, with a finished writable session's checksums
+    /// logged first (FORMAT.md §11).
+    pub(crate) fn engine(&self) -> MutexGuard<'_, Engine> {
+        let mut g = self.shared.lock_raw();
+        if g.pending_sums.is_some() {
+            // A failure leaves the checksums suspended (the next checkpoint
+            // computes them) or poisons the handle; either is reported by
+            // the next mutation.
+            let _ = g.settle_sums();
+            self.shared.cv.notify_all();
+        }
+        g
+    }
+
+    /// The store's directory.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+
+    /// The durability policy in force.
+    pub fn sync_policy(&self) -> SyncPolicy {
+        self.engine().sync
+    }
+
+    /// True if opened read-only.
+    pub fn is_read_only(&self) -> bool {
+        self.engine().read_only
+    }
+
+    /// Commit several changes atomically: after any crash either all or none
+    /// of them are present. On error nothing changes, with one exception: if
+    /// the log fsync fails after the record was written (`Sync::Always`), the
+    /// outcome is unknown until reopen and the handle is poisoned
+    /// (docs/FORMAT.md §13).
+    pub fn commit(&self, batch: &Batch<'_>) -> Result<()> {
+        self.commit_intents(&batch.intents)
+    }
+
+    fn commit_intents(&self, intents: &[Intent<'_>]) -> Result<()> {
+        let mut g = self.engine();
+        g.commit(intents)?;
+        if g.dirty_since.is_some() {
+            // Under Sync::Group, start the clock of the background sync.
+            self.shared.cv.notify_all();
+        }
+        Ok(())
+    }
+
+    /// Create or overwrite an array.
+    pub fn save(&self, name: &str, array: ArrayRef<'_>) -> Result<()> {
+        self.commit_intents(&[Intent::Save { name, array }])
+    }
+
+    /// Append rows; dtype and trailing shape must match.
+    pub fn append(&self, name: &str, array: ArrayRef<'_>) -> Result<()> {
+        self.commit_intents(&[Intent::Append { name, array }])
+    }
+
+    /// Replace the rows at `indices` (any order, negative from the end, no
+    /// duplicates) with the rows of `array`, in the same order.
+    pub fn replace(&self, name: &str, indices: &[i64], array: ArrayRef<'_>) -> Result<()> {
+        self.commit_intents(&[Intent::Replace {
+            name,
+            indices,
+            array,
+        }])
+    }
+
+    /// Delete rows; later rows are renumbered, as `numpy.delete` does.
+    /// Repeated indices are allowed and delete the row once.
+    pub fn delete_rows(&self, name: &str, indices: &[i64]) -> Result<()> {
+        self.commit_intents(&[Intent::DeleteRows { name, indices }])
+    }
+
+    /// Rewrite an array into a new file without dead rows; returns the bytes
+    /// reclaimed (freed on disk at the next checkpoint).
+    pub fn compact(&self, name: &str) -> Result<u64> {
+        let before = self.info(name)?;
+        self.commit_intents(&[Intent::Compact { name }])?;
+        let after = self.info(name)?;
+        Ok(before.data_bytes.saturating_sub(after.data_bytes))
+    }
+
+    /// Remove an array.
+    pub fn drop_array(&self, name: &str) -> Result<()> {
+        self.commit_intents(&[Intent::Drop { name }])
+    }
+
+    /// Rename an array; the target must not exist.
+    pub fn rename(&self, from: &str, to: &str) -> Result<()> {
+        self.commit_intents(&[Intent::Rename { from, to }])
+    }
+
+    /// Names of the arrays under `prefix` (a '/'-separated group; "" for
+    /// all), in sorted order. Only the arrays under the prefix are touched.
+    pub fn list(&self, prefix: &str) -> Vec<String> {
+        list_prefix(&self.engine().state, prefix)
+    }
+
+    /// True if the array exists.
+    pub fn has(&self, name: &str) -> bool {
+        self.engine().state.arrays.contains_key(name)
+    }
+
+    /// Number of arrays.
+    pub fn len(&self) -> usize {
+        self.engine().state.arrays.len()
+    }
+
+    /// True if the store holds no arrays.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub(crate) fn meta(&self, name: &str) -> Result<Arc<ArrayMeta>> {
+        self.engine()
+            .state
+            .arrays
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(name.to_string()))
+    }
+
+    /// Shape (rows first).
+    pub fn shape(&self, name: &str) -> Result<Vec<u64>> {
+        Ok(self.meta(name)?.shape())
+    }
+
+    /// Element type.
+    pub fn dtype(&self, name: &str) -> Result<DType> {
+        Ok(self.meta(name)?.dtype)
+    }
+
+    /// Time of the last change, ns since the Unix epoch.
+    pub fn mtime_ns(&self, name: &str) -> Result<u64> {
+        Ok(self.meta(name)?.mtime_ns)
+    }
+
+    /// Everything about one array.
+    pub fn info(&self, name: &str) -> Result<ArrayInfo> {
+        let m = self.meta(name)?;
+        Ok(array_info(name, &m))
+    }
+
+    /// Sequence number of the last commit (0 before the first).
+    pub fn last_seq(&self) -> u64 {
+        self.engine().state.seq
+    }
+
+    /// Make every returned mutation durable (sync data files and the log).
+    /// On a read-only handle, load the latest committed state instead.
+    pub fn flush(&self) -> Result<()> {
+        let mut g = self.engine();
+        if g.read_only {
+            return g.reader_refresh();
+        }
+        g.check_writable()?;
+        g.sync_all()?;
+        if g.log_len() > 1 << 20 {
+            g.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// Read-only handles: pick up commits made since open (or the last
+    /// refresh). Writers: no effect.
+    pub fn refresh(&self) -> Result<()> {
+        let mut g = self.engine();
+        if g.read_only {
+            g.reader_refresh()
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Write a checkpoint now: sync everything, write a new MANIFEST and
+    /// start a new log; frees the space of dropped and compacted files.
+    pub fn checkpoint(&self) -> Result<()> {
+        let mut g = self.engine();
+        g.check_writable()?;
+        g.checkpoint()
+    }
+
+    /// Flush, checkpoint and release the lock. Dropping the store does the
+    /// same but cannot report errors.
+    pub fn close(mut self) -> Result<()> {
+        self.close_inner()
+    }
+
+    fn close_inner(&mut self) -> Result<()> {
+        self.engine().stop_flusher = true;
+        self.shared.cv.notify_all();
+        if let Some(h) = self.flusher.take() {
+            let _ = h.join();
+        }
+        let mut g = self.engine();
+        if g.closed {
+            return Ok(());
+        }
+        let res = if g.read_only || g.is_poisoned() {
+            Ok(())
+        } else {
+            g.checkpoint()
+        };
+        g.shut();
+        res
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        let _ = self.close_inner();
+    }
+}
+
+pub(crate) fn array_info(name: &str, m: &ArrayMeta) -> ArrayInfo {
+    ArrayInfo {
+        name: name.to_string(),
+        dtype: m.dtype,
+        shape: m.shape(),
+        dead_rows: m.dead_slots(),
+        data_bytes: m.phys_bytes(),
+        mtime_ns: m.mtime_ns,
+        unchecksummed_bytes: m.phys_bytes().saturating_sub(m.sums.covered),
+        file: Path::new(DATA_DIR).join(data_name(m.file_id)),
+    }
+}
+
+pub(crate) fn list_prefix(state: &State, prefix: &str) -> Vec<String> {
+    let prefix = prefix.trim_end_matches('/');
+    if prefix.is_empty() {
+        return state.arrays.keys().cloned().collect();
+    }
+    let group = format!("{prefix}/");
+    let mut out: Vec<String> = state
+        .arrays
+        .range(group.clone()..)
+        .take_while(|(k, _)| k.starts_with(&group))
+        .map(|(k, _)| k.clone())
+        .collect();
+    if state.arrays.contains_key(prefix) {
+        out.insert(0, prefix.to_string());
+    }
+    out
+}

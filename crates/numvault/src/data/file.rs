@@ -1,0 +1,217 @@
+//! The table of open data files.
+
+use std::collections::{HashMap, HashSet};
+use std::io;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use crate::format::{data_name, DATA_DIR};
+use crate::io::vfs::{Mapping, OpenMode, VFile, Vfs};
+use crate::model::error::{Error, IoContext, Result};
+use crate::model::sums::ChunkSums;
+use crate::util::lock;
+
+/// An open data file, with a cached read-only mapping.
+pub(crate) struct DataFile {
+    pub path: PathBuf,
+    pub file: Arc<dyn VFile>,
+    map: Mutex<Option<Arc<dyn Mapping>>>,
+}
+
+impl DataFile {
+    pub(crate) fn new(path: PathBuf, file: Arc<dyn VFile>) -> Self {
+        DataFile {
+            path,
+            file,
+            map: Mutex::new(None),
+        }
+    }
+
+    /// Drop the cached mapping (after an in-place session changed the file,
+    /// for file systems whose mappings are snapshots).
+    pub fn forget_mapping(&self) {
+        *lock(&self.map) = None;
+    }
+
+    /// A mapping covering at least `len` bytes.
+    pub fn mapping(&self, len: u64) -> Result<Arc<dyn Mapping>> {
+        let mut cached = lock(&self.map);
+        if let Some(m) = cached.as_ref() {
+            if m.bytes().len() as u64 >= len {
+                return Ok(m.clone());
+            }
+        }
+        let file_len = self.file.len().ctx(&self.path)?;
+        if file_len < len {
+            return Err(Error::corrupt(
+                &self.path,
+                format!("data file holds {file_len} bytes, the array needs {len}"),
+            ));
+        }
+        // Map only the committed bytes the caller needs: bytes past them may
+        // be rewritten (a failed commit's, then the next commit's), and a
+        // mapping may be a snapshot (see `Mapping`), so a cached mapping must
+        // not cover them.
+        let m = self.file.map(len).ctx(&self.path)?;
+        *cached = Some(m.clone());
+        Ok(m)
+    }
+
+    /// Write `data` at `offset` and return the checksums of `data` taken as
+    /// the start of a file; large inputs are checksummed on a second
+    /// thread while they are written.
+    pub fn write_with_sums(&self, data: &[u8], offset: u64) -> Result<ChunkSums> {
+        const PARALLEL_MIN: usize = 4 << 20;
+        if data.len() < PARALLEL_MIN || offset != 0 {
+            self.file.write_all_at(data, offset).ctx(&self.path)?;
+            return Ok(ChunkSums::of(data));
+        }
+        std::thread::scope(|s| {
+            let h = s.spawn(|| ChunkSums::of(data));
+            let w = self.file.write_all_at(data, offset).ctx(&self.path);
+            // A checksum thread that panicked is a bug; report it as one.
+            let sums = h
+                .join()
+                .map_err(|_| Error::Internal("checksum thread panicked".into()));
+            w?;
+            sums
+        })
+    }
+}
+
+/// The data files a handle has open, and which of them hold unsynced
+/// writes.
+///
+/// Only files opened through the table are synced by [`FileTable::sync_dirty`]:
+/// every write goes through a handle taken from it.
+pub(crate) struct FileTable {
+    pub vfs: Arc<dyn Vfs>,
+    pub data_dir: PathBuf,
+    read_only: bool,
+    files: HashMap<u64, Arc<DataFile>>,
+    /// Files written since their last fdatasync.
+    pub dirty: HashSet<u64>,
+    /// A file was created, renamed into or removed from `data/` since its
+    /// last fsync.
+    pub dir_dirty: bool,
+    /// Files no longer referenced (dropped, overwritten, compacted) that
+    /// still hold unsynced bytes: log records not yet synced refer to them,
+    /// so they are synced before the log is, like dirty files.
+    retired: Vec<Arc<DataFile>>,
+}
+
+impl FileTable {
+    pub fn new(vfs: Arc<dyn Vfs>, dir: &std::path::Path, read_only: bool) -> Self {
+        FileTable {
+            vfs,
+            data_dir: dir.join(DATA_DIR),
+            read_only,
+            files: HashMap::new(),
+            dirty: HashSet::new(),
+            dir_dirty: false,
+            retired: Vec::new(),
+        }
+    }
+
+    pub fn path(&self, id: u64) -> PathBuf {
+        self.data_dir.join(data_name(id))
+    }
+
+    /// Open data file `id` in `mode` and keep its handle.
+    fn open(&mut self, id: u64, mode: OpenMode) -> Result<Arc<DataFile>> {
+        let path = self.path(id);
+        let file = self.vfs.open(&path, mode).ctx(&path)?;
+        let df = Arc::new(DataFile::new(path, file));
+        self.files.insert(id, df.clone());
+        Ok(df)
+    }
+
+    /// The open data file `id` (opened if needed).
+    pub fn get(&mut self, id: u64) -> Result<Arc<DataFile>> {
+        if let Some(f) = self.files.get(&id) {
+            return Ok(f.clone());
+        }
+        let mode = if self.read_only {
+            OpenMode::Read
+        } else {
+            OpenMode::ReadWrite
+        };
+        self.open(id, mode)
+    }
+
+    /// Create data file `id`, replacing an uncommitted leftover of a crash.
+    pub fn create(&mut self, id: u64) -> Result<Arc<DataFile>> {
+        let path = self.path(id);
+        self.files.remove(&id);
+        if self.vfs.exists(&path) {
+            // Ids at or above next_file_id are never referenced by a
+            // committed state, so no reader can have this file mapped.
+            self.vfs.remove_file(&path).ctx(&path)?;
+        }
+        let df = self.open(id, OpenMode::CreateNew)?;
+        self.dir_dirty = true;
+        Ok(df)
+    }
+
+    /// Data file `id` for recovery's redo, created if a crash lost it. The
+    /// handle is kept: the redone bytes must be durable before the
+    /// checkpoint that ends recovery drops the log records carrying them.
+    pub fn redo(&mut self, id: u64) -> Result<Arc<DataFile>> {
+        if let Some(f) = self.files.get(&id) {
+            return Ok(f.clone());
+        }
+        self.open(id, OpenMode::Create)
+    }
+
+    /// Forget file `id` and delete it now, without syncing its bytes; false
+    /// if it could not be removed.
+    pub fn delete_now(&mut self, id: u64) -> bool {
+        self.files.remove(&id);
+        self.dirty.remove(&id);
+        let p = self.path(id);
+        self.vfs.remove_file(&p).is_ok()
+    }
+
+    /// Forget file `id` (no longer referenced); unsynced bytes of it are
+    /// still synced before the log.
+    pub fn retire(&mut self, id: u64) {
+        let f = self.files.remove(&id);
+        if self.dirty.remove(&id) {
+            // Recovery replays the unsynced records that wrote these bytes
+            // and checks them: they must reach the disk before the log does.
+            self.retired.extend(f);
+        }
+    }
+
+    /// Keep only the handles of files in `live`.
+    pub fn retain(&mut self, live: &HashSet<u64>) {
+        self.files.retain(|id, _| live.contains(id));
+    }
+
+    /// fdatasync every dirty file (ascending id) and retired file, then
+    /// fsync `data/` if an entry changed. The error names the file.
+    pub fn sync_dirty(&mut self) -> io::Result<()> {
+        let mut ids: Vec<u64> = self.dirty.iter().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            if let Some(f) = self.files.get(&id) {
+                sync_named(f)?;
+            }
+            self.dirty.remove(&id);
+        }
+        while let Some(f) = self.retired.pop() {
+            sync_named(&f)?;
+        }
+        if self.dir_dirty {
+            self.vfs.sync_dir(&self.data_dir)?;
+            self.dir_dirty = false;
+        }
+        Ok(())
+    }
+}
+
+fn sync_named(f: &DataFile) -> io::Result<()> {
+    f.file
+        .sync_data()
+        .map_err(|e| io::Error::new(e.kind(), format!("{}: {e}", f.path.display())))
+}

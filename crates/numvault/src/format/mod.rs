@@ -1,0 +1,80 @@
+//! Byte layouts of everything numvault writes: file names, the MANIFEST
+//! (checkpoint), the commit log (header, record frame, record body, ops),
+//! the HISTORY file, and the caps on lengths read from disk. Each structure
+//! has exactly one encoder and one decoder, here. docs/FORMAT.md is the
+//! normative description (§1 file names, §2.1 caps, §4 MANIFEST, §5 log,
+//! §5.7 HISTORY); keep the two in step.
+//!
+//! Decoders never trust a length: every count and length is checked against
+//! the bytes present before anything is allocated ([`codec::Dec`]), and a
+//! failure is a [`codec::DecodeError`] naming the field and its offset.
+
+pub(crate) mod codec;
+pub(crate) mod fields;
+pub(crate) mod history;
+pub(crate) mod manifest;
+pub(crate) mod record;
+
+pub use crate::model::MAX_NDIM;
+
+/// Version of every file format this build writes and reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+pub(crate) const MANIFEST_MAGIC: &[u8; 8] = b"NVMANIF\0";
+pub(crate) const LOG_MAGIC: &[u8; 8] = b"NVLOG\0\0\0";
+/// Manifest header: magic, version, flags, body length, body crc32c, reserved.
+pub(crate) const MANIFEST_HEADER_BYTES: usize = 8 + 4 + 4 + 8 + 4 + 4;
+/// Log header: magic, version, reserved, generation.
+pub(crate) const LOG_HEADER_BYTES: u64 = 8 + 4 + 4 + 8;
+/// Record frame before the body: body length, crc32c, seq, previous hash.
+pub(crate) const RECORD_HEADER_BYTES: usize = 4 + 4 + 8 + 32;
+/// Largest record body accepted (caps allocation when reading a log).
+pub(crate) const MAX_RECORD_BODY: u32 = 256 << 20;
+/// Largest manifest body accepted.
+pub(crate) const MAX_MANIFEST_BODY: u64 = 1 << 30;
+/// Largest MANIFEST file read.
+pub(crate) const MAX_MANIFEST_FILE_BYTES: u64 = MAX_MANIFEST_BODY + MANIFEST_HEADER_BYTES as u64;
+/// Largest log file read at open: writers checkpoint long before this; a
+/// larger file is damaged, and reading it whole must not exhaust memory.
+pub(crate) const MAX_LOG_FILE_BYTES: u64 = 2 << 30;
+
+/// The current checkpoint (§4).
+pub(crate) const MANIFEST: &str = "MANIFEST";
+/// The next MANIFEST while it is written.
+pub(crate) const MANIFEST_TMP: &str = "MANIFEST.tmp";
+/// Target of the writer's advisory lock.
+pub(crate) const LOCK: &str = "LOCK";
+/// The directory of data files.
+pub(crate) const DATA_DIR: &str = "data";
+/// Summaries of checkpointed commits (§5.7).
+pub(crate) const HISTORY: &str = "HISTORY";
+/// Extension of data files.
+pub(crate) const DATA_EXT: &str = "nvd";
+
+/// File name of the log of generation `gen`.
+pub(crate) fn log_name(gen: u64) -> String {
+    format!("wal-{gen:016x}.log")
+}
+
+/// True for the name of a log file of any generation.
+pub(crate) fn is_log_name(name: &str) -> bool {
+    name.starts_with("wal-")
+}
+
+/// File name (within [`DATA_DIR`]) of data file `id`.
+pub(crate) fn data_name(id: u64) -> String {
+    format!("{id:016x}.{DATA_EXT}")
+}
+
+/// A header that is either malformed or of another version.
+#[derive(Debug)]
+pub(crate) enum HeaderError {
+    Bad(codec::DecodeError),
+    Version(u32),
+}
+
+impl From<codec::DecodeError> for HeaderError {
+    fn from(e: codec::DecodeError) -> Self {
+        HeaderError::Bad(e)
+    }
+}

@@ -1,0 +1,111 @@
+//! Mutations as the commit log records them.
+
+use super::dtype::DType;
+use super::sums::ChunkSums;
+
+/// Where a mutation's new row bytes live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Payload {
+    /// Carried in the log record (redo): recovery rewrites them into the file.
+    Inline(Vec<u8>),
+    /// Only in the data file. `crc32c` covers the bytes; `synced` says they
+    /// were fsynced before the record was written (else recovery checks them).
+    InFile { crc32c: u32, synced: bool },
+}
+
+/// One mutation as recorded in the commit log.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Op {
+    Put {
+        name: String,
+        file_id: u64,
+        dtype: DType,
+        row_shape: Vec<u64>,
+        rows: u64,
+        payload: Payload,
+        sums: ChunkSums,
+    },
+    Append {
+        name: String,
+        first_slot: u64,
+        rows: u64,
+        payload: Payload,
+    },
+    Replace {
+        name: String,
+        slots: Vec<u64>,
+        first_slot: u64,
+        payload: Payload,
+    },
+    DeleteRows {
+        name: String,
+        slots: Vec<u64>,
+    },
+    Compact {
+        name: String,
+        file_id: u64,
+        rows: u64,
+        sums: ChunkSums,
+    },
+    Drop {
+        name: String,
+    },
+    Rename {
+        from: String,
+        to: String,
+    },
+    /// Replace an array's chunk checksums: empty (covered 0) when an in-place
+    /// writable session starts, the fresh sums when it ends.
+    SetSums {
+        name: String,
+        sums: ChunkSums,
+    },
+    /// The writer deleted data file `file_id` as soon as this record made it
+    /// unreferenced, without waiting for the next checkpoint. Only files that
+    /// no durable state refers to are released so (created by an unsynced
+    /// Put since the last sync). Recovery accepts an earlier record whose
+    /// data in that file is missing when this record follows it; `name` is
+    /// the array whose change released the file. No effect on the state.
+    Release {
+        name: String,
+        file_id: u64,
+    },
+}
+
+impl Op {
+    /// The array the op writes new bytes into, with the file offset and the
+    /// payload, for recovery's redo and checks.
+    pub fn payload(&self) -> Option<(&str, &Payload, u64)> {
+        match self {
+            Op::Put { name, payload, .. } => Some((name, payload, 0)),
+            Op::Append {
+                name,
+                first_slot,
+                payload,
+                ..
+            }
+            | Op::Replace {
+                name,
+                first_slot,
+                payload,
+                ..
+            } => Some((name, payload, *first_slot)),
+            _ => None,
+        }
+    }
+
+    /// The array the op concerns (the source of a rename).
+    pub fn array_name(&self) -> &str {
+        match self {
+            Op::Put { name, .. }
+            | Op::Append { name, .. }
+            | Op::Replace { name, .. }
+            | Op::DeleteRows { name, .. }
+            | Op::Compact { name, .. }
+            | Op::Drop { name }
+            | Op::SetSums { name, .. }
+            | Op::Release { name, .. } => name,
+            Op::Rename { from, .. } => from,
+        }
+    }
+}

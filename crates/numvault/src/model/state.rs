@@ -1,0 +1,447 @@
+//! The committed state of a store and how ops change it.
+//!
+//! A base slot whose row was replaced points to a newer *shadow slot*
+//! through an array's remap table; see [`super::rowmap`] for the mapping of
+//! logical rows to base slots.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use super::dtype::DType;
+use super::op::{Op, Payload};
+use super::rowmap::RowMap;
+use super::sums::ChunkSums;
+use super::CheckResult;
+
+/// Everything known about one array.
+#[derive(Clone, Debug)]
+pub(crate) struct ArrayMeta {
+    pub dtype: DType,
+    /// Trailing dimensions (shape without the first axis).
+    pub row_shape: Vec<u64>,
+    pub row_bytes: u64,
+    pub file_id: u64,
+    /// Slots written and committed in the data file.
+    pub phys_slots: u64,
+    pub rowmap: Arc<RowMap>,
+    /// base slot -> shadow slot holding the replaced row.
+    pub remap: Arc<HashMap<u64, u64>>,
+    pub sums: Arc<ChunkSums>,
+    pub mtime_ns: u64,
+}
+
+impl ArrayMeta {
+    pub fn rows(&self) -> u64 {
+        self.rowmap.rows()
+    }
+
+    /// Full shape, first axis first.
+    pub fn shape(&self) -> Vec<u64> {
+        let mut s = Vec::with_capacity(self.row_shape.len() + 1);
+        s.push(self.rows());
+        s.extend_from_slice(&self.row_shape);
+        s
+    }
+
+    /// Physical slot holding logical row `i`.
+    #[inline]
+    pub fn slot(&self, i: u64) -> u64 {
+        let b = self.rowmap.base_slot(i);
+        if self.remap.is_empty() {
+            b
+        } else {
+            self.remap.get(&b).copied().unwrap_or(b)
+        }
+    }
+
+    /// True when logical rows are exactly slots `0..rows` (zero-copy reads).
+    pub fn is_identity(&self) -> bool {
+        self.remap.is_empty()
+            && match self.rowmap.extents() {
+                [] => true,
+                [e] => e.start == 0,
+                _ => false,
+            }
+    }
+
+    /// Rows present in the file but not visible (deleted or superseded).
+    pub fn dead_slots(&self) -> u64 {
+        self.phys_slots - self.rows()
+    }
+
+    pub fn phys_bytes(&self) -> u64 {
+        self.phys_slots * self.row_bytes
+    }
+}
+
+/// Bytes per row for a dtype and trailing shape, if it fits in u64.
+pub(crate) fn row_bytes(dtype: DType, row_shape: &[u64]) -> Option<u64> {
+    row_shape
+        .iter()
+        .try_fold(dtype.itemsize() as u64, |acc, &d| acc.checked_mul(d))
+}
+
+/// The committed state of a store.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct State {
+    /// Generation of the current checkpoint and log file.
+    pub gen: u64,
+    /// Sequence number of the last applied log record (0: none ever).
+    pub seq: u64,
+    /// Hash-chain head: blake3 of the last record (zeros before the first).
+    pub chain: [u8; 32],
+    pub next_file_id: u64,
+    pub arrays: BTreeMap<String, Arc<ArrayMeta>>,
+}
+
+impl State {
+    fn get_mut(&mut self, name: &str) -> CheckResult<&mut ArrayMeta> {
+        self.arrays
+            .get_mut(name)
+            .map(Arc::make_mut)
+            .ok_or_else(|| format!("record refers to unknown array '{name}'"))
+    }
+
+    /// True if some array's data lives in file `file_id`.
+    pub fn file_in_use(&self, file_id: u64) -> bool {
+        self.arrays.values().any(|a| a.file_id == file_id)
+    }
+
+    /// Apply one op. Ops built by the writer always apply; ops read from
+    /// disk are checked and rejected with a description if inconsistent,
+    /// leaving the state as it was. Returns a data file that is no longer
+    /// referenced, if any.
+    pub fn apply(&mut self, op: &Op, time_ns: u64) -> CheckResult<Option<u64>> {
+        match op {
+            Op::Put { .. } => self.apply_put(op, time_ns),
+            Op::Append {
+                name,
+                first_slot,
+                rows,
+                payload,
+            } => self.apply_append(name, *first_slot, *rows, payload, time_ns),
+            Op::Replace {
+                name,
+                slots,
+                first_slot,
+                payload,
+            } => self.apply_replace(name, slots, *first_slot, payload, time_ns),
+            Op::DeleteRows { name, slots } => self.apply_delete(name, slots, time_ns),
+            Op::Compact {
+                name,
+                file_id,
+                rows,
+                sums,
+            } => self.apply_compact(name, *file_id, *rows, sums),
+            Op::Drop { name } => self
+                .arrays
+                .remove(name)
+                .map(|a| Some(a.file_id))
+                .ok_or_else(|| format!("drop of unknown array '{name}'")),
+            Op::SetSums { name, sums } => {
+                let a = self.get_mut(name)?;
+                if !sums.is_consistent() || sums.covered > a.phys_bytes() {
+                    return Err(format!("checksums set on '{name}' do not fit its data"));
+                }
+                a.sums = Arc::new(sums.clone());
+                a.mtime_ns = time_ns;
+                Ok(None)
+            }
+            Op::Rename { from, to } => self.apply_rename(from, to, time_ns),
+            Op::Release { file_id, .. } => {
+                if *file_id >= self.next_file_id || self.file_in_use(*file_id) {
+                    return Err(format!(
+                        "record releases data file {file_id}, which is in use or was never created"
+                    ));
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// Claim `file_id` for a new file: it must not be in use (ids below
+    /// `next_file_id` may be reused only if free), and `next_file_id` moves
+    /// past it.
+    fn claim_file_id(&mut self, file_id: u64) -> CheckResult<()> {
+        if file_id < self.next_file_id && self.file_in_use(file_id) {
+            return Err(format!("file id {file_id} is already in use"));
+        }
+        let next = file_id.checked_add(1).ok_or("file id overflows")?;
+        self.next_file_id = self.next_file_id.max(next);
+        Ok(())
+    }
+
+    fn apply_put(&mut self, op: &Op, time_ns: u64) -> CheckResult<Option<u64>> {
+        let Op::Put {
+            name,
+            file_id,
+            dtype,
+            row_shape,
+            rows,
+            payload,
+            sums,
+        } = op
+        else {
+            return Err("not a put".into());
+        };
+        let rb = row_bytes(*dtype, row_shape).ok_or("row size overflows")?;
+        let bytes = rows.checked_mul(rb).ok_or("array size overflows")?;
+        if sums.covered != bytes || !sums.is_consistent() {
+            return Err(format!(
+                "checksums of '{name}' do not cover its {bytes} bytes"
+            ));
+        }
+        check_payload_len(payload, bytes)?;
+        self.claim_file_id(*file_id)?;
+        let meta = ArrayMeta {
+            dtype: *dtype,
+            row_shape: row_shape.clone(),
+            row_bytes: rb,
+            file_id: *file_id,
+            phys_slots: *rows,
+            rowmap: Arc::new(RowMap::contiguous(0, *rows)),
+            remap: Arc::default(),
+            sums: Arc::new(sums.clone()),
+            mtime_ns: time_ns,
+        };
+        Ok(self
+            .arrays
+            .insert(name.clone(), Arc::new(meta))
+            .map(|old| old.file_id))
+    }
+
+    fn apply_append(
+        &mut self,
+        name: &str,
+        first_slot: u64,
+        rows: u64,
+        payload: &Payload,
+        time_ns: u64,
+    ) -> CheckResult<Option<u64>> {
+        let a = self.get_mut(name)?;
+        expect_next_slot(a, name, first_slot)?;
+        check_payload_len(payload, rows.checked_mul(a.row_bytes).ok_or("overflow")?)?;
+        let end = a
+            .phys_slots
+            .checked_add(rows)
+            .filter(|end| end.checked_mul(a.row_bytes).is_some())
+            .ok_or("slot range overflows")?;
+        Arc::make_mut(&mut a.rowmap).push(first_slot, rows);
+        a.phys_slots = end;
+        a.mtime_ns = time_ns;
+        Ok(None)
+    }
+
+    fn apply_replace(
+        &mut self,
+        name: &str,
+        slots: &[u64],
+        first_slot: u64,
+        payload: &Payload,
+        time_ns: u64,
+    ) -> CheckResult<Option<u64>> {
+        let a = self.get_mut(name)?;
+        expect_next_slot(a, name, first_slot)?;
+        let n = slots.len() as u64;
+        check_payload_len(payload, n.checked_mul(a.row_bytes).ok_or("overflow")?)?;
+        if let Some(s) = slots.iter().find(|s| a.rowmap.logical_of(**s).is_none()) {
+            return Err(format!("replace of '{name}' names dead slot {s}"));
+        }
+        let end = first_slot
+            .checked_add(n)
+            .filter(|end| end.checked_mul(a.row_bytes).is_some())
+            .ok_or("slot range overflows")?;
+        let remap = Arc::make_mut(&mut a.remap);
+        for (j, s) in slots.iter().enumerate() {
+            remap.insert(*s, first_slot + j as u64);
+        }
+        a.phys_slots = end;
+        a.mtime_ns = time_ns;
+        Ok(None)
+    }
+
+    fn apply_delete(
+        &mut self,
+        name: &str,
+        slots: &[u64],
+        time_ns: u64,
+    ) -> CheckResult<Option<u64>> {
+        let a = self.get_mut(name)?;
+        if !slots.windows(2).all(|w| w[0] < w[1]) {
+            return Err(format!("deleted slots of '{name}' are not sorted"));
+        }
+        if let Some(s) = slots.iter().find(|s| a.rowmap.logical_of(**s).is_none()) {
+            return Err(format!("delete of '{name}' names dead slot {s}"));
+        }
+        Arc::make_mut(&mut a.rowmap).delete(slots);
+        if !a.remap.is_empty() {
+            let remap = Arc::make_mut(&mut a.remap);
+            for s in slots {
+                remap.remove(s);
+            }
+        }
+        a.mtime_ns = time_ns;
+        Ok(None)
+    }
+
+    fn apply_compact(
+        &mut self,
+        name: &str,
+        file_id: u64,
+        rows: u64,
+        sums: &ChunkSums,
+    ) -> CheckResult<Option<u64>> {
+        let in_use = self.file_in_use(file_id);
+        let next = self.next_file_id;
+        let a = self.get_mut(name)?;
+        if a.rows() != rows {
+            return Err(format!(
+                "compaction of '{name}' has {rows} rows, array has {}",
+                a.rows()
+            ));
+        }
+        if Some(sums.covered) != rows.checked_mul(a.row_bytes) || !sums.is_consistent() {
+            return Err(format!("checksums of compacted '{name}' are inconsistent"));
+        }
+        if file_id < next && in_use {
+            return Err(format!("file id {file_id} is already in use"));
+        }
+        let next = next.max(file_id.checked_add(1).ok_or("file id overflows")?);
+        let old = a.file_id;
+        a.file_id = file_id;
+        a.phys_slots = rows;
+        a.rowmap = Arc::new(RowMap::contiguous(0, rows));
+        a.remap = Arc::default();
+        a.sums = Arc::new(sums.clone());
+        self.next_file_id = next;
+        Ok(Some(old))
+    }
+
+    fn apply_rename(&mut self, from: &str, to: &str, time_ns: u64) -> CheckResult<Option<u64>> {
+        if self.arrays.contains_key(to) {
+            return Err(format!("rename target '{to}' exists"));
+        }
+        let mut a = self
+            .arrays
+            .remove(from)
+            .ok_or_else(|| format!("rename of unknown array '{from}'"))?;
+        Arc::make_mut(&mut a).mtime_ns = time_ns;
+        self.arrays.insert(to.to_string(), a);
+        Ok(None)
+    }
+}
+
+fn expect_next_slot(a: &ArrayMeta, name: &str, first_slot: u64) -> CheckResult<()> {
+    if first_slot != a.phys_slots {
+        return Err(format!(
+            "record writes '{name}' at slot {first_slot}, but the file holds {} slots",
+            a.phys_slots
+        ));
+    }
+    Ok(())
+}
+
+fn check_payload_len(p: &Payload, bytes: u64) -> CheckResult<()> {
+    match p {
+        Payload::Inline(b) if b.len() as u64 != bytes => Err(format!(
+            "inline payload has {} bytes, expected {bytes}",
+            b.len()
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inconsistent_ops_from_disk_are_rejected() {
+        let mut st = State::default();
+        let put_with = |name: &str, id: u64, payload: usize, summed: usize| Op::Put {
+            name: name.into(),
+            file_id: id,
+            dtype: DType::U16,
+            row_shape: vec![2],
+            rows: 3,
+            payload: Payload::Inline(vec![0; payload]),
+            sums: ChunkSums::of(&vec![0; summed]),
+        };
+        let put = |name: &str, id: u64| put_with(name, id, 12, 12);
+        st.apply(&put("a", 1), 0).unwrap();
+        st.apply(&put("b", 2), 0).unwrap();
+        let bad = [
+            // Checksums not covering the data, payload of the wrong size.
+            put_with("c", 3, 12, 11),
+            put_with("c", 3, 5, 12),
+            // A file id another array uses.
+            put("c", 2),
+            // Releasing a file in use, or one never created.
+            Op::Release {
+                name: "a".into(),
+                file_id: 1,
+            },
+            Op::Release {
+                name: "a".into(),
+                file_id: 9,
+            },
+            // Rows written anywhere but at the end of the file.
+            Op::Append {
+                name: "a".into(),
+                first_slot: 2,
+                rows: 1,
+                payload: Payload::Inline(vec![0; 4]),
+            },
+            Op::Append {
+                name: "nope".into(),
+                first_slot: 3,
+                rows: 1,
+                payload: Payload::Inline(vec![0; 4]),
+            },
+            // Replacing a slot that is not live.
+            Op::Replace {
+                name: "a".into(),
+                slots: vec![7],
+                first_slot: 3,
+                payload: Payload::Inline(vec![0; 4]),
+            },
+            // Deleting unsorted, repeated or dead slots.
+            Op::DeleteRows {
+                name: "a".into(),
+                slots: vec![2, 1],
+            },
+            Op::DeleteRows {
+                name: "a".into(),
+                slots: vec![1, 1],
+            },
+            Op::DeleteRows {
+                name: "a".into(),
+                slots: vec![9],
+            },
+            Op::Compact {
+                name: "a".into(),
+                file_id: 9,
+                rows: 2,
+                sums: ChunkSums::of(&[0; 8]),
+            },
+            Op::Drop { name: "c".into() },
+            Op::Rename {
+                from: "a".into(),
+                to: "b".into(),
+            },
+            Op::Rename {
+                from: "c".into(),
+                to: "d".into(),
+            },
+        ];
+        for op in bad {
+            let before = format!("{:?}", st.arrays);
+            assert!(st.apply(&op, 1).is_err(), "{op:?} was accepted");
+            assert_eq!(
+                format!("{:?}", st.arrays),
+                before,
+                "{op:?} changed the state"
+            );
+        }
+    }
+}

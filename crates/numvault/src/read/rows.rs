@@ -1,0 +1,264 @@
+//! Reading logical rows: runs of base slots straight into the output, then
+//! the replaced rows patched in from their shadow slots; optionally through
+//! a [`Verifier`] that checks the chunk checksums of everything it reads.
+
+use std::collections::HashSet;
+
+use crate::data::check::{chunk_mismatch, read_chunk};
+use crate::data::DataFile;
+use crate::model::error::{Error, IoContext, Result};
+use crate::model::state::ArrayMeta;
+use crate::model::sums::CHUNK_BYTES;
+
+/// What a [`Verifier`] remembers between reads: the chunks already checked
+/// and the last chunk read whole.
+#[derive(Default)]
+pub(crate) struct VerifyState {
+    /// Chunks whose checksum was checked.
+    done: HashSet<usize>,
+    /// Index of the chunk whose checked bytes are in `buf`.
+    cached: Option<usize>,
+    buf: Vec<u8>,
+}
+
+/// Reads an array's data file and checks the chunk checksum of every chunk
+/// a read touches before the bytes are handed out. A chunk read whole into
+/// the output is checked as it is read (one pass); a chunk the output only
+/// partly covers is read whole into a reused buffer, checked, and kept, so
+/// the next read of its other rows is served from memory. Reading an array
+/// in order, in pieces of any size, therefore reads and checksums each byte
+/// once. Each chunk is checked at most once per verifier.
+pub(crate) struct Verifier<'a> {
+    name: &'a str,
+    meta: &'a ArrayMeta,
+    df: &'a DataFile,
+    st: VerifyState,
+}
+
+impl<'a> Verifier<'a> {
+    pub fn new(name: &'a str, meta: &'a ArrayMeta, df: &'a DataFile) -> Self {
+        Self::with_state(name, meta, df, VerifyState::default())
+    }
+
+    /// A verifier that continues from an earlier one's state (same array
+    /// snapshot).
+    pub fn with_state(
+        name: &'a str,
+        meta: &'a ArrayMeta,
+        df: &'a DataFile,
+        st: VerifyState,
+    ) -> Self {
+        Verifier { name, meta, df, st }
+    }
+
+    pub fn into_state(self) -> VerifyState {
+        self.st
+    }
+
+    fn mismatch(&self, chunk: usize) -> Error {
+        chunk_mismatch(self.name, &self.meta.sums, &self.df.path, chunk)
+    }
+
+    fn read_raw(&self, out: &mut [u8], offset: u64) -> Result<()> {
+        self.df.file.read_exact_at(out, offset).ctx(&self.df.path)
+    }
+
+    /// Fill `out` with the file's bytes from `offset`, checking every
+    /// checksummed chunk they belong to (bytes past `covered` are not
+    /// checksummed and are read as they are).
+    pub fn read(&mut self, out: &mut [u8], offset: u64) -> Result<()> {
+        let sums = &self.meta.sums;
+        let end = offset + out.len() as u64;
+        let mut pos = offset;
+        while pos < end {
+            let at = (pos - offset) as usize;
+            let c = (pos / CHUNK_BYTES) as usize;
+            if pos >= sums.covered || c >= sums.sums.len() {
+                // Past the checksummed bytes (`covered` and the sums agree,
+                // checked when loaded; if not, read unchecked rather than
+                // index out of bounds).
+                return self.read_raw(&mut out[at..], pos);
+            }
+            let (cs, ce) = sums.range(c);
+            let seg_end = end.min(ce);
+            let dst = &mut out[at..(seg_end - offset) as usize];
+            if self.st.cached == Some(c) {
+                dst.copy_from_slice(&self.st.buf[(pos - cs) as usize..(seg_end - cs) as usize]);
+            } else if self.st.done.contains(&c) {
+                self.read_raw(dst, pos)?;
+            } else if pos == cs && seg_end == ce {
+                if !read_chunk(self.df, sums, c, [dst])? {
+                    return Err(self.mismatch(c));
+                }
+                self.st.done.insert(c);
+            } else {
+                self.load_chunk(c, cs, ce)?;
+                dst.copy_from_slice(&self.st.buf[(pos - cs) as usize..(seg_end - cs) as usize]);
+            }
+            pos = seg_end;
+        }
+        Ok(())
+    }
+
+    /// Read chunk `c` (bytes `cs..ce`) whole into the buffer and check it.
+    fn load_chunk(&mut self, c: usize, cs: u64, ce: u64) -> Result<()> {
+        self.st.cached = None;
+        let mut buf = std::mem::take(&mut self.st.buf);
+        buf.resize((ce - cs) as usize, 0);
+        let checked = read_chunk(self.df, &self.meta.sums, c, [&mut buf[..]]);
+        self.st.buf = buf;
+        if !checked? {
+            return Err(self.mismatch(c));
+        }
+        self.st.cached = Some(c);
+        self.st.done.insert(c);
+        Ok(())
+    }
+}
+
+/// The remap of `a` as `(base slot, shadow slot)` pairs sorted by base slot,
+/// for callers that read many ranges of one snapshot (see
+/// [`read_rows_into`]).
+pub(crate) fn sorted_remap(a: &ArrayMeta) -> Vec<(u64, u64)> {
+    let mut v: Vec<(u64, u64)> = a.remap.iter().map(|(&b, &s)| (b, s)).collect();
+    v.sort_unstable();
+    v
+}
+
+/// Read logical rows `start..end` of `a` into `out` (exactly their bytes).
+/// `sorted`: the array's [`sorted_remap`], if the caller keeps one; without
+/// it, finding the replaced rows in the range costs a pass over the remap
+/// or over the range.
+pub(crate) fn read_rows_into(
+    a: &ArrayMeta,
+    df: &DataFile,
+    start: u64,
+    end: u64,
+    out: &mut [u8],
+    mut verify: Option<&mut Verifier<'_>>,
+    sorted: Option<&[(u64, u64)]>,
+) -> Result<()> {
+    let rb = a.row_bytes;
+    debug_assert_eq!(out.len() as u64, (end - start) * rb);
+    // Runs of consecutive base slots, straight into `out`.
+    let mut i = start;
+    while i < end {
+        let slot = a.rowmap.base_slot(i);
+        let run = run_len(a, i, end);
+        let dst = ((i - start) * rb) as usize;
+        let piece = &mut out[dst..dst + (run * rb) as usize];
+        match verify.as_deref_mut() {
+            Some(v) => v.read(piece, slot * rb)?,
+            None => df.file.read_exact_at(piece, slot * rb).ctx(&df.path)?,
+        }
+        i += run;
+    }
+    patch_replaced(a, df, start, end, out, verify, sorted)
+}
+
+/// The replaced rows among logical `start..end`: (shadow slot, logical
+/// row), sorted by shadow slot.
+fn replaced_in(
+    a: &ArrayMeta,
+    start: u64,
+    end: u64,
+    sorted: Option<&[(u64, u64)]>,
+) -> Vec<(u64, u64)> {
+    let mut patches: Vec<(u64, u64)> = Vec::new();
+    let mut add = |base: u64, shadow: u64| {
+        if let Some(l) = a.rowmap.logical_of(base) {
+            if l >= start && l < end {
+                patches.push((shadow, l));
+            }
+        }
+    };
+    match sorted {
+        Some(idx) => {
+            // Base slots grow with the logical index.
+            let (lo, hi) = (a.rowmap.base_slot(start), a.rowmap.base_slot(end - 1));
+            let from = idx.partition_point(|&(b, _)| b < lo);
+            for &(base, shadow) in idx[from..].iter().take_while(|&&(b, _)| b <= hi) {
+                add(base, shadow);
+            }
+        }
+        None if (a.remap.len() as u64) < end - start => {
+            for (&base, &shadow) in a.remap.iter() {
+                add(base, shadow);
+            }
+        }
+        None => {
+            for l in start..end {
+                if let Some(&shadow) = a.remap.get(&a.rowmap.base_slot(l)) {
+                    patches.push((shadow, l));
+                }
+            }
+        }
+    }
+    patches.sort_unstable();
+    patches
+}
+
+/// Overwrite the replaced rows among logical `start..end` in `out` (which
+/// holds those rows as read from their base slots) with their shadow rows,
+/// in file order, one read per cluster of nearby shadow rows rather than
+/// one per row.
+pub(crate) fn patch_replaced(
+    a: &ArrayMeta,
+    df: &DataFile,
+    start: u64,
+    end: u64,
+    out: &mut [u8],
+    mut verify: Option<&mut Verifier<'_>>,
+    sorted: Option<&[(u64, u64)]>,
+) -> Result<()> {
+    /// Unwanted bytes worth reading to save a read call.
+    const GAP: u64 = 8 << 10;
+    const SPAN_MAX: u64 = CHUNK_BYTES;
+    let rb = a.row_bytes;
+    if a.remap.is_empty() || end <= start || rb == 0 {
+        return Ok(());
+    }
+    let patches = replaced_in(a, start, end, sorted);
+    let mut scratch = Vec::new();
+    let mut k = 0;
+    while k < patches.len() {
+        let first = patches[k].0;
+        let mut last = first;
+        let mut j = k + 1;
+        while let Some(&(s, _)) = patches.get(j) {
+            let gap = s.saturating_sub(last + 1).saturating_mul(rb);
+            if gap > GAP || (s + 1 - first).saturating_mul(rb) > SPAN_MAX {
+                break;
+            }
+            last = s;
+            j += 1;
+        }
+        scratch.resize(((last + 1 - first) * rb) as usize, 0);
+        match verify.as_deref_mut() {
+            Some(v) => v.read(&mut scratch, first * rb)?,
+            None => df
+                .file
+                .read_exact_at(&mut scratch, first * rb)
+                .ctx(&df.path)?,
+        }
+        for &(s, l) in &patches[k..j] {
+            let src = ((s - first) * rb) as usize;
+            let dst = ((l - start) * rb) as usize;
+            out[dst..dst + rb as usize].copy_from_slice(&scratch[src..src + rb as usize]);
+        }
+        k = j;
+    }
+    Ok(())
+}
+
+/// Rows from logical `i` that sit in consecutive base slots, up to `end`.
+fn run_len(a: &ArrayMeta, i: u64, end: u64) -> u64 {
+    let ext = a.rowmap.extents();
+    if ext.len() == 1 {
+        return end - i;
+    }
+    let slot = a.rowmap.base_slot(i);
+    let k = ext.partition_point(|e| e.start <= slot) - 1;
+    let left_in_extent = ext[k].start + ext[k].len - slot;
+    left_in_extent.min(end - i)
+}

@@ -1,0 +1,64 @@
+//! Files a committed state does not reference: leftovers of crashes and of
+//! checkpoints that did not finish cleaning up (FORMAT.md §7.4 step 6,
+//! §7.5).
+
+use std::collections::HashSet;
+use std::path::Path;
+
+use crate::format::{
+    data_name, is_log_name, log_name, DATA_DIR, DATA_EXT, LOCK, LOG_HEADER_BYTES, MANIFEST_TMP,
+};
+use crate::io::vfs::{OpenMode, Vfs};
+use crate::model::error::{IoContext, Result};
+use crate::model::state::State;
+
+/// Delete data files that `state` does not reference (leftovers of crashed
+/// uncommitted saves and of drops before a crash), logs of other
+/// generations and a leftover temporary MANIFEST. Creates `data/` if it is
+/// missing.
+pub(crate) fn collect_stray_files(vfs: &dyn Vfs, dir: &Path, state: &State) -> Result<()> {
+    let data_dir = dir.join(DATA_DIR);
+    if !vfs.exists(&data_dir) {
+        vfs.create_dir_all(&data_dir).ctx(&data_dir)?;
+        return Ok(());
+    }
+    let live: HashSet<String> = state
+        .arrays
+        .values()
+        .map(|a| data_name(a.file_id))
+        .collect();
+    let ext = format!(".{DATA_EXT}");
+    for name in vfs.list_dir(&data_dir).ctx(&data_dir)? {
+        if name.ends_with(&ext) && !live.contains(&name) {
+            let p = data_dir.join(&name);
+            vfs.remove_file(&p).ctx(&p)?;
+        }
+    }
+    let current = log_name(state.gen);
+    for name in vfs.list_dir(dir).ctx(dir)? {
+        if (is_log_name(&name) && name != current) || name == MANIFEST_TMP {
+            let p = dir.join(&name);
+            vfs.remove_file(&p).ctx(&p)?;
+        }
+    }
+    Ok(())
+}
+
+/// True if `entries` (of a directory without MANIFEST) are exactly what
+/// a crash during store creation can leave: LOCK, MANIFEST.tmp, an empty
+/// data directory and a generation-0 log holding at most a header.
+pub(crate) fn interrupted_creation(vfs: &dyn Vfs, dir: &Path, entries: &[String]) -> bool {
+    let log0 = log_name(0);
+    entries.iter().all(|n| {
+        if n == DATA_DIR {
+            vfs.list_dir(&dir.join(DATA_DIR))
+                .is_ok_and(|v| v.is_empty())
+        } else if *n == log0 {
+            vfs.open(&dir.join(n), OpenMode::Read)
+                .and_then(|f| f.len())
+                .is_ok_and(|len| len <= LOG_HEADER_BYTES)
+        } else {
+            n == LOCK || n == MANIFEST_TMP
+        }
+    })
+}

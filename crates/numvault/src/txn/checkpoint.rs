@@ -1,0 +1,203 @@
+//! Checkpoints: fold the log into a new MANIFEST and start a new log
+//! generation (FORMAT.md §7.3), and append the folded records' summaries
+//! to HISTORY (§5.7).
+
+use super::Engine;
+use crate::data::check::{read_chunk, read_crc};
+use crate::format::history::{encode_entry, file_header, FILE_HEADER_BYTES};
+use crate::format::manifest::{encode_manifest, manifest_len};
+use crate::format::{HISTORY, LOG_HEADER_BYTES, MANIFEST, MANIFEST_TMP, MAX_MANIFEST_FILE_BYTES};
+use crate::io::vfs::OpenMode;
+use crate::log::writer::LogWriter;
+use crate::model::error::{Error, IoContext, Result};
+use crate::model::sums::{ChunkSums, CHUNK_BYTES};
+
+impl Engine {
+    /// Checkpoint: refresh checksums, sync data, write a new log and
+    /// MANIFEST generation, then delete the old log and unreferenced files.
+    pub(crate) fn checkpoint(&mut self) -> Result<()> {
+        if self.poisoned.is_none() {
+            self.settle_sums()?;
+        }
+        self.check_writable()?;
+        // Nothing since the last checkpoint (e.g. a handle only read from):
+        // the MANIFEST already describes this state; skip its fsyncs.
+        if self.log_len() == LOG_HEADER_BYTES && self.garbage.is_empty() && !self.sums_stale() {
+            return self.sync_all();
+        }
+        self.refresh_sums()?;
+        self.sync_all()?;
+        // history: the records are durable now; summarize them before the
+        // checkpoint deletes the log.
+        self.write_history(true)?;
+        let old_gen = self.state.gen;
+        let new_gen = old_gen + 1;
+        let new_log =
+            LogWriter::create(self.vfs.as_ref(), &self.dir, new_gen).map_err(|f| self.absorb(f))?;
+        self.state.gen = new_gen;
+        if let Err(e) = self.write_manifest() {
+            self.state.gen = old_gen;
+            // A poisoning failure may come after the rename (the directory
+            // sync): the MANIFEST may then name the new log, so keep it.
+            if self.poisoned.is_none() {
+                let _ = self.vfs.remove_file(&new_log.path);
+            }
+            return Err(e);
+        }
+        let old_log = self.log_path();
+        debug_assert_ne!(old_log, new_log.path);
+        self.log = Some(new_log);
+        // Failures below leave only unreferenced files, removed at next open.
+        let _ = self.vfs.remove_file(&old_log);
+        self.delete_garbage();
+        Ok(())
+    }
+
+    /// Delete the files queued for deletion that no array references.
+    fn delete_garbage(&mut self) {
+        let garbage = std::mem::take(&mut self.garbage);
+        let live = self.live_files();
+        for id in garbage {
+            if !live.contains(&id) {
+                self.files.retire(id);
+                let _ = self.vfs.remove_file(&self.files.path(id));
+            }
+        }
+    }
+
+    /// Some array's checksums do not cover all its bytes (appended since
+    /// the last refresh), outside writable sessions.
+    fn sums_stale(&self) -> bool {
+        self.state
+            .arrays
+            .iter()
+            .any(|(n, a)| a.sums.covered < a.phys_bytes() && !self.busy.contains(n))
+    }
+
+    /// temp file + fsync + rename + directory fsync. A state whose MANIFEST
+    /// would exceed the cap is refused before anything is written.
+    pub(super) fn write_manifest(&mut self) -> Result<()> {
+        let len = manifest_len(&self.state);
+        if len > MAX_MANIFEST_FILE_BYTES {
+            // Never write a MANIFEST that could not be read back. Only
+            // enormous extent or remap tables get here: compact the arrays.
+            return Err(Error::LimitExceeded {
+                what: format!(
+                    "a checkpoint of {len} bytes (the MANIFEST); compact arrays with many deleted or replaced rows"
+                ),
+                limit: MAX_MANIFEST_FILE_BYTES,
+            });
+        }
+        let bytes = encode_manifest(&self.state, self.created_ns);
+        let dir = self.dir.clone();
+        let tmp = dir.join(MANIFEST_TMP);
+        let dst = dir.join(MANIFEST);
+        if self.vfs.exists(&tmp) {
+            self.vfs.remove_file(&tmp).ctx(&tmp)?;
+        }
+        let f = self.vfs.open(&tmp, OpenMode::CreateNew).ctx(&tmp)?;
+        f.write_all_at(&bytes, 0).ctx(&tmp)?;
+        if let Err(e) = f.sync_data() {
+            self.poison(&tmp);
+            return Err(Error::io(&tmp, e));
+        }
+        self.vfs.rename(&tmp, &dst).ctx(&dst)?;
+        if let Err(e) = self.vfs.sync_dir(&dir) {
+            self.poison(&dir);
+            return Err(Error::io(&dir, e));
+        }
+        Ok(())
+    }
+
+    /// Extend chunk checksums over bytes appended since the last refresh.
+    fn refresh_sums(&mut self) -> Result<()> {
+        let stale: Vec<String> = self
+            .state
+            .arrays
+            .iter()
+            .filter(|(n, a)| a.sums.covered < a.phys_bytes() && !self.busy.contains(*n))
+            .map(|(n, _)| n.clone())
+            .collect();
+        for name in stale {
+            let Some(a) = self.state.arrays.get(&name).cloned() else {
+                continue;
+            };
+            let df = self.files.get(a.file_id)?;
+            // Damage in the covered part of the last chunk keeps the old
+            // sums (verify() reports it) rather than re-blessing it.
+            if let Some(sums) = extend_sums(&df, &a.sums, a.phys_bytes())? {
+                if let Some(m) = self.state.arrays.get_mut(&name) {
+                    std::sync::Arc::make_mut(m).sums = std::sync::Arc::new(sums);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Append the pending commit summaries to `HISTORY` (FORMAT.md §5.7);
+    /// `sync`: also fdatasync it. Only summaries of durable records are
+    /// pending when this runs (after `sync_all`). On a write failure they
+    /// stay pending and the next attempt overwrites the partial write.
+    pub(super) fn write_history(&mut self, sync: bool) -> Result<()> {
+        let path = self.dir.join(HISTORY);
+        let (file, mut end, mut dirty) = match self.history.take() {
+            Some(h) => h,
+            None if self.pending_history.is_empty() => return Ok(()),
+            None => {
+                let f = self.vfs.open(&path, OpenMode::Create).ctx(&path)?;
+                let mut len = f.len().ctx(&path)?;
+                if len < FILE_HEADER_BYTES {
+                    f.write_all_at(&file_header(), 0).ctx(&path)?;
+                    len = FILE_HEADER_BYTES;
+                }
+                (f, len, true)
+            }
+        };
+        if !self.pending_history.is_empty() {
+            let bytes: Vec<u8> = self.pending_history.iter().flat_map(encode_entry).collect();
+            if let Err(e) = file.write_all_at(&bytes, end) {
+                self.history = Some((file, end, dirty));
+                return Err(Error::io(&path, e));
+            }
+            end += bytes.len() as u64;
+            dirty = true;
+            self.pending_history.clear();
+        }
+        if sync && dirty {
+            if let Err(e) = file.sync_data() {
+                self.poison(&path);
+                return Err(Error::io(&path, e));
+            }
+            dirty = false;
+        }
+        self.history = Some((file, end, dirty));
+        Ok(())
+    }
+}
+
+/// The checksums of a file's bytes `0..end`, extending `old` (which covers
+/// a prefix): recomputed from the start of the last (partial) chunk, after
+/// checking its covered part. `None` if that part does not match.
+fn extend_sums(df: &crate::data::DataFile, old: &ChunkSums, end: u64) -> Result<Option<ChunkSums>> {
+    let first = (old.covered / CHUNK_BYTES) as usize;
+    let mut pos = first as u64 * CHUNK_BYTES;
+    let mut buf = vec![0u8; CHUNK_BYTES as usize];
+    if first < old.sums.len() {
+        let n = (old.covered - pos) as usize;
+        if !read_chunk(df, old, first, [&mut buf[..n]])? {
+            return Ok(None);
+        }
+    }
+    let mut sums = ChunkSums {
+        covered: end,
+        sums: old.sums[..first].to_vec(),
+    };
+    while pos < end {
+        let n = (end - pos).min(CHUNK_BYTES);
+        sums.sums
+            .push(read_crc(df, pos, [&mut buf[..n as usize]], n)?);
+        pos += n;
+    }
+    debug_assert!(sums.is_consistent());
+    Ok(Some(sums))
+}

@@ -1,0 +1,346 @@
+//! Committing: one log record per commit, written after the data it refers
+//! to, then the new state installed (FORMAT.md §7.1).
+
+use super::plan::{Intent, Planner};
+use super::{Engine, SyncPolicy};
+use crate::format::history::{CommitInfo, OpSummary};
+use crate::format::record::encode_body;
+use crate::format::MAX_RECORD_BODY;
+use crate::model::error::{Error, Result};
+use crate::model::op::{Op, Payload};
+use crate::model::state::State;
+use crate::util::now_ns;
+
+/// The ops of a planned commit and, for a commit of several changes, the
+/// state after them and the files they made unreferenced.
+struct Planned {
+    ops: Vec<Op>,
+    staged: Option<(State, Vec<u64>)>,
+}
+
+impl Engine {
+    /// Commit intents atomically.
+    pub(crate) fn commit(&mut self, intents: &[Intent<'_>]) -> Result<()> {
+        self.settle_sums()?;
+        self.check_writable()?;
+        if intents.is_empty() {
+            return Ok(());
+        }
+        let time_ns = now_ns();
+        let mut planner = Planner {
+            files: &mut self.files,
+            busy: &self.busy,
+            payload_gen: &mut self.payload_gen,
+            sync: self.sync,
+            created: Vec::new(),
+            presync: false,
+            sync_failed: None,
+        };
+        let planned = plan_all(&mut planner, &self.state, intents, time_ns);
+        let (created, presync, sync_failed) =
+            (planner.created, planner.presync, planner.sync_failed);
+        if let Some(p) = sync_failed {
+            // fsync-gate: a failed sync is never retried as if it worked.
+            self.poison(&p);
+        }
+        let planned = match planned {
+            Ok(p) => p,
+            Err(e) => {
+                self.discard_created(&created);
+                return Err(e);
+            }
+        };
+        if planned.ops.is_empty() {
+            return Ok(());
+        }
+        self.presync = presync;
+        self.log_and_install(planned, time_ns, &created)
+    }
+
+    /// Write the record of a planned commit, install its state, release or
+    /// queue the files it made unreferenced, and checkpoint if the log is
+    /// long.
+    fn log_and_install(&mut self, planned: Planned, time_ns: u64, created: &[u64]) -> Result<()> {
+        let Planned { mut ops, staged } = planned;
+        // Files this commit makes unreferenced that no durable state refers
+        // to are released: deleted right after the record is written, so a
+        // run of saves does not pile up superseded files (and their page
+        // cache) until the next checkpoint. The record says so, for
+        // recovery (FORMAT.md §7.1 step 7, §7.4).
+        let released = self.releasable(&ops, staged.as_ref().map(|(_, g)| g.as_slice()));
+        for (name, id) in &released {
+            ops.push(Op::Release {
+                name: name.clone(),
+                file_id: *id,
+            });
+        }
+        if let Err(e) = self.append_record(time_ns, &ops) {
+            // A poisoning failure (a sync after the record was written, or a
+            // tail that could not be cut) may leave the record in the log:
+            // keep the files it refers to; the next open removes them if
+            // the record did not survive.
+            if self.poisoned.is_none() {
+                self.discard_created(created);
+            }
+            return Err(e);
+        }
+        let garbage = self.install(staged, &ops, time_ns)?;
+        for (_, id) in &released {
+            self.fresh.remove(id);
+            self.payload_gen.remove(id);
+            if !self.files.delete_now(*id) {
+                // Not deleted now: the next checkpoint deletes it.
+                self.garbage.push(*id);
+            }
+        }
+        for id in garbage {
+            if !released.iter().any(|(_, r)| *r == id) {
+                self.files.retire(id);
+                self.garbage.push(id);
+            }
+        }
+        self.note_fresh(&ops);
+        if self.log_len() > self.checkpoint_log_bytes {
+            // The commit itself succeeded; a checkpoint failure must not be
+            // reported as the operation failing. A failed sync poisons the
+            // handle and the next mutation reports it; anything else is
+            // retried at the next commit.
+            let _ = self.checkpoint();
+        }
+        Ok(())
+    }
+
+    /// The record is written: make its state the engine's. Returns the
+    /// files the ops made unreferenced.
+    fn install(
+        &mut self,
+        staged: Option<(State, Vec<u64>)>,
+        ops: &[Op],
+        time_ns: u64,
+    ) -> Result<Vec<u64>> {
+        if let Some((mut s, garbage)) = staged {
+            s.seq = self.state.seq;
+            s.chain = self.state.chain;
+            s.gen = self.state.gen;
+            self.state = s;
+            return Ok(garbage);
+        }
+        let mut garbage = Vec::new();
+        for op in ops {
+            match self.state.apply(op, time_ns) {
+                Ok(g) => garbage.extend(g),
+                Err(d) => {
+                    // Planned ops always apply; refuse to go on with memory
+                    // that disagrees with the log.
+                    let log = self.log_path();
+                    self.poison(&log);
+                    return Err(Error::Internal(format!(
+                        "a planned op does not apply to the state it was planned on: {d}"
+                    )));
+                }
+            }
+        }
+        Ok(garbage)
+    }
+
+    /// Outside `Sync::Always`, files created by in-file Puts are fresh:
+    /// referred to by no durable state or record (see `Engine::fresh`).
+    fn note_fresh(&mut self, ops: &[Op]) {
+        if self.sync == SyncPolicy::Always {
+            return;
+        }
+        for op in ops {
+            if let Op::Put {
+                file_id,
+                payload: Payload::InFile { .. },
+                ..
+            } = op
+            {
+                self.fresh.insert(*file_id);
+            }
+        }
+    }
+
+    /// Log ops built outside the planner (writable sessions) and apply them;
+    /// `durable`: then sync everything.
+    pub(crate) fn commit_ops(&mut self, ops: Vec<Op>, durable: bool) -> Result<()> {
+        self.settle_sums()?;
+        self.check_writable()?;
+        let time_ns = now_ns();
+        let mut staged = self.state.clone();
+        for op in &ops {
+            staged
+                .apply(op, time_ns)
+                .map_err(|d| Error::Internal(format!("a session op does not apply: {d}")))?;
+        }
+        self.append_record(time_ns, &ops)?;
+        staged.seq = self.state.seq;
+        staged.chain = self.state.chain;
+        staged.gen = self.state.gen;
+        self.state = staged;
+        if durable {
+            self.sync_all()?;
+        }
+        Ok(())
+    }
+
+    /// The files `ops` make unreferenced that can be released at once (see
+    /// `Engine::fresh`), each with the array whose change released it.
+    /// `batch_garbage`: what the ops of a multi-op commit made unreferenced.
+    fn releasable(&self, ops: &[Op], batch_garbage: Option<&[u64]>) -> Vec<(String, u64)> {
+        if self.fresh.is_empty() || self.sync == SyncPolicy::Always {
+            return Vec::new();
+        }
+        let Some(g) = batch_garbage else {
+            return ops
+                .iter()
+                .filter(|op| matches!(op, Op::Put { .. } | Op::Drop { .. } | Op::Compact { .. }))
+                .filter_map(|op| {
+                    let name = op.array_name();
+                    let a = self.state.arrays.get(name)?;
+                    self.fresh
+                        .contains(&a.file_id)
+                        .then(|| (name.to_string(), a.file_id))
+                })
+                .collect();
+        };
+        let Some(name) = ops.first().map(|o| o.array_name().to_string()) else {
+            return Vec::new();
+        };
+        g.iter()
+            .filter(|id| self.fresh.contains(id))
+            .map(|id| (name.clone(), *id))
+            .collect()
+    }
+
+    fn discard_created(&mut self, created: &[u64]) {
+        for id in created {
+            self.files.retire(*id);
+            let _ = self.vfs.remove_file(&self.files.path(*id));
+        }
+    }
+
+    /// Write one record to the log; on success the chain and seq advance.
+    fn append_record(&mut self, time_ns: u64, ops: &[Op]) -> Result<()> {
+        let body = encode_body(time_ns, self.synced_seq, ops);
+        if body.len() > MAX_RECORD_BODY as usize {
+            return Err(Error::LimitExceeded {
+                what: format!(
+                    "a commit of {} bytes (its log record); split it into smaller commits",
+                    body.len()
+                ),
+                limit: u64::from(MAX_RECORD_BODY),
+            });
+        }
+        let record_len = (crate::format::RECORD_HEADER_BYTES + body.len()) as u64;
+        self.make_room(record_len)?;
+        let always = self.sync == SyncPolicy::Always;
+        if always && self.presync {
+            // Data not carried inline must be durable before the record.
+            if let Err(e) = self.files.sync_dirty() {
+                let dir = self.files.data_dir.clone();
+                self.poison(&dir);
+                return Err(Error::io(dir, e));
+            }
+        }
+        let Some(log) = self.log.as_mut() else {
+            return Err(Error::Closed {
+                path: self.dir.clone(),
+            });
+        };
+        let seq = self.state.seq + 1;
+        let prev = self.state.chain;
+        let hash = match log.append(seq, &prev, &body, always) {
+            Ok(h) => h,
+            Err(f) => return Err(self.absorb(f)),
+        };
+        self.state.seq = seq;
+        self.state.chain = hash;
+        // history: summarized at the checkpoint that folds this record.
+        self.pending_history.push(CommitInfo {
+            seq,
+            time_ns,
+            hash,
+            prev_hash: prev,
+            ops: ops.iter().filter_map(OpSummary::of).collect(),
+            in_log: true,
+        });
+        self.after_record()
+    }
+
+    /// Keep the log within what readers accept (FORMAT.md §2.1): a record
+    /// that would take it past the cap is preceded by a checkpoint, and
+    /// refused if the checkpoint fails.
+    fn make_room(&mut self, record_len: u64) -> Result<()> {
+        let fits = |e: &Engine| e.log.as_ref().is_some_and(|l| l.fits(record_len));
+        if fits(self) {
+            return Ok(());
+        }
+        if let Err(e) = self.checkpoint() {
+            return Err(Error::LimitExceeded {
+                what: format!(
+                    "the log is full and the checkpoint that would empty it failed ({e})"
+                ),
+                limit: crate::format::MAX_LOG_FILE_BYTES,
+            });
+        }
+        if fits(self) {
+            Ok(())
+        } else {
+            Err(Error::Internal("a new log cannot hold one record".into()))
+        }
+    }
+
+    /// The durability step after a record is written (FORMAT.md §7.1 step 6).
+    fn after_record(&mut self) -> Result<()> {
+        match self.sync {
+            SyncPolicy::Always => {
+                if let Some(log) = self.log.as_mut() {
+                    if let Err(f) = log.sync() {
+                        return Err(self.absorb(f));
+                    }
+                }
+                self.synced_seq = self.state.seq;
+                self.fresh.clear();
+            }
+            SyncPolicy::Group { .. } => {
+                if self.dirty_since.is_none() {
+                    self.dirty_since = Some(std::time::Instant::now());
+                }
+            }
+            SyncPolicy::OnFlush | SyncPolicy::Never => {}
+        }
+        Ok(())
+    }
+}
+
+/// Plan every intent: a single one against the engine's state (no copy of
+/// it), several against a staged copy that each applies to in turn.
+fn plan_all(
+    planner: &mut Planner<'_>,
+    state: &State,
+    intents: &[Intent<'_>],
+    time_ns: u64,
+) -> Result<Planned> {
+    if let [intent] = intents {
+        let ops = planner.plan(state, intent)?.into_iter().collect();
+        return Ok(Planned { ops, staged: None });
+    }
+    let mut staged = state.clone();
+    let mut ops = Vec::with_capacity(intents.len());
+    let mut garbage = Vec::new();
+    for intent in intents {
+        let Some(op) = planner.plan(&staged, intent)? else {
+            continue;
+        };
+        let freed = staged
+            .apply(&op, time_ns)
+            .map_err(|d| Error::Internal(format!("a planned op does not apply: {d}")))?;
+        garbage.extend(freed);
+        ops.push(op);
+    }
+    Ok(Planned {
+        ops,
+        staged: Some((staged, garbage)),
+    })
+}

@@ -1,0 +1,102 @@
+//! Making commits durable: `sync_all`, the group-commit thread, and the
+//! logging of a finished writable session's checksums (FORMAT.md §7.2,
+//! §11).
+
+use std::time::{Duration, Instant};
+
+use super::{Engine, Shared};
+use crate::model::error::{Error, Result};
+use crate::model::op::Op;
+
+/// Summaries of durable records kept in memory between checkpoints before
+/// they are appended to HISTORY (bounds the memory of long sessions).
+const HISTORY_BATCH: usize = 16_384;
+
+impl Engine {
+    /// Sync data files (and `data/`), then the log; then every record
+    /// written so far is durable. A failure poisons the engine.
+    pub(crate) fn sync_all(&mut self) -> Result<()> {
+        if !self.read_only && self.poisoned.is_none() {
+            self.settle_sums()?;
+        }
+        if let Some(p) = &self.poisoned {
+            self.dirty_since = None;
+            return Err(Error::Poisoned { path: p.clone() });
+        }
+        if self.read_only {
+            return Ok(());
+        }
+        if let Err(e) = self.files.sync_dirty() {
+            let dir = self.files.data_dir.clone();
+            self.poison(&dir);
+            return Err(Error::io(dir, e));
+        }
+        if let Some(log) = self.log.as_mut() {
+            if let Err(f) = log.sync() {
+                return Err(self.absorb(f));
+            }
+        }
+        self.synced_seq = self.state.seq;
+        self.fresh.clear();
+        self.dirty_since = None;
+        // history: bound the memory of summaries between checkpoints (their
+        // records are durable now); the checkpoint fdatasyncs them.
+        if self.pending_history.len() >= HISTORY_BATCH {
+            let _ = self.write_history(false);
+        }
+        Ok(())
+    }
+
+    /// Log the checksums of a finished writable session (see
+    /// [`super::PendingSums`]), waiting for them if needed.
+    pub(crate) fn settle_sums(&mut self) -> Result<()> {
+        let Some(p) = self.pending_sums.take() else {
+            return Ok(());
+        };
+        let Ok(sums) = p.job.join() else {
+            // The helper panicked: the checksums stay suspended and the next
+            // checkpoint computes them from the file.
+            return Ok(());
+        };
+        let fits = self
+            .state
+            .arrays
+            .get(&p.name)
+            .is_some_and(|a| a.file_id == p.file_id && sums.covered <= a.phys_bytes());
+        if fits {
+            self.commit_ops(vec![Op::SetSums { name: p.name, sums }], false)?;
+        }
+        Ok(())
+    }
+}
+
+/// The group-commit thread: sync within `max_delay` of the first unsynced
+/// commit, until the engine is closed.
+pub(crate) fn group_commit_loop(shared: &Shared, max_delay: Duration) {
+    let mut g = shared.lock_raw();
+    loop {
+        if g.stop_flusher || g.closed {
+            return;
+        }
+        match g.dirty_since {
+            None => {
+                g = shared.cv.wait(g).unwrap_or_else(|p| p.into_inner());
+            }
+            Some(t) => {
+                let due = t + max_delay;
+                let now = Instant::now();
+                if now >= due {
+                    // A failure poisons the handle (the next mutation reports
+                    // it) and clears `dirty_since`, so this loop cannot spin.
+                    let _ = g.sync_all();
+                } else {
+                    g = shared
+                        .cv
+                        .wait_timeout(g, due - now)
+                        .map(|(g, _)| g)
+                        .unwrap_or_else(|p| p.into_inner().0);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,352 @@
+//! Turning a requested change into a log op: validation against the staged
+//! state, then writing the new row bytes to the data file (beyond the
+//! committed length, or into a new file) so that the record can refer to
+//! them (FORMAT.md §6.3, §7.1 steps 1–2).
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+
+use super::SyncPolicy;
+use crate::data::{DataFile, FileTable};
+use crate::model::array::{normalize_index, ArrayRef};
+use crate::model::error::{Error, IoContext, Result};
+use crate::model::name::validate_name;
+use crate::model::op::{Op, Payload};
+use crate::model::state::{ArrayMeta, State};
+use crate::model::sums::{ChunkSums, SumBuilder, CHUNK_BYTES};
+use crate::read::rows::{read_rows_into, sorted_remap, Verifier};
+
+/// Payloads up to this size travel inside the log record (redo), so that
+/// `Sync::Always` needs a single fsync per commit (100 rows of 10 float32 is
+/// 4 KB). Larger ones are written once, to the data file only, and checked
+/// by crc at recovery: writing them twice would halve ingest throughput.
+pub(crate) const INLINE_MAX: usize = 16 << 10;
+
+/// A change requested by the user, before validation.
+pub(crate) enum Intent<'a> {
+    Save {
+        name: &'a str,
+        array: ArrayRef<'a>,
+    },
+    Append {
+        name: &'a str,
+        array: ArrayRef<'a>,
+    },
+    Replace {
+        name: &'a str,
+        indices: &'a [i64],
+        array: ArrayRef<'a>,
+    },
+    DeleteRows {
+        name: &'a str,
+        indices: &'a [i64],
+    },
+    Drop {
+        name: &'a str,
+    },
+    Rename {
+        from: &'a str,
+        to: &'a str,
+    },
+    Compact {
+        name: &'a str,
+    },
+}
+
+impl Intent<'_> {
+    /// Names of the arrays the intent would modify or create.
+    fn names(&self) -> Vec<&str> {
+        match self {
+            Intent::Save { name, .. }
+            | Intent::Append { name, .. }
+            | Intent::Replace { name, .. }
+            | Intent::DeleteRows { name, .. }
+            | Intent::Drop { name }
+            | Intent::Compact { name } => vec![name],
+            Intent::Rename { from, to } => vec![from, to],
+        }
+    }
+}
+
+/// Plans the intents of one commit; remembers what the commit must do
+/// besides logging its ops.
+pub(crate) struct Planner<'e> {
+    pub files: &'e mut FileTable,
+    pub busy: &'e HashSet<String>,
+    pub payload_gen: &'e mut HashMap<u64, u64>,
+    pub sync: SyncPolicy,
+    /// Files created, removed again if the commit fails.
+    pub created: Vec<u64>,
+    /// Data not carried inline was written: under `Sync::Always` it is
+    /// synced before the record.
+    pub presync: bool,
+    /// A sync inside planning failed: the commit poisons the handle.
+    pub sync_failed: Option<PathBuf>,
+}
+
+impl Planner<'_> {
+    /// Validate one intent against `state` and write its new bytes. Returns
+    /// the op to log, or `None` when the change is a no-op.
+    pub fn plan(&mut self, state: &State, intent: &Intent<'_>) -> Result<Option<Op>> {
+        if let Some(name) = intent.names().into_iter().find(|n| self.busy.contains(*n)) {
+            return Err(Error::InUse {
+                array: name.to_string(),
+            });
+        }
+        match intent {
+            Intent::Save { name, array } => self.save(state, name, array).map(Some),
+            Intent::Append { name, array } => {
+                let a = get(state, name)?;
+                check_rows(name, a, array, None)?;
+                let (first_slot, payload) = self.write_rows(state, a, array.data)?;
+                Ok(Some(Op::Append {
+                    name: name.to_string(),
+                    first_slot,
+                    rows: array.rows(),
+                    payload,
+                }))
+            }
+            Intent::Replace {
+                name,
+                indices,
+                array,
+            } => self.replace(state, name, indices, array).map(Some),
+            Intent::DeleteRows { name, indices } => delete_rows(state, name, indices),
+            Intent::Drop { name } => {
+                get(state, name)?;
+                Ok(Some(Op::Drop {
+                    name: name.to_string(),
+                }))
+            }
+            Intent::Rename { from, to } => rename(state, from, to),
+            Intent::Compact { name } => self.compact(state, name),
+        }
+    }
+
+    fn save(&mut self, state: &State, name: &str, array: &ArrayRef<'_>) -> Result<Op> {
+        validate_name(name)?;
+        array.check(name)?;
+        let id = state.next_file_id;
+        let df = self.files.create(id)?;
+        self.created.push(id);
+        let data = array.data;
+        let (payload, sums) = if data.len() <= INLINE_MAX {
+            df.file.write_all_at(data, 0).ctx(&df.path)?;
+            (Payload::Inline(data.to_vec()), ChunkSums::of(data))
+        } else {
+            let sums = df.write_with_sums(data, 0)?;
+            self.presync = true;
+            let p = Payload::InFile {
+                crc32c: sums.whole(),
+                synced: self.sync == SyncPolicy::Always,
+            };
+            (p, sums)
+        };
+        self.files.dirty.insert(id);
+        self.payload_gen.insert(id, state.gen);
+        Ok(Op::Put {
+            name: name.to_string(),
+            file_id: id,
+            dtype: array.dtype,
+            row_shape: array.shape[1..].to_vec(),
+            rows: array.rows(),
+            payload,
+            sums,
+        })
+    }
+
+    fn replace(
+        &mut self,
+        state: &State,
+        name: &str,
+        indices: &[i64],
+        array: &ArrayRef<'_>,
+    ) -> Result<Op> {
+        let a = get(state, name)?;
+        check_rows(name, a, array, Some(indices.len() as u64))?;
+        let rows = a.rows();
+        let mut pairs = Vec::with_capacity(indices.len());
+        for &idx in indices {
+            pairs.push((normalize_index(name, idx, rows)?, idx));
+        }
+        let mut sorted = pairs.clone();
+        sorted.sort_unstable();
+        if let Some(w) = sorted.windows(2).find(|w| w[0].0 == w[1].0) {
+            return Err(Error::DuplicateIndex {
+                array: name.to_string(),
+                index: w[1].1,
+            });
+        }
+        let slots: Vec<u64> = pairs.iter().map(|(i, _)| a.rowmap.base_slot(*i)).collect();
+        let (first_slot, payload) = self.write_rows(state, a, array.data)?;
+        Ok(Op::Replace {
+            name: name.to_string(),
+            slots,
+            first_slot,
+            payload,
+        })
+    }
+
+    /// Write new rows after the committed slots of `a`'s file; returns the
+    /// first slot written and the payload describing the bytes.
+    fn write_rows(&mut self, state: &State, a: &ArrayMeta, data: &[u8]) -> Result<(u64, Payload)> {
+        let first_slot = a.phys_slots;
+        let df = self.files.get(a.file_id)?;
+        df.file
+            .write_all_at(data, first_slot * a.row_bytes)
+            .ctx(&df.path)?;
+        self.files.dirty.insert(a.file_id);
+        self.payload_gen.insert(a.file_id, state.gen);
+        let payload = if data.len() <= INLINE_MAX {
+            Payload::Inline(data.to_vec())
+        } else {
+            self.presync = true;
+            Payload::InFile {
+                crc32c: crc32c::crc32c(data),
+                synced: self.sync == SyncPolicy::Always,
+            }
+        };
+        Ok((first_slot, payload))
+    }
+
+    fn compact(&mut self, state: &State, name: &str) -> Result<Option<Op>> {
+        let a = get(state, name)?;
+        if a.dead_slots() == 0 && a.is_identity() {
+            return Ok(None);
+        }
+        let id = state.next_file_id;
+        let src = self.files.get(a.file_id)?;
+        let dst = self.files.create(id)?;
+        self.created.push(id);
+        let sums = copy_rows(name, a, &src, &dst)?;
+        // Compaction is heavy anyway: make the new file durable before the
+        // record, so recovery never has to re-check it. A failed sync
+        // poisons the handle.
+        if let Err(e) = dst.file.sync_data() {
+            self.sync_failed = Some(dst.path.clone());
+            return Err(Error::io(&dst.path, e));
+        }
+        let data_dir = self.files.data_dir.clone();
+        if let Err(e) = self.files.vfs.sync_dir(&data_dir) {
+            self.sync_failed = Some(data_dir.clone());
+            return Err(Error::io(&data_dir, e));
+        }
+        Ok(Some(Op::Compact {
+            name: name.to_string(),
+            file_id: id,
+            rows: a.rows(),
+            sums,
+        }))
+    }
+}
+
+fn delete_rows(state: &State, name: &str, indices: &[i64]) -> Result<Option<Op>> {
+    let a = get(state, name)?;
+    let rows = a.rows();
+    let mut logical = Vec::with_capacity(indices.len());
+    for &idx in indices {
+        logical.push(normalize_index(name, idx, rows)?);
+    }
+    logical.sort_unstable();
+    logical.dedup();
+    if logical.is_empty() {
+        return Ok(None);
+    }
+    // Logical order follows base-slot order, so slots come out sorted.
+    let slots = logical.iter().map(|&i| a.rowmap.base_slot(i)).collect();
+    Ok(Some(Op::DeleteRows {
+        name: name.to_string(),
+        slots,
+    }))
+}
+
+fn rename(state: &State, from: &str, to: &str) -> Result<Option<Op>> {
+    validate_name(to)?;
+    get(state, from)?;
+    if from == to {
+        return Ok(None);
+    }
+    if state.arrays.contains_key(to) {
+        return Err(Error::AlreadyExists(to.to_string()));
+    }
+    Ok(Some(Op::Rename {
+        from: from.to_string(),
+        to: to.to_string(),
+    }))
+}
+
+fn shape_str(s: &[u64]) -> String {
+    let parts: Vec<String> = s.iter().map(u64::to_string).collect();
+    format!("({})", parts.join(", "))
+}
+
+fn get<'s>(state: &'s State, name: &str) -> Result<&'s ArrayMeta> {
+    state
+        .arrays
+        .get(name)
+        .map(AsRef::as_ref)
+        .ok_or_else(|| Error::NotFound(name.to_string()))
+}
+
+/// Check that `array` holds whole rows of array `name`; `rows`: the row
+/// count it must have, if fixed.
+fn check_rows(name: &str, a: &ArrayMeta, array: &ArrayRef<'_>, rows: Option<u64>) -> Result<()> {
+    if array.dtype != a.dtype {
+        return Err(Error::DTypeMismatch {
+            array: name.to_string(),
+            stored: a.dtype,
+            got: array.dtype,
+        });
+    }
+    let trailing_ok =
+        array.shape.len() == a.row_shape.len() + 1 && array.shape[1..] == a.row_shape[..];
+    if !trailing_ok || rows.is_some_and(|r| r != array.rows()) {
+        let first = rows.map_or("n".to_string(), |r| r.to_string());
+        let rest: Vec<String> = a.row_shape.iter().map(u64::to_string).collect();
+        let expected = if rest.is_empty() {
+            format!("({first},)")
+        } else {
+            format!("({first}, {})", rest.join(", "))
+        };
+        return Err(Error::ShapeMismatch {
+            array: name.to_string(),
+            expected,
+            got: shape_str(array.shape),
+        });
+    }
+    array.check(name)?;
+    Ok(())
+}
+
+/// Copy the visible rows of `a`, in order, into the new file `dst`,
+/// verifying the checksums of every chunk read.
+fn copy_rows(name: &str, a: &ArrayMeta, src: &DataFile, dst: &DataFile) -> Result<ChunkSums> {
+    let rb = a.row_bytes.max(1);
+    let block_rows = (8 * CHUNK_BYTES / rb).max(1);
+    let mut buf = Vec::new();
+    let mut sums = SumBuilder::default();
+    let mut row = 0u64;
+    let mut offset = 0u64;
+    let mut verifier = Verifier::new(name, a, src);
+    // Many blocks: find each block's replaced rows in a sorted remap.
+    let sorted = (a.rows() > block_rows && !a.remap.is_empty()).then(|| sorted_remap(a));
+    while row < a.rows() {
+        let end = (row + block_rows).min(a.rows());
+        let n = ((end - row) * a.row_bytes) as usize;
+        buf.resize(n, 0);
+        read_rows_into(
+            a,
+            src,
+            row,
+            end,
+            &mut buf,
+            Some(&mut verifier),
+            sorted.as_deref(),
+        )?;
+        dst.file.write_all_at(&buf, offset).ctx(&dst.path)?;
+        sums.feed(&buf);
+        offset += n as u64;
+        row = end;
+    }
+    Ok(sums.finish())
+}
