@@ -16,14 +16,21 @@ Two APIs over one Rust engine:
 Errors are Python's own where one fits (``KeyError`` for unknown arrays,
 ``IndexError`` for indices, ``ValueError`` for shape, dtype and name
 problems) plus :class:`LockedError` (an ``OSError``: another writer holds
-the store) and :class:`CorruptionError` (an ``OSError``: damaged files).
+the store), :class:`CorruptionError` (an ``OSError``: damaged files),
+:class:`NeedsCompactionError`, :class:`ArrayInUseError` and
+:class:`LimitExceededError` (``ValueError`` subclasses), :class:`ConflictError`
+and :class:`InternalError` (``RuntimeError`` subclasses).
 """
 
 from ._core import (
     FORMAT_VERSION,
+    ArrayInUseError,
     BatchIterator,
+    ConflictError,
     CorruptionError,
     InternalError,
+    LimitExceededError,
+    NeedsCompactionError,
     LazyArray,
     LockedError,
     Vault,
@@ -34,10 +41,14 @@ from .numpack import BatchModeContext, NumPack, WritableBatchMode
 
 __all__ = [
     "FORMAT_VERSION",
+    "ArrayInUseError",
     "BatchIterator",
     "BatchModeContext",
+    "ConflictError",
     "CorruptionError",
     "InternalError",
+    "LimitExceededError",
+    "NeedsCompactionError",
     "LazyArray",
     "LockedError",
     "NumPack",

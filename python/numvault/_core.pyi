@@ -27,6 +27,18 @@ class CorruptionError(OSError):
 class InternalError(RuntimeError):
     """An unexpected internal failure (a Rust panic), raised instead of aborting."""
 
+class NeedsCompactionError(ValueError):
+    """The array must be compacted first (in-place writing with deleted rows)."""
+
+class ArrayInUseError(ValueError):
+    """The array is open in an in-place writable session."""
+
+class LimitExceededError(ValueError):
+    """A size limit of the format would be exceeded; nothing was changed."""
+
+class ConflictError(RuntimeError):
+    """Staged changes no longer apply to the state at commit; nothing was committed."""
+
 @final
 class LazyArray:
     """A lazy, read-only, memory-mapped snapshot of one stored array."""

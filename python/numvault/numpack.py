@@ -32,7 +32,7 @@ from typing import (
 import numpy as np
 
 from . import _core
-from ._core import LazyArray, Vault, WritableArray
+from ._core import LazyArray, NeedsCompactionError, Vault, WritableArray
 
 ArrayDict = Dict[str, Any]
 IndexLike = Union[int, slice, Sequence[int], Sequence[bool], np.ndarray]
@@ -830,10 +830,8 @@ class WritableBatchMode:
             )
         try:
             s = v.writable(array_name)
-        except ValueError as e:
-            if "deleted rows" in str(e):
-                raise ValueError(f"{e} (call NumPack.update({array_name!r}) first)") from None
-            raise
+        except NeedsCompactionError as e:
+            raise NeedsCompactionError(f"{e} (call NumPack.update({array_name!r}) first)") from None
         self._sessions[array_name] = s
         return s.array
 

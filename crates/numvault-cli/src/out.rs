@@ -37,9 +37,9 @@ impl Fail {
 impl From<numvault::Error> for Fail {
     fn from(e: numvault::Error) -> Fail {
         match e {
-            numvault::Error::Corrupt { .. } | numvault::Error::ChecksumMismatch { .. } => {
-                Fail::Damage(e.to_string())
-            }
+            numvault::Error::Corrupt { .. }
+            | numvault::Error::Decode { .. }
+            | numvault::Error::ChecksumMismatch { .. } => Fail::Damage(e.to_string()),
             numvault::Error::NotFound(_)
             | numvault::Error::InvalidName { .. }
             | numvault::Error::IndexOutOfRange { .. } => Fail::Usage(e.to_string()),

@@ -34,6 +34,37 @@ create_exception!(
      Python exception instead of aborting the process. A subclass of RuntimeError."
 );
 
+create_exception!(
+    numvault,
+    NeedsCompactionError,
+    PyValueError,
+    "The operation needs the array compacted first (in-place writing of an array with \
+     deleted rows): call Vault.compact(name) (NumPack.update(name)). A subclass of ValueError."
+);
+create_exception!(
+    numvault,
+    ArrayInUseError,
+    PyValueError,
+    "The array is open in an in-place writable session; other changes to it are refused \
+     until the session finishes. A subclass of ValueError."
+);
+create_exception!(
+    numvault,
+    LimitExceededError,
+    PyValueError,
+    "A size limit of the format would be exceeded (a commit larger than a log record may \
+     be, a store state whose checkpoint would be too large); nothing was changed. Split the \
+     commit or compact the arrays named. A subclass of ValueError."
+);
+create_exception!(
+    numvault,
+    ConflictError,
+    PyRuntimeError,
+    "Changes staged against an earlier state no longer apply to the state they were to be \
+     committed on (another writer changed the arrays meanwhile); nothing was committed. A \
+     subclass of RuntimeError."
+);
+
 /// Map an engine error to the Python exception the API documents.
 pub fn to_py(e: numvault::Error) -> PyErr {
     use numvault::Error as E;
@@ -48,9 +79,15 @@ pub fn to_py(e: numvault::Error) -> PyErr {
         | E::InvalidArgument(_) => PyValueError::new_err(msg),
         E::Locked { .. } => LockedError::new_err((libc::EAGAIN, msg)),
         E::ReadOnly { .. } => PyPermissionError::new_err(msg),
-        E::UnsupportedVersion { .. } | E::Corrupt { .. } | E::ChecksumMismatch { .. } => {
-            CorruptionError::new_err(msg)
-        }
+        E::UnsupportedVersion { .. }
+        | E::Corrupt { .. }
+        | E::Decode { .. }
+        | E::ChecksumMismatch { .. } => CorruptionError::new_err(msg),
+        E::NeedsCompaction { .. } => NeedsCompactionError::new_err(msg),
+        E::InUse { .. } => ArrayInUseError::new_err(msg),
+        E::LimitExceeded { .. } => LimitExceededError::new_err(msg),
+        E::Conflict(_) => ConflictError::new_err(msg),
+        E::Internal(_) => InternalError::new_err(msg),
         E::NoSuchStore { .. } => PyFileNotFoundError::new_err((libc::ENOENT, msg)),
         E::NotAStore { .. } => PyOSError::new_err(msg),
         E::Io { ref source, .. } => match source.raw_os_error() {

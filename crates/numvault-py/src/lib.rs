@@ -42,6 +42,16 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("LockedError", py.get_type::<errors::LockedError>())?;
     m.add("CorruptionError", py.get_type::<errors::CorruptionError>())?;
     m.add("InternalError", py.get_type::<errors::InternalError>())?;
+    m.add(
+        "NeedsCompactionError",
+        py.get_type::<errors::NeedsCompactionError>(),
+    )?;
+    m.add("ArrayInUseError", py.get_type::<errors::ArrayInUseError>())?;
+    m.add(
+        "LimitExceededError",
+        py.get_type::<errors::LimitExceededError>(),
+    )?;
+    m.add("ConflictError", py.get_type::<errors::ConflictError>())?;
     m.add_class::<vault::Vault>()?;
     m.add_class::<lazy::LazyArray>()?;
     m.add_class::<lazy::LazyIter>()?;

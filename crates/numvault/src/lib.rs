@@ -54,3 +54,4 @@ pub use model::name::{validate_name, MAX_NAME_BYTES};
 pub use read::{ArrayReader, Batches, View};
 pub use txn::batch::Batch;
 pub use txn::options::{OpenOptions, Sync};
+pub use txn::stage::{RowWriter, Txn, TXN_MEMORY_BYTES};

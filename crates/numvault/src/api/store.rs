@@ -13,6 +13,7 @@ use crate::model::state::{ArrayMeta, State};
 use crate::txn::batch::Batch;
 use crate::txn::durability::group_commit_loop;
 use crate::txn::plan::Intent;
+use crate::txn::stage::{Txn, TXN_MEMORY_BYTES};
 use crate::txn::{Engine, OpenOptions, Shared, SyncPolicy};
 
 /// An open store. `Send + Sync`: share it between threads behind an `Arc`.
@@ -107,15 +108,21 @@ impl Store {
     /// The engine, locked, with a finished writable session's checksums
     /// logged first (FORMAT.md §11).
     pub(crate) fn engine(&self) -> MutexGuard<'_, Engine> {
-        let mut g = self.shared.lock_raw();
-        if g.pending_sums.is_some() {
-            // A failure leaves the checksums suspended (the next checkpoint
-            // computes them) or poisons the handle; either is reported by
-            // the next mutation.
-            let _ = g.settle_sums();
-            self.shared.cv.notify_all();
-        }
-        g
+        self.shared.lock()
+    }
+
+    /// A transaction: stage changes (each validated against the state the
+    /// earlier ones leave), then commit them atomically. Staged rows beyond
+    /// [`TXN_MEMORY_BYTES`] go to staging files, so a transaction of any
+    /// size runs in bounded memory.
+    pub fn begin(&self) -> Result<Txn> {
+        self.begin_with_memory(TXN_MEMORY_BYTES)
+    }
+
+    /// [`Store::begin`] with at most `memory_bytes` of staged rows kept in
+    /// memory.
+    pub fn begin_with_memory(&self, memory_bytes: usize) -> Result<Txn> {
+        Txn::begin(self.shared.clone(), memory_bytes)
     }
 
     /// The store's directory.
@@ -154,12 +161,18 @@ impl Store {
 
     /// Create or overwrite an array.
     pub fn save(&self, name: &str, array: ArrayRef<'_>) -> Result<()> {
-        self.commit_intents(&[Intent::Save { name, array }])
+        self.commit_intents(&[Intent::Save {
+            name,
+            array: array.into(),
+        }])
     }
 
     /// Append rows; dtype and trailing shape must match.
     pub fn append(&self, name: &str, array: ArrayRef<'_>) -> Result<()> {
-        self.commit_intents(&[Intent::Append { name, array }])
+        self.commit_intents(&[Intent::Append {
+            name,
+            array: array.into(),
+        }])
     }
 
     /// Replace the rows at `indices` (any order, negative from the end, no
@@ -168,7 +181,7 @@ impl Store {
         self.commit_intents(&[Intent::Replace {
             name,
             indices,
-            array,
+            array: array.into(),
         }])
     }
 

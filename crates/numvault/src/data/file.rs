@@ -153,6 +153,21 @@ impl FileTable {
         Ok(df)
     }
 
+    /// Make the staging file `staged` data file `id`: rename it into place
+    /// and keep its handle.
+    pub fn adopt(&mut self, id: u64, staged: &DataFile) -> Result<Arc<DataFile>> {
+        let path = self.path(id);
+        if self.vfs.exists(&path) {
+            // As in `create`: ids at or above next_file_id are leftovers.
+            self.vfs.remove_file(&path).ctx(&path)?;
+        }
+        self.vfs.rename(&staged.path, &path).ctx(&staged.path)?;
+        self.dir_dirty = true;
+        let df = Arc::new(DataFile::new(path, staged.file.clone()));
+        self.files.insert(id, df.clone());
+        Ok(df)
+    }
+
     /// Data file `id` for recovery's redo, created if a crash lost it. The
     /// handle is kept: the redone bytes must be durable before the
     /// checkpoint that ends recovery drops the log records carrying them.

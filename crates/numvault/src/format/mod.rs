@@ -48,6 +48,9 @@ pub(crate) const LOCK: &str = "LOCK";
 pub(crate) const DATA_DIR: &str = "data";
 /// Summaries of checkpointed commits (§5.7).
 pub(crate) const HISTORY: &str = "HISTORY";
+/// Start of the names of staging files in `data/`: rows a transaction
+/// staged before its commit (FORMAT.md §1).
+pub(crate) const STAGE_PREFIX: &str = "stage-";
 /// Extension of data files.
 pub(crate) const DATA_EXT: &str = "nvd";
 

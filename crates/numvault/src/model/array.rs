@@ -46,44 +46,34 @@ impl<'a> ArrayRef<'a> {
     pub fn rows(&self) -> u64 {
         self.shape.first().copied().unwrap_or(0)
     }
+}
 
-    /// Check ndim and that the byte length matches the shape; returns the
-    /// number of bytes per row.
-    pub(crate) fn check(&self, name: &str) -> Result<u64> {
-        if self.shape.is_empty() {
-            return Err(Error::InvalidArgument(format!(
-                "array '{name}': 0-d arrays are not supported; store at least one dimension"
-            )));
-        }
-        if self.shape.len() > super::MAX_NDIM {
-            return Err(Error::InvalidArgument(format!(
-                "array '{name}': {} dimensions exceed the limit of {}",
-                self.shape.len(),
-                super::MAX_NDIM
-            )));
-        }
-        let rb = super::state::row_bytes(self.dtype, &self.shape[1..]).ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "array '{name}': shape {:?} is too large",
-                self.shape
-            ))
-        })?;
-        let total = rb.checked_mul(self.rows()).ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "array '{name}': shape {:?} is too large",
-                self.shape
-            ))
-        })?;
-        if total != self.data.len() as u64 {
-            return Err(Error::InvalidArgument(format!(
-                "array '{name}': shape {:?} of {} needs {total} bytes, got {}",
-                self.shape,
-                self.dtype,
-                self.data.len()
-            )));
-        }
-        Ok(rb)
+/// Check that `shape` (rows first) of `dtype` can be stored and describes
+/// exactly `len` bytes; returns the number of bytes per row.
+pub(crate) fn check_shape(name: &str, dtype: DType, shape: &[u64], len: u64) -> Result<u64> {
+    if shape.is_empty() {
+        return Err(Error::InvalidArgument(format!(
+            "array '{name}': 0-d arrays are not supported; store at least one dimension"
+        )));
     }
+    if shape.len() > super::MAX_NDIM {
+        return Err(Error::LimitExceeded {
+            what: format!("array '{name}' has {} dimensions", shape.len()),
+            limit: super::MAX_NDIM as u64,
+        });
+    }
+    let too_large = || Error::LimitExceeded {
+        what: format!("array '{name}': shape {shape:?} of {dtype} is larger than 2^64 bytes"),
+        limit: u64::MAX,
+    };
+    let rb = super::state::row_bytes(dtype, &shape[1..]).ok_or_else(too_large)?;
+    let total = rb.checked_mul(shape[0]).ok_or_else(too_large)?;
+    if total != len {
+        return Err(Error::InvalidArgument(format!(
+            "array '{name}': shape {shape:?} of {dtype} needs {total} bytes, got {len}"
+        )));
+    }
+    Ok(rb)
 }
 
 /// An owned array read from a store.

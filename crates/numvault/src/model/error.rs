@@ -169,6 +169,23 @@ impl Error {
         }
     }
 
+    /// True when the error says a requested change does not fit the state
+    /// it was checked against (unknown or existing name, index, shape,
+    /// dtype, an array in a writable session), as opposed to I/O, damage or
+    /// limits.
+    pub fn is_validation(&self) -> bool {
+        matches!(
+            self,
+            Error::NotFound(_)
+                | Error::AlreadyExists(_)
+                | Error::IndexOutOfRange { .. }
+                | Error::DuplicateIndex { .. }
+                | Error::ShapeMismatch { .. }
+                | Error::DTypeMismatch { .. }
+                | Error::InUse { .. }
+        )
+    }
+
     /// True when the error reports damaged or unreadable on-disk contents.
     pub fn is_corruption(&self) -> bool {
         matches!(

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use crate::format::{
     data_name, is_log_name, log_name, DATA_DIR, DATA_EXT, LOCK, LOG_HEADER_BYTES, MANIFEST_TMP,
+    STAGE_PREFIX,
 };
 use crate::io::vfs::{OpenMode, Vfs};
 use crate::model::error::{IoContext, Result};
@@ -29,9 +30,15 @@ pub(crate) fn collect_stray_files(vfs: &dyn Vfs, dir: &Path, state: &State) -> R
         .collect();
     let ext = format!(".{DATA_EXT}");
     for name in vfs.list_dir(&data_dir).ctx(&data_dir)? {
+        let p = data_dir.join(&name);
         if name.ends_with(&ext) && !live.contains(&name) {
-            let p = data_dir.join(&name);
             vfs.remove_file(&p).ctx(&p)?;
+        } else if name.starts_with(STAGE_PREFIX) {
+            // A transaction's staging file: removed only if no live
+            // transaction holds its lock (another writer's may).
+            if let Ok(_held) = vfs.lock_exclusive(&p, None) {
+                vfs.remove_file(&p).ctx(&p)?;
+            }
         }
     }
     let current = log_name(state.gen);

@@ -15,12 +15,18 @@ impl<'a> Batch<'a> {
     }
     /// Create or overwrite an array.
     pub fn save(&mut self, name: &'a str, array: ArrayRef<'a>) -> &mut Self {
-        self.intents.push(Intent::Save { name, array });
+        self.intents.push(Intent::Save {
+            name,
+            array: array.into(),
+        });
         self
     }
     /// Append rows.
     pub fn append(&mut self, name: &'a str, array: ArrayRef<'a>) -> &mut Self {
-        self.intents.push(Intent::Append { name, array });
+        self.intents.push(Intent::Append {
+            name,
+            array: array.into(),
+        });
         self
     }
     /// Replace rows at `indices` (negative counts from the end).
@@ -28,7 +34,7 @@ impl<'a> Batch<'a> {
         self.intents.push(Intent::Replace {
             name,
             indices,
-            array,
+            array: array.into(),
         });
         self
     }

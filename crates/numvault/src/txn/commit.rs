@@ -1,7 +1,7 @@
 //! Committing: one log record per commit, written after the data it refers
 //! to, then the new state installed (FORMAT.md §7.1).
 
-use super::plan::{Intent, Planner};
+use super::plan::{Intent, PlanIo, Planner};
 use super::{Engine, SyncPolicy};
 use crate::format::history::{CommitInfo, OpSummary};
 use crate::format::record::encode_body;
@@ -21,22 +21,30 @@ struct Planned {
 impl Engine {
     /// Commit intents atomically.
     pub(crate) fn commit(&mut self, intents: &[Intent<'_>]) -> Result<()> {
-        self.settle_sums()?;
-        self.check_writable()?;
+        self.commit_described(intents, &|_| String::new())
+            .map_err(|(_, e)| e)
+    }
+
+    /// Commit intents atomically; a failure names the intent that caused
+    /// it (its index; `describe` is for internal errors' messages).
+    pub(crate) fn commit_described(
+        &mut self,
+        intents: &[Intent<'_>],
+        describe: &dyn Fn(usize) -> String,
+    ) -> std::result::Result<(), (usize, Error)> {
+        let whole = |e| (intents.len(), e);
+        self.settle_sums().map_err(whole)?;
+        self.check_writable().map_err(whole)?;
         if intents.is_empty() {
             return Ok(());
         }
         let time_ns = now_ns();
-        let mut planner = Planner {
+        let io = PlanIo {
             files: &mut self.files,
-            busy: &self.busy,
             payload_gen: &mut self.payload_gen,
-            sync: self.sync,
-            created: Vec::new(),
-            presync: false,
-            sync_failed: None,
         };
-        let planned = plan_all(&mut planner, &self.state, intents, time_ns);
+        let mut planner = Planner::new(Some(io), &self.busy, self.sync);
+        let planned = plan_all(&mut planner, &self.state, intents, time_ns, describe);
         let (created, presync, sync_failed) =
             (planner.created, planner.presync, planner.sync_failed);
         if let Some(p) = sync_failed {
@@ -55,6 +63,7 @@ impl Engine {
         }
         self.presync = presync;
         self.log_and_install(planned, time_ns, &created)
+            .map_err(whole)
     }
 
     /// Write the record of a planned commit, install its state, release or
@@ -315,27 +324,33 @@ impl Engine {
 }
 
 /// Plan every intent: a single one against the engine's state (no copy of
-/// it), several against a staged copy that each applies to in turn.
+/// it), several against a staged copy that each applies to in turn. A
+/// failure carries the index of the intent.
 fn plan_all(
     planner: &mut Planner<'_>,
     state: &State,
     intents: &[Intent<'_>],
     time_ns: u64,
-) -> Result<Planned> {
+    describe: &dyn Fn(usize) -> String,
+) -> std::result::Result<Planned, (usize, Error)> {
     if let [intent] = intents {
-        let ops = planner.plan(state, intent)?.into_iter().collect();
-        return Ok(Planned { ops, staged: None });
+        let ops = planner.plan(state, intent).map_err(|e| (0, e))?;
+        return Ok(Planned {
+            ops: ops.into_iter().collect(),
+            staged: None,
+        });
     }
     let mut staged = state.clone();
     let mut ops = Vec::with_capacity(intents.len());
     let mut garbage = Vec::new();
-    for intent in intents {
-        let Some(op) = planner.plan(&staged, intent)? else {
+    for (i, intent) in intents.iter().enumerate() {
+        let Some(op) = planner.plan(&staged, intent).map_err(|e| (i, e))? else {
             continue;
         };
-        let freed = staged
-            .apply(&op, time_ns)
-            .map_err(|d| Error::Internal(format!("a planned op does not apply: {d}")))?;
+        let freed = staged.apply(&op, time_ns).map_err(|d| {
+            let what = format!("a planned op ({}) does not apply: {d}", describe(i));
+            (i, Error::Internal(what))
+        })?;
         garbage.extend(freed);
         ops.push(op);
     }

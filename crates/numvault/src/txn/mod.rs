@@ -35,6 +35,7 @@ pub(crate) mod open;
 pub(crate) mod options;
 pub(crate) mod plan;
 pub(crate) mod refresh;
+pub(crate) mod stage;
 
 pub(crate) use options::{OpenOptions, Sync as SyncPolicy};
 
@@ -110,6 +111,20 @@ impl Shared {
     /// Lock the engine without settling pending session checksums.
     pub fn lock_raw(&self) -> MutexGuard<'_, Engine> {
         lock(&self.engine)
+    }
+
+    /// The engine, locked, with a finished writable session's checksums
+    /// logged first (FORMAT.md §11).
+    pub fn lock(&self) -> MutexGuard<'_, Engine> {
+        let mut g = self.lock_raw();
+        if g.pending_sums.is_some() {
+            // A failure leaves the checksums suspended (the next checkpoint
+            // computes them) or poisons the handle; either is reported by
+            // the next mutation.
+            let _ = g.settle_sums();
+            self.cv.notify_all();
+        }
+        g
     }
 }
 

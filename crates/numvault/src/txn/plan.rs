@@ -6,9 +6,11 @@
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 
+use super::stage::{SpillRef, StagedFile};
 use super::SyncPolicy;
 use crate::data::{DataFile, FileTable};
-use crate::model::array::{normalize_index, ArrayRef};
+use crate::model::array::{check_shape, normalize_index, ArrayRef};
+use crate::model::dtype::DType;
 use crate::model::error::{Error, IoContext, Result};
 use crate::model::name::validate_name;
 use crate::model::op::{Op, Payload};
@@ -22,20 +24,72 @@ use crate::read::rows::{read_rows_into, sorted_remap, Verifier};
 /// by crc at recovery: writing them twice would halve ingest throughput.
 pub(crate) const INLINE_MAX: usize = 16 << 10;
 
+/// New rows for a change: their dtype and full shape (rows first), and
+/// where their bytes are.
+#[derive(Clone, Copy)]
+pub(crate) struct Rows<'a> {
+    pub dtype: DType,
+    pub shape: &'a [u64],
+    pub src: Source<'a>,
+}
+
+/// Where the bytes of new rows are.
+#[derive(Clone, Copy)]
+pub(crate) enum Source<'a> {
+    /// In the caller's memory.
+    Mem(&'a [u8]),
+    /// In a transaction's spill file (FORMAT.md §1, staging files).
+    Spill(&'a SpillRef),
+    /// A whole data file written while a transaction was staged (saves).
+    Staged(&'a StagedFile),
+}
+
+impl<'a> From<ArrayRef<'a>> for Rows<'a> {
+    fn from(a: ArrayRef<'a>) -> Self {
+        Rows {
+            dtype: a.dtype,
+            shape: a.shape,
+            src: Source::Mem(a.data),
+        }
+    }
+}
+
+impl Rows<'_> {
+    /// Bytes of the rows.
+    pub fn len(&self) -> u64 {
+        match self.src {
+            Source::Mem(d) => d.len() as u64,
+            Source::Spill(r) => r.len,
+            Source::Staged(f) => f.sums.covered,
+        }
+    }
+
+    /// Number of rows (first dimension).
+    pub fn rows(&self) -> u64 {
+        self.shape.first().copied().unwrap_or(0)
+    }
+
+    /// Check ndim and that the byte length matches the shape; returns the
+    /// number of bytes per row.
+    pub fn check(&self, name: &str) -> Result<u64> {
+        check_shape(name, self.dtype, self.shape, self.len())
+    }
+}
+
 /// A change requested by the user, before validation.
 pub(crate) enum Intent<'a> {
     Save {
         name: &'a str,
-        array: ArrayRef<'a>,
+        array: Rows<'a>,
     },
     Append {
         name: &'a str,
-        array: ArrayRef<'a>,
+        array: Rows<'a>,
     },
     Replace {
         name: &'a str,
         indices: &'a [i64],
-        array: ArrayRef<'a>,
+        array: Rows<'a>,
     },
     DeleteRows {
         name: &'a str,
@@ -68,12 +122,18 @@ impl Intent<'_> {
     }
 }
 
+/// The handle's files, for a planner that writes (`None`: a dry run that
+/// only validates, for a transaction staging its changes).
+pub(crate) struct PlanIo<'e> {
+    pub files: &'e mut FileTable,
+    pub payload_gen: &'e mut HashMap<u64, u64>,
+}
+
 /// Plans the intents of one commit; remembers what the commit must do
 /// besides logging its ops.
 pub(crate) struct Planner<'e> {
-    pub files: &'e mut FileTable,
+    pub io: Option<PlanIo<'e>>,
     pub busy: &'e HashSet<String>,
-    pub payload_gen: &'e mut HashMap<u64, u64>,
     pub sync: SyncPolicy,
     /// Files created, removed again if the commit fails.
     pub created: Vec<u64>,
@@ -84,9 +144,21 @@ pub(crate) struct Planner<'e> {
     pub sync_failed: Option<PathBuf>,
 }
 
-impl Planner<'_> {
+impl<'e> Planner<'e> {
+    pub fn new(io: Option<PlanIo<'e>>, busy: &'e HashSet<String>, sync: SyncPolicy) -> Self {
+        Planner {
+            io,
+            busy,
+            sync,
+            created: Vec::new(),
+            presync: false,
+            sync_failed: None,
+        }
+    }
+
     /// Validate one intent against `state` and write its new bytes. Returns
-    /// the op to log, or `None` when the change is a no-op.
+    /// the op to log, or `None` when the change is a no-op. A dry run
+    /// writes nothing and gives placeholder payloads and checksums.
     pub fn plan(&mut self, state: &State, intent: &Intent<'_>) -> Result<Option<Op>> {
         if let Some(name) = intent.names().into_iter().find(|n| self.busy.contains(*n)) {
             return Err(Error::InUse {
@@ -98,7 +170,7 @@ impl Planner<'_> {
             Intent::Append { name, array } => {
                 let a = get(state, name)?;
                 check_rows(name, a, array, None)?;
-                let (first_slot, payload) = self.write_rows(state, a, array.data)?;
+                let (first_slot, payload) = self.write_rows(state, a, array)?;
                 Ok(Some(Op::Append {
                     name: name.to_string(),
                     first_slot,
@@ -123,27 +195,44 @@ impl Planner<'_> {
         }
     }
 
-    fn save(&mut self, state: &State, name: &str, array: &ArrayRef<'_>) -> Result<Op> {
+    fn in_file(&mut self, crc32c: u32) -> Payload {
+        self.presync = true;
+        Payload::InFile {
+            crc32c,
+            synced: self.sync == SyncPolicy::Always,
+        }
+    }
+
+    fn save(&mut self, state: &State, name: &str, array: &Rows<'_>) -> Result<Op> {
         validate_name(name)?;
         array.check(name)?;
         let id = state.next_file_id;
-        let df = self.files.create(id)?;
-        self.created.push(id);
-        let data = array.data;
-        let (payload, sums) = if data.len() <= INLINE_MAX {
-            df.file.write_all_at(data, 0).ctx(&df.path)?;
-            (Payload::Inline(data.to_vec()), ChunkSums::of(data))
-        } else {
-            let sums = df.write_with_sums(data, 0)?;
-            self.presync = true;
-            let p = Payload::InFile {
-                crc32c: sums.whole(),
-                synced: self.sync == SyncPolicy::Always,
-            };
-            (p, sums)
+        let (payload, sums) = match (self.io.as_mut(), array.src) {
+            (None, _) => (placeholder_payload(), placeholder_sums(array.len())),
+            (Some(io), Source::Mem(data)) => {
+                let df = io.files.create(id)?;
+                self.created.push(id);
+                if data.len() <= INLINE_MAX {
+                    df.file.write_all_at(data, 0).ctx(&df.path)?;
+                    (Payload::Inline(data.to_vec()), ChunkSums::of(data))
+                } else {
+                    let sums = df.write_with_sums(data, 0)?;
+                    (self.in_file(sums.whole()), sums)
+                }
+            }
+            (Some(io), Source::Staged(staged)) => {
+                io.files.adopt(id, &staged.df)?;
+                self.created.push(id);
+                (self.in_file(staged.sums.whole()), staged.sums.clone())
+            }
+            (Some(_), Source::Spill(_)) => {
+                return Err(Error::Internal("a save staged in a spill file".into()))
+            }
         };
-        self.files.dirty.insert(id);
-        self.payload_gen.insert(id, state.gen);
+        if let Some(io) = self.io.as_mut() {
+            io.files.dirty.insert(id);
+            io.payload_gen.insert(id, state.gen);
+        }
         Ok(Op::Put {
             name: name.to_string(),
             file_id: id,
@@ -160,7 +249,7 @@ impl Planner<'_> {
         state: &State,
         name: &str,
         indices: &[i64],
-        array: &ArrayRef<'_>,
+        array: &Rows<'_>,
     ) -> Result<Op> {
         let a = get(state, name)?;
         check_rows(name, a, array, Some(indices.len() as u64))?;
@@ -178,7 +267,7 @@ impl Planner<'_> {
             });
         }
         let slots: Vec<u64> = pairs.iter().map(|(i, _)| a.rowmap.base_slot(*i)).collect();
-        let (first_slot, payload) = self.write_rows(state, a, array.data)?;
+        let (first_slot, payload) = self.write_rows(state, a, array)?;
         Ok(Op::Replace {
             name: name.to_string(),
             slots,
@@ -189,22 +278,34 @@ impl Planner<'_> {
 
     /// Write new rows after the committed slots of `a`'s file; returns the
     /// first slot written and the payload describing the bytes.
-    fn write_rows(&mut self, state: &State, a: &ArrayMeta, data: &[u8]) -> Result<(u64, Payload)> {
+    fn write_rows(
+        &mut self,
+        state: &State,
+        a: &ArrayMeta,
+        rows: &Rows<'_>,
+    ) -> Result<(u64, Payload)> {
         let first_slot = a.phys_slots;
-        let df = self.files.get(a.file_id)?;
-        df.file
-            .write_all_at(data, first_slot * a.row_bytes)
-            .ctx(&df.path)?;
-        self.files.dirty.insert(a.file_id);
-        self.payload_gen.insert(a.file_id, state.gen);
-        let payload = if data.len() <= INLINE_MAX {
-            Payload::Inline(data.to_vec())
-        } else {
-            self.presync = true;
-            Payload::InFile {
-                crc32c: crc32c::crc32c(data),
-                synced: self.sync == SyncPolicy::Always,
+        let Some(io) = self.io.as_mut() else {
+            return Ok((first_slot, placeholder_payload()));
+        };
+        let df = io.files.get(a.file_id)?;
+        io.files.dirty.insert(a.file_id);
+        io.payload_gen.insert(a.file_id, state.gen);
+        let offset = first_slot * a.row_bytes;
+        let payload = match rows.src {
+            Source::Mem(data) => {
+                df.file.write_all_at(data, offset).ctx(&df.path)?;
+                if data.len() <= INLINE_MAX {
+                    Payload::Inline(data.to_vec())
+                } else {
+                    self.in_file(crc32c::crc32c(data))
+                }
             }
+            Source::Spill(r) => match r.copy_to(&df, offset, INLINE_MAX)? {
+                Some(bytes) => Payload::Inline(bytes),
+                None => self.in_file(r.crc),
+            },
+            Source::Staged(_) => return Err(Error::Internal("rows staged as a whole file".into())),
         };
         Ok((first_slot, payload))
     }
@@ -215,28 +316,50 @@ impl Planner<'_> {
             return Ok(None);
         }
         let id = state.next_file_id;
-        let src = self.files.get(a.file_id)?;
-        let dst = self.files.create(id)?;
-        self.created.push(id);
-        let sums = copy_rows(name, a, &src, &dst)?;
-        // Compaction is heavy anyway: make the new file durable before the
-        // record, so recovery never has to re-check it. A failed sync
-        // poisons the handle.
-        if let Err(e) = dst.file.sync_data() {
-            self.sync_failed = Some(dst.path.clone());
-            return Err(Error::io(&dst.path, e));
-        }
-        let data_dir = self.files.data_dir.clone();
-        if let Err(e) = self.files.vfs.sync_dir(&data_dir) {
-            self.sync_failed = Some(data_dir.clone());
-            return Err(Error::io(&data_dir, e));
-        }
+        let sums = match self.io.as_mut() {
+            None => placeholder_sums(a.rows() * a.row_bytes),
+            Some(io) => {
+                let src = io.files.get(a.file_id)?;
+                let dst = io.files.create(id)?;
+                self.created.push(id);
+                let sums = copy_rows(name, a, &src, &dst)?;
+                // Compaction is heavy anyway: make the new file durable
+                // before the record, so recovery never has to re-check it.
+                // A failed sync poisons the handle.
+                if let Err(e) = dst.file.sync_data() {
+                    self.sync_failed = Some(dst.path.clone());
+                    return Err(Error::io(&dst.path, e));
+                }
+                let data_dir = io.files.data_dir.clone();
+                if let Err(e) = io.files.vfs.sync_dir(&data_dir) {
+                    self.sync_failed = Some(data_dir.clone());
+                    return Err(Error::io(&data_dir, e));
+                }
+                sums
+            }
+        };
         Ok(Some(Op::Compact {
             name: name.to_string(),
             file_id: id,
             rows: a.rows(),
             sums,
         }))
+    }
+}
+
+/// The payload of a dry run's op (never logged).
+fn placeholder_payload() -> Payload {
+    Payload::InFile {
+        crc32c: 0,
+        synced: false,
+    }
+}
+
+/// Checksums of the right shape for `len` bytes (a dry run's; never logged).
+fn placeholder_sums(len: u64) -> ChunkSums {
+    ChunkSums {
+        covered: len,
+        sums: vec![0; len.div_ceil(CHUNK_BYTES) as usize],
     }
 }
 
@@ -290,7 +413,7 @@ fn get<'s>(state: &'s State, name: &str) -> Result<&'s ArrayMeta> {
 
 /// Check that `array` holds whole rows of array `name`; `rows`: the row
 /// count it must have, if fixed.
-fn check_rows(name: &str, a: &ArrayMeta, array: &ArrayRef<'_>, rows: Option<u64>) -> Result<()> {
+fn check_rows(name: &str, a: &ArrayMeta, array: &Rows<'_>, rows: Option<u64>) -> Result<()> {
     if array.dtype != a.dtype {
         return Err(Error::DTypeMismatch {
             array: name.to_string(),

@@ -82,6 +82,9 @@ pub enum Op {
         to: String,
     },
     Batch(Vec<Op>),
+    /// The same through a staged transaction (`Store::begin`), with a small
+    /// memory budget so that rows go to staging files too.
+    Txn(Vec<Op>),
     Flush,
     Checkpoint,
 }
@@ -140,6 +143,11 @@ impl Op {
                 "batch {}",
                 ops.iter().map(Op::encode).collect::<Vec<_>>().join(";")
             ),
+            Op::Txn(ops) => write!(
+                s,
+                "txn {}",
+                ops.iter().map(Op::encode).collect::<Vec<_>>().join(";")
+            ),
             Op::Flush => write!(s, "flush"),
             Op::Checkpoint => write!(s, "checkpoint"),
         }
@@ -154,6 +162,13 @@ impl Op {
                 .map(Op::decode)
                 .collect::<Option<Vec<_>>>()
                 .map(Op::Batch);
+        }
+        if let Some(rest) = line.strip_prefix("txn ") {
+            return rest
+                .split(';')
+                .map(Op::decode)
+                .collect::<Option<Vec<_>>>()
+                .map(Op::Txn);
         }
         let t: Vec<&str> = line.split(' ').collect();
         let n = |i: usize| t.get(i).and_then(|x| x.parse::<u64>().ok());
@@ -266,7 +281,7 @@ impl Op {
                 let a = m.remove(from).unwrap();
                 m.insert(to.clone(), a);
             }
-            Op::Batch(ops) => {
+            Op::Batch(ops) | Op::Txn(ops) => {
                 for op in ops {
                     op.apply(m);
                 }
@@ -294,10 +309,34 @@ impl Op {
                         Op::Compact { name } => b.compact(name),
                         Op::Drop { name } => b.drop_array(name),
                         Op::Rename { from, to } => b.rename(from, to),
-                        Op::Batch(_) | Op::Flush | Op::Checkpoint => unreachable!(),
+                        Op::Batch(_) | Op::Txn(_) | Op::Flush | Op::Checkpoint => {
+                            unreachable!()
+                        }
                     };
                 }
                 s.commit(&b)
+            }
+            Op::Txn(ops) => {
+                // 4 KiB in memory: larger rows are spilled or staged in files.
+                let mut t = s.begin_with_memory(4096)?;
+                for op in ops {
+                    let d = op.data();
+                    match op {
+                        Op::Save { name, .. } => t.save(name, d.as_ref().unwrap().r())?,
+                        Op::Append { name, .. } => t.append(name, d.as_ref().unwrap().r())?,
+                        Op::Replace { name, idx, .. } => {
+                            t.replace(name, idx, d.as_ref().unwrap().r())?
+                        }
+                        Op::Delete { name, idx } => t.delete_rows(name, idx)?,
+                        Op::Compact { name } => t.compact(name)?,
+                        Op::Drop { name } => t.drop_array(name)?,
+                        Op::Rename { from, to } => t.rename(from, to)?,
+                        Op::Batch(_) | Op::Txn(_) | Op::Flush | Op::Checkpoint => {
+                            unreachable!()
+                        }
+                    }
+                }
+                t.commit()
             }
             Op::Save { name, .. } => s.save(name, self.data().unwrap().r()),
             Op::Append { name, .. } => s.append(name, self.data().unwrap().r()),
@@ -440,7 +479,11 @@ fn gen_op(rng: &mut Rng, m: &Snap, seed: u64, allow_batch: bool) -> Op {
                     op.apply(&mut staged);
                     ops.push(op);
                 }
-                return Op::Batch(ops);
+                return if rng.chance(50) {
+                    Op::Batch(ops)
+                } else {
+                    Op::Txn(ops)
+                };
             }
             _ => {}
         }
