@@ -521,7 +521,7 @@ fn second_writer_is_locked_out_and_lock_timeout_waits() {
     let f = fixture();
     let t = Instant::now();
     match Store::open(&f.path, OpenOptions::default()) {
-        Err(Error::Locked { path }) => assert_eq!(path, f.path),
+        Err(Error::Locked { path, .. }) => assert_eq!(path, f.path),
         other => panic!("second writer: {:?}", other.map(|_| ())),
     }
     assert!(

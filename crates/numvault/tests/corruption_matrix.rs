@@ -220,6 +220,10 @@ fn corruption_matrix() {
                 let dir = root.path().join(format!("case-{fi}-{di}"));
                 copy_store_dir(&pristine, &dir);
                 let target = dir.join(&rel);
+                if !target.exists() {
+                    // `copy_store_dir` leaves LOCK out; damage a copy of it.
+                    std::fs::copy(file, &target).unwrap();
+                }
                 apply(&target, d);
                 let ctx = format!(
                     "{} image, {} ({len} bytes): {d:?}",

@@ -149,7 +149,7 @@ fn child_hold(dir: &Path) {
 fn child_expect_locked(dir: &Path) {
     let t = Instant::now();
     match Store::open(store_path(dir), OpenOptions::default()) {
-        Err(Error::Locked { path }) => assert_eq!(path, store_path(dir)),
+        Err(Error::Locked { path, .. }) => assert_eq!(path, store_path(dir)),
         other => panic!("expected Locked, got {:?}", other.map(|_| ())),
     }
     assert!(t.elapsed() < Duration::from_secs(2));
@@ -262,7 +262,7 @@ fn second_writer_process_is_locked_out() {
     wait_for(&dir.path().join("ready"), "the child to take the lock");
     let t = Instant::now();
     match Store::open(&path, OpenOptions::default()) {
-        Err(Error::Locked { path: p }) => assert_eq!(p, path),
+        Err(Error::Locked { path: p, .. }) => assert_eq!(p, path),
         other => panic!("expected Locked, got {:?}", other.map(|_| ())),
     }
     assert!(

@@ -40,13 +40,17 @@ impl Store {
             vfs.create_dir_all(&dir).ctx(&dir)?;
         }
         let lock_path = dir.join(LOCK);
-        let guard = match vfs.lock_exclusive(&lock_path, opts.lock_timeout) {
+        let guard = match vfs.lock_exclusive(&lock_path, opts.lock_wait()) {
             Ok(g) => g,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                return Err(Error::Locked { path: dir });
+                return Err(Error::Locked {
+                    path: dir,
+                    holder: None,
+                });
             }
             Err(e) => return Err(Error::io(lock_path, e)),
         };
+        note_holder(vfs.as_ref(), &lock_path);
         let engine = Engine::open_writer(&dir, &opts, guard)?;
         Self::start(engine, dir, opts.sync)
     }
@@ -361,4 +365,10 @@ pub(crate) fn list_prefix(state: &State, prefix: &str) -> Vec<String> {
         out.insert(0, prefix.to_string());
     }
     out
+}
+
+/// Write who holds the writer lock into `LOCK` (best effort), so that a
+/// writer that waits for it in vain can say (FORMAT.md §1).
+pub(crate) fn note_holder(vfs: &dyn crate::io::vfs::Vfs, lock_path: &Path) {
+    crate::txn::turns::note_holder(vfs, lock_path);
 }

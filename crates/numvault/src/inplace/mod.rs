@@ -49,6 +49,17 @@ pub struct Writable {
 /// mutation comes between them (FORMAT.md §11).
 pub(crate) fn begin(shared: &Arc<Shared>, g: &mut Engine, name: &str) -> Result<Writable> {
     g.check_writable()?;
+    // A shared writer keeps its turn for the whole session: no other writer
+    // may change the array while its bytes are mapped.
+    g.take_turn()?;
+    let res = start(shared, g, name);
+    if res.is_err() {
+        g.end_turn();
+    }
+    res
+}
+
+fn start(shared: &Arc<Shared>, g: &mut Engine, name: &str) -> Result<Writable> {
     if g.busy.contains(name) {
         return Err(Error::InUse {
             array: name.to_string(),
@@ -165,7 +176,18 @@ impl Writable {
         let Some(buf) = self.buf.take() else {
             return Ok(());
         };
-        let mut g = self.shared.lock_raw();
+        let shared = self.shared.clone();
+        let mut g = shared.lock_raw();
+        let res = self.end_locked(&mut g, buf);
+        // The session's turn (shared writers) ends with it.
+        g.end_turn();
+        drop(g);
+        // Under Sync::Group, start the clock of the background sync.
+        shared.cv.notify_all();
+        res
+    }
+
+    fn end_locked(&self, g: &mut Engine, buf: Buf) -> Result<()> {
         // Another session's checksums still being computed: log them first.
         let settled = g.settle_sums();
         g.busy.remove(&self.name);
@@ -193,53 +215,59 @@ impl Writable {
             // ones, which `sync_all` syncs before the log. Should a power
             // loss keep the record but not all the bytes, recovery finds
             // that the checksums do not match and ends the log before the
-            // record (see `session_sums_present`).
+            // record (FORMAT.md §7.4).
             g.files.dirty.insert(self.file_id);
-            // The checksum pass (one read of every byte) runs on a helper
-            // thread, which also unmaps the bytes; `finish` returns now and
-            // the record is written by `Inner::settle_sums` before the store
-            // does anything else. Nothing can change these bytes meanwhile:
-            // the Python array is detached from the file, appends and
-            // replaces write past them, and a new session on the array
-            // settles first. A crash before the record leaves the checksums
-            // suspended, as a crash before a synchronous end would.
-            let len = buf.bytes().len();
-            let spawned = std::thread::Builder::new()
-                .name("numvault-session-sums".into())
-                .spawn(move || {
-                    let sums = chunk_sums(buf.bytes());
-                    drop(buf);
-                    sums
-                });
-            match spawned {
-                Ok(job) => {
-                    g.pending_sums = Some(PendingSums {
-                        name: self.name.clone(),
-                        file_id: self.file_id,
-                        job,
-                    });
-                    return Ok(());
-                }
-                // No thread: compute them here. The buffer went with the
-                // failed spawn, so read the bytes back from the file.
-                Err(_) => {
-                    let mut v = vec![0u8; len];
-                    self.df.file.read_exact_at(&mut v, 0).ctx(&self.df.path)?;
-                    chunk_sums(&v)
-                }
+            match self.sums_later(g, buf)? {
+                Some(sums) => sums,
+                None => return Ok(()),
             }
         };
-        let res = g.commit_ops(
-            vec![Op::SetSums {
-                name: self.name.clone(),
-                sums,
-            }],
-            false,
-        );
-        drop(g);
-        // Under Sync::Group, start the clock of the background sync.
-        self.shared.cv.notify_all();
-        res
+        let end = Op::SetSums {
+            name: self.name.clone(),
+            sums,
+        };
+        g.commit_ops(vec![end], false)
+    }
+
+    /// Outside `Sync::Always`: hand the checksum pass (one read of every
+    /// byte) and the unmapping to a helper thread, so that `finish` returns
+    /// now; the record is written by `Engine::settle_sums` before the store
+    /// does anything else (`None`). Nothing can change these bytes
+    /// meanwhile: the Python array is detached from the file, appends and
+    /// replaces write past them, and a new session on the array settles
+    /// first. A crash before the record leaves the checksums suspended, as
+    /// a crash before a synchronous end would. A shared writer computes
+    /// them now: its turn ends with the session, and another writer's
+    /// session could change the bytes after that.
+    fn sums_later(&self, g: &mut Engine, buf: Buf) -> Result<Option<ChunkSums>> {
+        if g.is_shared() {
+            return Ok(Some(chunk_sums(buf.bytes())));
+        }
+        let len = buf.bytes().len();
+        let spawned = std::thread::Builder::new()
+            .name("numvault-session-sums".into())
+            .spawn(move || {
+                let sums = chunk_sums(buf.bytes());
+                drop(buf);
+                sums
+            });
+        match spawned {
+            Ok(job) => {
+                g.pending_sums = Some(PendingSums {
+                    name: self.name.clone(),
+                    file_id: self.file_id,
+                    job,
+                });
+                Ok(None)
+            }
+            // No thread: compute them here. The buffer went with the
+            // failed spawn, so read the bytes back from the file.
+            Err(_) => {
+                let mut v = vec![0u8; len];
+                self.df.file.read_exact_at(&mut v, 0).ctx(&self.df.path)?;
+                Ok(Some(chunk_sums(&v)))
+            }
+        }
     }
 }
 

@@ -89,9 +89,14 @@ pub enum Error {
     #[error("internal error: {0} (this is a bug in numvault; please report it)")]
     Internal(String),
 
-    /// Another process holds the writer lock.
-    #[error("store {path} is locked by another writer")]
-    Locked { path: PathBuf },
+    /// Another handle or process holds the writer lock (and still did at
+    /// the end of the wait, if there was one). `holder` says who, when
+    /// known (e.g. "pid 1234").
+    #[error("store {path} is locked by another writer{}", holder.as_ref().map(|h| format!(" ({h})")).unwrap_or_default())]
+    Locked {
+        path: PathBuf,
+        holder: Option<String>,
+    },
 
     /// A mutation was attempted on a handle opened read-only.
     #[error("store {path} is open read-only")]

@@ -20,6 +20,13 @@ impl Engine {
             self.settle_sums()?;
         }
         self.check_writable()?;
+        self.take_turn()?;
+        let res = self.checkpoint_in_turn();
+        self.end_turn();
+        res
+    }
+
+    fn checkpoint_in_turn(&mut self) -> Result<()> {
         // Nothing since the last checkpoint (e.g. a handle only read from):
         // the MANIFEST already describes this state; skip its fsyncs.
         if self.log_len() == LOG_HEADER_BYTES && self.garbage.is_empty() && !self.sums_stale() {

@@ -38,6 +38,18 @@ impl Engine {
         if intents.is_empty() {
             return Ok(());
         }
+        self.take_turn().map_err(whole)?;
+        let res = self.commit_in_turn(intents, describe);
+        self.end_turn();
+        res
+    }
+
+    fn commit_in_turn(
+        &mut self,
+        intents: &[Intent<'_>],
+        describe: &dyn Fn(usize) -> String,
+    ) -> std::result::Result<(), (usize, Error)> {
+        let whole = |e| (intents.len(), e);
         let time_ns = now_ns();
         let io = PlanIo {
             files: &mut self.files,
@@ -175,6 +187,13 @@ impl Engine {
     pub(crate) fn commit_ops(&mut self, ops: Vec<Op>, durable: bool) -> Result<()> {
         self.settle_sums()?;
         self.check_writable()?;
+        self.take_turn()?;
+        let res = self.commit_ops_in_turn(ops, durable);
+        self.end_turn();
+        res
+    }
+
+    fn commit_ops_in_turn(&mut self, ops: Vec<Op>, durable: bool) -> Result<()> {
         let time_ns = now_ns();
         let mut staged = self.state.clone();
         for op in &ops {

@@ -41,7 +41,9 @@ impl Engine {
         self.dirty_since = None;
         // history: bound the memory of summaries between checkpoints (their
         // records are durable now); the checkpoint fdatasyncs them.
-        if self.pending_history.len() >= HISTORY_BATCH {
+        // A shared writer appends to HISTORY only in its turns (another
+        // writer may be appending).
+        if self.pending_history.len() >= HISTORY_BATCH && !self.is_shared() {
             let _ = self.write_history(false);
         }
         Ok(())

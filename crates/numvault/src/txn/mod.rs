@@ -36,6 +36,7 @@ pub(crate) mod options;
 pub(crate) mod plan;
 pub(crate) mod refresh;
 pub(crate) mod stage;
+pub(crate) mod turns;
 
 pub(crate) use options::{OpenOptions, Sync as SyncPolicy};
 
@@ -69,8 +70,15 @@ pub(crate) struct Engine {
     /// Files no longer referenced, deleted at the next checkpoint.
     garbage: Vec<u64>,
     poisoned: Option<PathBuf>,
-    /// The writer lock, held while open.
+    /// The writer lock: held from open to close, or by a shared writer
+    /// during its turns.
     lock: Option<LockGuard>,
+    /// Writes by turns (`OpenOptions::shared`).
+    shared: bool,
+    /// How long to wait for the lock.
+    lock_wait: Option<std::time::Duration>,
+    /// Turns taken and not yet ended (a writable session holds one).
+    turns: u32,
     pub closed: bool,
     pub stop_flusher: bool,
     /// history: summaries of records not yet in `HISTORY` (appended at the
@@ -149,6 +157,9 @@ impl Engine {
             garbage: Vec::new(),
             poisoned: None,
             lock: None,
+            shared: opts.shared && !read_only,
+            lock_wait: opts.lock_wait(),
+            turns: 0,
             closed: false,
             stop_flusher: false,
             pending_history: Vec::new(),

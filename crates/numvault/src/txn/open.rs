@@ -28,6 +28,8 @@ impl Engine {
     pub(crate) fn open_writer(dir: &Path, opts: &OpenOptions, guard: LockGuard) -> Result<Engine> {
         let mut e = Engine::new(dir, opts, false);
         e.lock = Some(guard);
+        // A shared writer's open is its first turn (ended below).
+        e.turns = 1;
         if !e.vfs.exists(&dir.join(MANIFEST)) {
             e.create_if_allowed(opts.create)?;
             return Ok(e);
@@ -53,6 +55,8 @@ impl Engine {
         // Everything in the MANIFEST, and any replayed log (checkpointed
         // above), is durable now.
         e.synced_seq = e.state.seq;
+        // A shared writer takes the lock again for each commit.
+        e.end_turn();
         Ok(e)
     }
 
@@ -155,6 +159,7 @@ impl Engine {
             truncate: false,
             sync: super::SyncPolicy::Never,
             lock_timeout: None,
+            shared: false,
             checkpoint_log_bytes: self.checkpoint_log_bytes,
             vfs: self.vfs.clone(),
         }

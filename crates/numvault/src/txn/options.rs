@@ -27,6 +27,9 @@ pub enum Sync {
     Never,
 }
 
+/// How long a shared writer waits for its turn by default.
+pub const SHARED_LOCK_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// How to open a store.
 #[derive(Clone)]
 pub struct OpenOptions {
@@ -38,8 +41,16 @@ pub struct OpenOptions {
     pub truncate: bool,
     /// Durability policy.
     pub sync: Sync,
-    /// Wait up to this long for another writer's lock; `None` fails at once.
+    /// Wait up to this long for another writer's lock; `None` fails at once
+    /// (a shared writer waits [`SHARED_LOCK_TIMEOUT`] then).
     pub lock_timeout: Option<Duration>,
+    /// Write by turns with other handles and processes (FORMAT.md §10.1):
+    /// the writer lock is taken for each commit (waiting up to
+    /// `lock_timeout`), the handle first catches up with what other writers
+    /// committed, checks its changes against that state, commits, and
+    /// releases the lock. Readers never wait. Without it the handle holds
+    /// the lock from open to close and other writers are refused.
+    pub shared: bool,
     /// Write a checkpoint when the log grows past this many bytes.
     pub checkpoint_log_bytes: u64,
     /// The file system (tests inject faults through [`crate::sim::SimVfs`]).
@@ -54,6 +65,7 @@ impl Default for OpenOptions {
             truncate: false,
             sync: Sync::OnFlush,
             lock_timeout: None,
+            shared: false,
             checkpoint_log_bytes: 64 << 20,
             vfs: Arc::new(StdVfs),
         }
@@ -68,6 +80,7 @@ impl std::fmt::Debug for OpenOptions {
             .field("truncate", &self.truncate)
             .field("sync", &self.sync)
             .field("lock_timeout", &self.lock_timeout)
+            .field("shared", &self.shared)
             .field("checkpoint_log_bytes", &self.checkpoint_log_bytes)
             .finish_non_exhaustive()
     }
@@ -87,6 +100,21 @@ impl OpenOptions {
     pub fn sync(mut self, sync: Sync) -> Self {
         self.sync = sync;
         self
+    }
+
+    /// Builder: write by turns with other writers (see [`OpenOptions::shared`]).
+    pub fn shared(mut self, shared: bool) -> Self {
+        self.shared = shared;
+        self
+    }
+
+    /// The lock wait in force: `lock_timeout`, or for a shared writer
+    /// [`SHARED_LOCK_TIMEOUT`] if unset.
+    pub fn lock_wait(&self) -> Option<Duration> {
+        match self.lock_timeout {
+            None if self.shared => Some(SHARED_LOCK_TIMEOUT),
+            t => t,
+        }
     }
 
     /// Builder: use another file system.

@@ -1,0 +1,226 @@
+//! Writers by turns (FORMAT.md §10.1): a shared writer holds the writer
+//! lock only while it commits. Taking a turn means taking the lock, then
+//! catching up with what other writers committed since this handle last
+//! looked (their records applied, a crashed writer's torn tail cut, the
+//! data files their records wrote noted as this handle's to sync), so that
+//! the commit is checked against, and chained after, the newest state.
+
+use std::io;
+use std::path::Path;
+
+use super::Engine;
+use crate::format::history::CommitInfo;
+use crate::format::{LOCK, MANIFEST, MANIFEST_HEADER_BYTES};
+use crate::io::vfs::{OpenMode, Vfs};
+use crate::log::read_range_capped;
+use crate::log::walker::{durable_record_after, LogEnd, LogWalker};
+use crate::model::error::{Error, IoContext, Result};
+use crate::recovery::{load_manifest, Mode};
+
+/// Write who holds the writer lock into `LOCK` (best effort), so that a
+/// writer that waits for it in vain can say who holds it.
+pub(crate) fn note_holder(vfs: &dyn Vfs, lock_path: &Path) {
+    if let Ok(f) = vfs.open(lock_path, OpenMode::Create) {
+        let note = format!("pid {}\n", std::process::id());
+        let _ = f.write_all_at(note.as_bytes(), 0);
+        let _ = f.set_len(note.len() as u64);
+    }
+}
+
+impl Engine {
+    /// True if this engine takes the writer lock per commit.
+    pub(crate) fn is_shared(&self) -> bool {
+        self.shared
+    }
+
+    /// Take a turn: the writer lock (waiting up to the lock wait), then
+    /// catch up. Nested turns (a writable session's commits) only count.
+    /// Exclusive writers always hold the lock: nothing to do.
+    pub(crate) fn take_turn(&mut self) -> Result<()> {
+        if !self.shared {
+            return Ok(());
+        }
+        self.turns += 1;
+        if self.lock.is_some() {
+            // An outer turn (or the open) holds the lock.
+            return Ok(());
+        }
+        let path = self.dir.join(LOCK);
+        let guard = match self.vfs.lock_exclusive(&path, self.lock_wait) {
+            Ok(g) => g,
+            Err(e) => {
+                self.turns -= 1;
+                return Err(self.lock_error(e));
+            }
+        };
+        self.lock = Some(guard);
+        note_holder(self.vfs.as_ref(), &path);
+        if let Err(e) = self.catch_up() {
+            self.end_turn();
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// End a turn taken by [`Engine::take_turn`]: the last one releases the
+    /// lock. Files created since the last sync are not released early in a
+    /// later turn (another writer may have declared them durable).
+    pub(crate) fn end_turn(&mut self) {
+        if !self.shared || self.turns == 0 {
+            return;
+        }
+        self.turns -= 1;
+        if self.turns == 0 {
+            self.fresh.clear();
+            self.lock = None;
+        }
+    }
+
+    fn lock_error(&self, e: io::Error) -> Error {
+        let path = self.dir.join(LOCK);
+        if e.kind() != io::ErrorKind::WouldBlock {
+            return Error::io(path, e);
+        }
+        let holder = self
+            .vfs
+            .open(&path, OpenMode::Read)
+            .and_then(|f| {
+                let n = f.len()?.min(64) as usize;
+                let mut b = vec![0u8; n];
+                f.read_exact_at(&mut b, 0)?;
+                Ok(String::from_utf8_lossy(&b).trim().to_string())
+            })
+            .ok()
+            .filter(|h| !h.is_empty());
+        Error::Locked {
+            path: self.dir.clone(),
+            holder,
+        }
+    }
+
+    /// Catch up with other writers' commits (the lock is held).
+    fn catch_up(&mut self) -> Result<()> {
+        if self.manifest_gen()? != self.state.gen {
+            return self.reload();
+        }
+        let Some(log) = self.log.as_mut() else {
+            return Ok(());
+        };
+        let len = log.file.len().ctx(&log.path)?;
+        if len <= log.end {
+            return Ok(());
+        }
+        let from = log.end;
+        let bytes = read_range_capped(
+            log.file.as_ref(),
+            &log.path,
+            from,
+            len,
+            crate::format::MAX_LOG_FILE_BYTES,
+        )?;
+        let mut walker = LogWalker::new(&bytes, 0, self.state.seq, self.state.chain);
+        let mut applied = Vec::new();
+        for w in walker.by_ref() {
+            applied.push(w);
+        }
+        let end = from + walker.pos();
+        let tail = walker.into_end();
+        for w in &applied {
+            self.apply_caught_up(&w.rec, w.hash)?;
+        }
+        self.cut_foreign_tail(&bytes, from, end, &tail)
+    }
+
+    /// Apply a record another writer committed.
+    fn apply_caught_up(
+        &mut self,
+        rec: &crate::format::record::Record,
+        hash: [u8; 32],
+    ) -> Result<()> {
+        let path = self.log_path();
+        let mut next = self.state.clone();
+        for op in &rec.ops {
+            if let Some((fid, _, _)) = crate::recovery::payload_region(&next, op) {
+                // Its data is ours to sync before we declare it durable.
+                self.files.dirty.insert(fid);
+                self.payload_gen.insert(fid, next.gen);
+            }
+            next.apply(op, rec.time_ns)
+                .map_err(|d| Error::corrupt(&path, format!("record {}: {d}", rec.seq)))?;
+        }
+        next.seq = rec.seq;
+        next.chain = hash;
+        self.state = next;
+        self.pending_history.push(CommitInfo::of_record(rec, hash));
+        Ok(())
+    }
+
+    /// After the records others wrote: zeros are preallocated space; a torn
+    /// or damaged record is the tail of a writer that crashed mid-commit
+    /// (nobody else writes while we hold the lock), cut off as recovery
+    /// would, unless a later record declares it durable (corruption).
+    fn cut_foreign_tail(&mut self, bytes: &[u8], from: u64, end: u64, tail: &LogEnd) -> Result<()> {
+        let Some(log) = self.log.as_mut() else {
+            return Ok(());
+        };
+        let rest = &bytes[(end - from) as usize..];
+        log.end = end;
+        log.alloc = log.alloc.max(from + bytes.len() as u64);
+        match tail {
+            LogEnd::Clean => Ok(()),
+            LogEnd::ChainBroken { .. } => Err(Error::corrupt(&log.path, tail.describe())),
+            LogEnd::Incomplete(_) | LogEnd::Damaged(_) => {
+                let expected = self.state.seq + 1;
+                if let Some(at) = durable_record_after(bytes, end - from, expected) {
+                    return Err(Error::corrupt(
+                        &log.path,
+                        format!(
+                            "record {expected} at offset {end} is damaged, but the valid record at offset {} says it was already durable",
+                            from + at
+                        ),
+                    ));
+                }
+                debug_assert!(rest.iter().any(|b| *b != 0));
+                log.file.set_len(end).ctx(&log.path)?;
+                log.file.sync_data().ctx(&log.path)?;
+                log.alloc = end;
+                Ok(())
+            }
+        }
+    }
+
+    /// The generation the MANIFEST on disk names (its first body field),
+    /// read without decoding the rest: the MANIFEST is only ever replaced
+    /// whole, by rename.
+    fn manifest_gen(&self) -> Result<u64> {
+        let path = self.dir.join(MANIFEST);
+        let f = self.vfs.open(&path, OpenMode::Read).ctx(&path)?;
+        let mut b = [0u8; 8];
+        f.read_exact_at(&mut b, MANIFEST_HEADER_BYTES as u64)
+            .ctx(&path)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    /// Another writer checkpointed: load its MANIFEST and replay the new
+    /// log (as recovery does: a crashed writer may have left a tail).
+    fn reload(&mut self) -> Result<()> {
+        let (state, created) = load_manifest(self.vfs.as_ref(), &self.dir)?;
+        let folded = state.seq;
+        self.state = state;
+        self.created_ns = created;
+        let replayed = self.replay(Mode::Writer)?;
+        // Summaries of records the other writer's checkpoint folded are in
+        // HISTORY already.
+        self.pending_history.retain(|c| c.seq > folded);
+        self.pending_history.extend(replayed.commits);
+        self.garbage.extend(replayed.garbage);
+        self.history = None;
+        let live = self.live_files();
+        for id in replayed.payload_files {
+            if live.contains(&id) {
+                self.files.dirty.insert(id);
+            }
+        }
+        Ok(())
+    }
+}
