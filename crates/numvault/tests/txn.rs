@@ -3,6 +3,7 @@
 //! beyond the memory budget, streamed rows, conflicts with other writers.
 
 mod common;
+mod workload;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -297,4 +298,64 @@ fn a_failure_anywhere_in_a_staged_commit_changes_nothing() {
         assert!(point < 500, "the commit never got through");
     }
     assert!(failures >= 5, "only {failures} fault points were hit");
+}
+
+/// Staged changes read back (`Txn::read`, `shape`, `has`, `names`) equal a
+/// model of the changes after every step, for random workloads (replaces
+/// of appended rows, deletes, renames, drops, saves over arrays); the
+/// commit then gives the model's contents.
+#[test]
+fn staged_changes_read_back_as_a_model_says() {
+    use workload::{generate, Op, Rng};
+    for seed in 0..12u64 {
+        let d = tempfile::tempdir().unwrap();
+        let s = open(d.path());
+        let mut rng = Rng::new(seed);
+        let mut model = common::Snap::new();
+        // A committed start, then one transaction of many changes.
+        for op in generate(&mut rng, &mut model, 30) {
+            op.run(&s).unwrap();
+        }
+        let start = model.clone();
+        let mut staged_model = start.clone();
+        let ops = generate(&mut rng, &mut staged_model, 40);
+        let flat: Vec<Op> = ops
+            .into_iter()
+            .flat_map(|op| match op {
+                Op::Batch(v) | Op::Txn(v) => v,
+                Op::Flush | Op::Checkpoint => vec![],
+                other => vec![other],
+            })
+            .collect();
+        let mut m = start.clone();
+        let mut t = s
+            .begin_with_memory(if seed % 2 == 0 { 0 } else { 1 << 20 })
+            .unwrap();
+        for (i, op) in flat.iter().enumerate() {
+            op.run_in(&mut t).unwrap();
+            op.apply(&mut m);
+            let ctx = format!("seed {seed}, step {i} ({})", op.encode());
+            assert_eq!(t.names(), m.keys().cloned().collect::<Vec<_>>(), "{ctx}");
+            for (name, want) in &m {
+                let got = t
+                    .read(name)
+                    .unwrap_or_else(|e| panic!("{ctx}: read {name}: {e}"));
+                assert_eq!(
+                    (got.dtype, &got.shape),
+                    (want.dtype, &want.shape),
+                    "{ctx}: {name}"
+                );
+                assert!(got.data == want.data, "{ctx}: {name}: rows differ");
+                assert_eq!(t.shape(name).unwrap(), want.shape, "{ctx}");
+            }
+        }
+        assert_eq!(
+            snapshot(&s).unwrap(),
+            start,
+            "seed {seed}: nothing visible before commit"
+        );
+        t.commit().unwrap();
+        assert_eq!(snapshot(&s).unwrap(), m, "seed {seed}: committed");
+        assert_verify_clean(&s, &format!("seed {seed}"));
+    }
 }

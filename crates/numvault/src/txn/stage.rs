@@ -13,6 +13,7 @@
 //! change no longer applies, the commit fails with `Error::Conflict` and
 //! nothing is committed.
 
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -22,7 +23,7 @@ use super::Shared;
 use crate::data::DataFile;
 use crate::format::{DATA_DIR, STAGE_PREFIX};
 use crate::io::vfs::{LockGuard, OpenMode, Vfs};
-use crate::model::array::{check_shape, ArrayRef};
+use crate::model::array::{check_shape, normalize_index, ArrayData, ArrayRef};
 use crate::model::dtype::DType;
 use crate::model::error::{Error, IoContext, Result};
 use crate::model::state::State;
@@ -208,7 +209,7 @@ pub struct Txn {
     base_seq: u64,
     /// The state after the staged changes (placeholder payloads).
     staged: State,
-    busy: std::collections::HashSet<String>,
+    busy: HashSet<String>,
     steps: Vec<Step>,
     spill: Option<(TempFile, u64)>,
     temps: Vec<TempFile>,
@@ -429,6 +430,11 @@ impl Txn {
     /// True if `name` exists once the staged changes apply.
     pub fn has(&self, name: &str) -> bool {
         self.staged.arrays.contains_key(name)
+    }
+
+    /// Names of the arrays once the staged changes apply, sorted.
+    pub fn names(&self) -> Vec<String> {
+        self.staged.arrays.keys().cloned().collect()
     }
 
     /// Number of changes staged.
@@ -661,5 +667,217 @@ impl Drop for RowWriter<'_> {
                 self.txn.spill = Some((file, start + self.written));
             }
         }
+    }
+}
+
+/// The rows of one array while a transaction's changes are read back (see
+/// [`Txn::read`]).
+struct Materialized {
+    dtype: DType,
+    shape: Vec<u64>,
+    data: Vec<u8>,
+}
+
+impl Materialized {
+    fn row_bytes(&self) -> usize {
+        (row_bytes_of(self.dtype, &self.shape[1..])) as usize
+    }
+}
+
+fn row_bytes_of(dtype: DType, row_shape: &[u64]) -> u64 {
+    crate::model::state::row_bytes(dtype, row_shape).unwrap_or(0)
+}
+
+impl Data {
+    /// The staged bytes, read back (staging files checked against the CRC
+    /// or checksums they were written with).
+    fn bytes(&self) -> Result<Vec<u8>> {
+        match self {
+            Data::Mem(v) => Ok(v.clone()),
+            Data::Spill(r) => {
+                let mut v = vec![0u8; r.len as usize];
+                let crc = crate::data::check::read_crc(&r.file, r.offset, [&mut v[..]], r.len)?;
+                if crc != r.crc {
+                    return Err(Error::corrupt(&r.file.path, "staged rows changed"));
+                }
+                Ok(v)
+            }
+            Data::Staged(f) => {
+                let mut v = vec![0u8; f.sums.covered as usize];
+                for (c, piece) in v.chunks_mut(CHUNK_BYTES as usize).enumerate() {
+                    if !crate::data::check::read_chunk(&f.df, &f.sums, c, [piece])? {
+                        return Err(Error::corrupt(&f.df.path, "staged rows changed"));
+                    }
+                }
+                Ok(v)
+            }
+        }
+    }
+}
+
+impl Txn {
+    /// The names that flow into `name` through the staged renames, and
+    /// `name` itself.
+    fn sources_of(&self, name: &str) -> HashSet<String> {
+        let mut names = HashSet::from([name.to_string()]);
+        for step in self.steps.iter().rev() {
+            if let Step::Rename { from, to } = step {
+                if names.contains(to) {
+                    names.insert(from.clone());
+                }
+            }
+        }
+        names
+    }
+
+    /// Array `name` as the staged changes leave it: the committed rows with
+    /// every staged change to them applied (the one place that computes it;
+    /// checksums verified). Reads the whole array into memory.
+    pub fn read(&self, name: &str) -> Result<ArrayData> {
+        let relevant = self.sources_of(name);
+        let mut arrays: std::collections::HashMap<String, Option<Materialized>> =
+            Default::default();
+        for step in &self.steps {
+            self.replay_step(step, &relevant, &mut arrays)?;
+        }
+        let m = match arrays.remove(name) {
+            Some(Some(m)) => m,
+            Some(None) => return Err(Error::NotFound(name.to_string())),
+            None => self.committed(name)?,
+        };
+        Ok(ArrayData {
+            dtype: m.dtype,
+            shape: m.shape,
+            data: m.data,
+        })
+    }
+
+    /// The committed rows of `name` (as the engine has them now).
+    fn committed(&self, name: &str) -> Result<Materialized> {
+        let (a, df) = {
+            let mut g = self.shared.lock();
+            let a = g
+                .state
+                .arrays
+                .get(name)
+                .cloned()
+                .ok_or_else(|| Error::NotFound(name.to_string()))?;
+            let df = g.files.get(a.file_id)?;
+            (a, df)
+        };
+        let mut data = vec![0u8; (a.rows() * a.row_bytes) as usize];
+        crate::read::whole::read_all_into(name, &a, &df, &mut data)?;
+        Ok(Materialized {
+            dtype: a.dtype,
+            shape: a.shape(),
+            data,
+        })
+    }
+
+    /// Apply one staged change to the arrays being read back, if it
+    /// concerns one of `relevant`.
+    fn replay_step(
+        &self,
+        step: &Step,
+        relevant: &HashSet<String>,
+        arrays: &mut HashMap<String, Option<Materialized>>,
+    ) -> Result<()> {
+        match step {
+            Step::Save {
+                name,
+                dtype,
+                shape,
+                data,
+            } if relevant.contains(name) => {
+                let m = Materialized {
+                    dtype: *dtype,
+                    shape: shape.clone(),
+                    data: data.bytes()?,
+                };
+                arrays.insert(name.clone(), Some(m));
+            }
+            Step::Append {
+                name, shape, data, ..
+            } if relevant.contains(name) => {
+                let m = self.current(name, arrays)?;
+                m.data.extend_from_slice(&data.bytes()?);
+                m.shape[0] += shape[0];
+            }
+            Step::Replace {
+                name,
+                indices,
+                data,
+                ..
+            } if relevant.contains(name) => {
+                let bytes = data.bytes()?;
+                self.current(name, arrays)?.replace(name, indices, &bytes)?;
+            }
+            Step::DeleteRows { name, indices } if relevant.contains(name) => {
+                self.current(name, arrays)?.delete(name, indices)?;
+            }
+            Step::Drop { name } if relevant.contains(name) => {
+                arrays.insert(name.clone(), None);
+            }
+            Step::Rename { from, to } if relevant.contains(from) || relevant.contains(to) => {
+                self.current(from, arrays)?;
+                let m = arrays.insert(from.clone(), None).flatten();
+                arrays.insert(to.clone(), m);
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The array `name` being read back, loaded from the store the first
+    /// time.
+    fn current<'m>(
+        &self,
+        name: &str,
+        arrays: &'m mut HashMap<String, Option<Materialized>>,
+    ) -> Result<&'m mut Materialized> {
+        if !arrays.contains_key(name) {
+            let m = self.committed(name)?;
+            arrays.insert(name.to_string(), Some(m));
+        }
+        match arrays.get_mut(name) {
+            Some(Some(m)) => Ok(m),
+            // Staging validated every change: a dropped array is not changed.
+            _ => Err(Error::NotFound(name.to_string())),
+        }
+    }
+}
+
+impl Materialized {
+    fn replace(&mut self, name: &str, indices: &[i64], bytes: &[u8]) -> Result<()> {
+        let rb = self.row_bytes();
+        for (j, &i) in indices.iter().enumerate() {
+            let r = normalize_index(name, i, self.shape[0])? as usize;
+            self.data[r * rb..(r + 1) * rb].copy_from_slice(&bytes[j * rb..(j + 1) * rb]);
+        }
+        Ok(())
+    }
+
+    fn delete(&mut self, name: &str, indices: &[i64]) -> Result<()> {
+        let rb = self.row_bytes();
+        let mut gone = Vec::with_capacity(indices.len());
+        for &i in indices {
+            gone.push(normalize_index(name, i, self.shape[0])?);
+        }
+        gone.sort_unstable();
+        gone.dedup();
+        if rb > 0 {
+            let mut kept = Vec::with_capacity(self.data.len());
+            let mut g = gone.iter().peekable();
+            for (r, row) in self.data.chunks_exact(rb).enumerate() {
+                if g.peek() == Some(&&(r as u64)) {
+                    g.next();
+                } else {
+                    kept.extend_from_slice(row);
+                }
+            }
+            self.data = kept;
+        }
+        self.shape[0] -= gone.len() as u64;
+        Ok(())
     }
 }

@@ -320,21 +320,7 @@ impl Op {
                 // 4 KiB in memory: larger rows are spilled or staged in files.
                 let mut t = s.begin_with_memory(4096)?;
                 for op in ops {
-                    let d = op.data();
-                    match op {
-                        Op::Save { name, .. } => t.save(name, d.as_ref().unwrap().r())?,
-                        Op::Append { name, .. } => t.append(name, d.as_ref().unwrap().r())?,
-                        Op::Replace { name, idx, .. } => {
-                            t.replace(name, idx, d.as_ref().unwrap().r())?
-                        }
-                        Op::Delete { name, idx } => t.delete_rows(name, idx)?,
-                        Op::Compact { name } => t.compact(name)?,
-                        Op::Drop { name } => t.drop_array(name)?,
-                        Op::Rename { from, to } => t.rename(from, to)?,
-                        Op::Batch(_) | Op::Txn(_) | Op::Flush | Op::Checkpoint => {
-                            unreachable!()
-                        }
-                    }
+                    op.run_in(&mut t)?;
                 }
                 t.commit()
             }
@@ -344,6 +330,21 @@ impl Op {
             Op::Delete { name, idx } => s.delete_rows(name, idx),
             Op::Drop { name } => s.drop_array(name),
             Op::Rename { from, to } => s.rename(from, to),
+        }
+    }
+
+    /// Stage a data op in a transaction.
+    pub fn run_in(&self, t: &mut numvault::Txn) -> numvault::Result<()> {
+        let d = self.data();
+        match self {
+            Op::Save { name, .. } => t.save(name, d.as_ref().unwrap().r()),
+            Op::Append { name, .. } => t.append(name, d.as_ref().unwrap().r()),
+            Op::Replace { name, idx, .. } => t.replace(name, idx, d.as_ref().unwrap().r()),
+            Op::Delete { name, idx } => t.delete_rows(name, idx),
+            Op::Compact { name } => t.compact(name),
+            Op::Drop { name } => t.drop_array(name),
+            Op::Rename { from, to } => t.rename(from, to),
+            Op::Batch(_) | Op::Txn(_) | Op::Flush | Op::Checkpoint => unreachable!(),
         }
     }
 
