@@ -65,16 +65,6 @@ def _as_input(name: str, arr: Any) -> np.ndarray:
     return a
 
 
-def _check_rows(name: str, stored_dtype: np.dtype, row_shape: Tuple[int, ...], arr: np.ndarray) -> None:
-    if arr.dtype.newbyteorder("=") != stored_dtype.newbyteorder("="):
-        raise ValueError(f"array '{name}': dtype mismatch: stored {stored_dtype}, got {arr.dtype}")
-    if arr.shape[1:] != tuple(row_shape):
-        raise ValueError(
-            f"array '{name}': shape mismatch: expected (n, {', '.join(map(str, row_shape))}), "
-            f"got {arr.shape}"
-        )
-
-
 class NumPack:
     """A NumPack-compatible store (a directory) of named NumPy arrays.
 
@@ -358,7 +348,7 @@ class NumPack:
         (an int drops the first axis, as in NumPy)."""
         v = self._v()
         if self._batch is not None and self._batch._pending(array_name):
-            sel: np.ndarray = self._batch._materialize(array_name)[indexes]
+            sel: np.ndarray = self._batch._load(array_name, False)[indexes]  # type: ignore[index]
             return sel.copy() if isinstance(sel, np.ndarray) and sel.base is not None else sel
         out: np.ndarray = v.getitem(array_name, indexes)
         return out
@@ -371,7 +361,7 @@ class NumPack:
             raise ValueError("buffer_size must be greater than 0")
         bs = 1 if buffer_size is None else int(buffer_size)
         if self._batch is not None and self._batch._pending(array_name):
-            data = self._batch._materialize(array_name)
+            data = self._batch._load(array_name, False)
             return (data[i:i + bs].copy() for i in range(0, len(data), bs))
         return v.batches(array_name, bs)
 
@@ -464,50 +454,45 @@ class NumPack:
         return WritableBatchMode(self)
 
 
-class _Entry:
-    """Pending state of one array in a batch."""
-
-    __slots__ = ("full", "data", "owned", "ops", "dtype", "shape")
-
-    def __init__(self) -> None:
-        self.full = False  # True: `data` replaces the array (None: dropped)
-        self.data: Optional[np.ndarray] = None  # value, or materialized cache
-        self.owned = False  # `data` is ours to modify in place
-        self.ops: List[Tuple[Any, ...]] = []  # incremental ops on the stored array
-        self.dtype: Optional[np.dtype] = None
-        self.shape: Tuple[int, ...] = ()
-
-
 class BatchModeContext:
     """``with npk.batch_mode(memory_limit=None):`` -- cached loads, deferred
     writes, one atomic commit at exit.
 
-    Inside the block ``load`` returns a cached array (the same object on
-    every call; the first call reads the store), and ``save``, ``append``,
-    ``replace``, ``drop`` and ``update`` only record the change. Every
-    argument is validated when called, so errors raise at the call. When
-    the block exits normally all recorded changes are committed in one
+    The changes are staged in an engine transaction (``Vault.begin()``),
+    which checks each one when it is made (errors raise at the call, indexes
+    count in the array as the earlier changes leave it) and computes what
+    ``load``, ``get_shape`` and ``get_member_list`` show inside the block.
+    When the block exits normally all staged changes are committed in one
     atomic commit (after a crash: all or none); a commit error raises. When
     the block exits with an exception nothing is committed.
 
-    An array passed to ``save`` is kept by reference: in-place changes made
-    to it before the block exits are committed, as in NumPack. In-place
-    changes to a loaded array that is not saved again are not committed.
-    ``memory_limit`` (MB) bounds the cache of loaded, unmodified arrays
-    (pending changes are always kept).
+    ``load`` returns a cached array (the same object on every call until the
+    array changes). An array passed to ``save`` is kept by reference: in-place
+    changes made to it before the block exits (or before another change to
+    that array) are committed, as in NumPack. In-place changes to a loaded
+    array that is not saved again are not committed. ``memory_limit`` (MB)
+    bounds the cache of loaded, unchanged arrays.
     """
 
     def __init__(self, npk: NumPack, memory_limit: Optional[float] = None) -> None:
         self._npk = npk
         self.memory_limit = memory_limit
-        self._entries: "OrderedDict[str, _Entry]" = OrderedDict()
+        self._txn: Any = None
+        # Saves kept by reference, staged at the commit (or before another
+        # change to the same array).
+        self._saved: "OrderedDict[str, np.ndarray]" = OrderedDict()
+        # Names with changes in the block, and their loads.
+        self._changed: set = set()
+        self._loaded: Dict[str, np.ndarray] = {}
+        # Loads of arrays without changes, bounded by memory_limit.
         self._clean: "OrderedDict[str, np.ndarray]" = OrderedDict()
         self._active = False
 
     def __enter__(self) -> "BatchModeContext":
-        self._npk._v()
+        v = self._npk._v()
         if self._npk._batch is not None:
             raise RuntimeError("batch_mode is already active on this NumPack")
+        self._txn = v.begin()
         self._npk._batch = self
         self._active = True
         return self
@@ -523,84 +508,49 @@ class BatchModeContext:
         return False
 
     # -- internals -----------------------------------------------------------
-    def _vault(self) -> Vault:
-        v = self._npk._vault
-        if v is None:
-            raise RuntimeError("the NumPack was closed")
-        return v
-
     def _discard(self) -> None:
-        self._entries.clear()
+        if self._txn is not None:
+            self._txn.discard()
+        self._saved.clear()
+        self._changed.clear()
+        self._loaded.clear()
         self._clean.clear()
         self._active = False
 
     def _commit(self) -> None:
-        v = self._vault()
-        ops: List[Tuple[Any, ...]] = []
-        stored = set(v.names())
-        for name, e in self._entries.items():
-            if e.full:
-                if e.data is None:
-                    if name in stored:
-                        ops.append(("drop", name))
-                else:
-                    ops.append(("save", name, e.data))
-            else:
-                ops.extend(e.ops)
-        self._discard()
-        if ops:
-            v.commit(ops)
+        txn = self._txn
+        try:
+            for name, a in self._saved.items():
+                txn.save(name, a)
+        except BaseException:
+            self._discard()
+            raise
+        self._saved.clear()
+        staged = len(txn)
+        self._discard_caches()
+        if staged:
+            txn.commit()
+        else:
+            txn.discard()
+
+    def _discard_caches(self) -> None:
+        self._changed.clear()
+        self._loaded.clear()
+        self._clean.clear()
+        self._active = False
+
+    def _touch(self, *names: str) -> None:
+        """Before a change to ``names``: stage their saves kept by reference
+        (the change applies after them) and forget their loads."""
+        for name in names:
+            a = self._saved.pop(name, None)
+            if a is not None:
+                self._txn.save(name, a)
+            self._loaded.pop(name, None)
+            self._clean.pop(name, None)
 
     def _pending(self, name: str) -> bool:
-        return name in self._entries
-
-    def _entry_for_update(self, name: str) -> _Entry:
-        """The entry of an existing array, created from the store if needed."""
-        e = self._entries.get(name)
-        if e is not None:
-            if e.full and e.data is None:
-                raise KeyError(f"array '{name}' does not exist")
-            return e
-        v = self._vault()
-        shape = v.shape(name)  # KeyError if missing
-        e = _Entry()
-        e.dtype = v.dtype(name)
-        e.shape = tuple(shape)
-        cached = self._clean.pop(name, None)
-        if cached is not None:
-            e.data = cached
-        self._entries[name] = e
-        return e
-
-    def _meta(self, e: _Entry) -> Tuple[np.dtype, Tuple[int, ...]]:
-        if e.full:
-            assert e.data is not None
-            return e.data.dtype, e.data.shape
-        assert e.dtype is not None
-        return e.dtype, e.shape
-
-    def _own(self, e: _Entry) -> np.ndarray:
-        assert e.data is not None
-        if not e.owned:
-            e.data = np.array(e.data, copy=True)
-            e.owned = True
-        return e.data
-
-    def _materialize(self, name: str) -> np.ndarray:
-        e = self._entries.get(name)
-        if e is None:
-            return self._load(name, False)  # type: ignore[return-value]
-        if e.full:
-            if e.data is None:
-                raise KeyError(f"array '{name}' does not exist")
-            return e.data
-        if e.data is None:
-            base = self._vault().load(name)
-            for op in e.ops:
-                base = _apply(base, op)
-            e.data = base
-            e.owned = True
-        return e.data
+        return name in self._changed
 
     def _evict(self) -> None:
         if self.memory_limit is None:
@@ -613,12 +563,19 @@ class BatchModeContext:
 
     # -- operations ------------------------------------------------------------
     def _load(self, name: str, lazy: bool) -> Union[np.ndarray, LazyArray]:
-        if name in self._entries:
-            return self._materialize(name)
+        saved = self._saved.get(name)
+        if saved is not None:
+            return saved
+        if name in self._changed:
+            a = self._loaded.get(name)
+            if a is None:
+                a = self._txn.load(name)
+                self._loaded[name] = a
+            return a
         a = self._clean.get(name)
         if a is not None:
             return a
-        v = self._vault()
+        v = self._npk._v()
         if lazy:
             return v.lazy(name)
         a = v.load(name)
@@ -627,147 +584,56 @@ class BatchModeContext:
         return a
 
     def _save(self, name: str, arr: Any) -> None:
+        _core.validate_name(name)
         a = _as_input(name, arr)
-        e = _Entry()
-        e.full = True
-        e.data = a
-        self._entries[name] = e
-        self._entries.move_to_end(name)
-        self._clean.pop(name, None)
+        self._touch(name)
+        self._saved[name] = a
+        self._changed.add(name)
 
     def _append(self, name: str, arr: Any) -> None:
         a = _as_input(name, arr)
-        e = self._entry_for_update(name)
-        dtype, shape = self._meta(e)
-        _check_rows(name, dtype, shape[1:], a)
-        if a.shape[0] == 0:
-            return
-        if e.full:
-            e.data = np.concatenate([e.data, a.astype(dtype, copy=False)])
-            e.owned = True
-            return
-        a = np.array(a, copy=True)
-        e.ops.append(("append", name, a))
-        e.shape = (e.shape[0] + a.shape[0],) + e.shape[1:]
-        if e.data is not None:
-            e.data = np.concatenate([e.data, a.astype(e.data.dtype, copy=False)])
-            e.owned = True
+        self._touch(name)
+        self._txn.append(name, a)
+        self._changed.add(name)
 
     def _replace(self, name: str, arr: Any, indexes: IndexLike) -> None:
-        e = self._entry_for_update(name)
-        dtype, shape = self._meta(e)
-        idx = _core.resolve_index(indexes, shape[0])
-        value = _rows_value(name, arr, np.dtype(dtype), tuple(shape), indexes, len(idx))
-        if len(idx) == 0:
-            return
-        if e.full:
-            self._own(e)[idx] = value
-            return
-        e.ops.append(("replace", name, idx, value))
-        if e.data is not None:
-            self._own(e)[idx] = value
+        self._touch(name)
+        self._txn.replace(name, indexes, arr)
+        self._changed.add(name)
 
     def _delete_rows(self, name: str, indexes: IndexLike) -> None:
-        e = self._entry_for_update(name)
-        _, shape = self._meta(e)
-        idx = np.unique(_core.resolve_index(indexes, shape[0]))
-        if len(idx) == 0:
-            return
-        if e.full:
-            assert e.data is not None
-            e.data = np.delete(e.data, idx, axis=0)
-            e.owned = True
-            return
-        e.ops.append(("delete_rows", name, idx))
-        e.shape = (e.shape[0] - len(idx),) + e.shape[1:]
-        if e.data is not None:
-            e.data = np.delete(e.data, idx, axis=0)
-            e.owned = True
+        self._touch(name)
+        self._txn.delete_rows(name, indexes)
+        self._changed.add(name)
 
     def _drop(self, name: str) -> None:
-        if not self._has(name):
-            raise KeyError(f"array '{name}' does not exist")
-        e = _Entry()
-        e.full = True
-        self._entries[name] = e
-        self._entries.move_to_end(name)
-        self._clean.pop(name, None)
+        self._touch(name)
+        self._txn.drop(name)
+        self._changed.add(name)
 
     def _compact(self, name: str) -> None:
-        e = self._entry_for_update(name)
-        if not e.full:
-            e.ops.append(("compact", name))
+        self._touch(name)
+        self._txn.compact(name)
+        self._changed.add(name)
 
     def _clone(self, src: str, dst: str) -> None:
         _core.validate_name(dst)
-        data = np.array(self._materialize(src), copy=True)
-        e = _Entry()
-        e.full = True
-        e.data = data
-        e.owned = True
-        self._entries[dst] = e
-        self._entries.move_to_end(dst)
+        data = np.array(self._load(src, False), copy=True)
+        self._touch(dst)
+        self._saved[dst] = data
+        self._changed.add(dst)
 
     def _shape(self, name: str) -> Tuple[int, ...]:
-        e = self._entries[name]
-        if e.full:
-            if e.data is None:
-                raise KeyError(f"array '{name}' does not exist")
-            return tuple(e.data.shape)
-        return tuple(e.shape)
+        saved = self._saved.get(name)
+        if saved is not None:
+            return tuple(saved.shape)
+        return tuple(self._txn.shape(name))
 
     def _names(self) -> List[str]:
-        names = set(self._vault().names())
-        for name, e in self._entries.items():
-            if e.full and e.data is None:
-                names.discard(name)
-            else:
-                names.add(name)
-        return sorted(names)
+        return sorted(set(self._txn.names()) | set(self._saved))
 
     def _has(self, name: str) -> bool:
-        e = self._entries.get(name)
-        if e is not None:
-            return not (e.full and e.data is None)
-        return self._vault().has(name)
-
-
-def _rows_value(name: str, arr: Any, dtype: np.dtype, shape: Tuple[int, ...], indexes: Any,
-                n: int) -> np.ndarray:
-    """``arr`` as the ``(n,) + row_shape`` rows that ``stored[indexes] = arr``
-    would write (NumPy assignment: broadcasting, extra leading 1-sized axes)."""
-    if isinstance(arr, np.ndarray):
-        if arr.dtype.newbyteorder("=") != dtype.newbyteorder("="):
-            raise ValueError(f"array '{name}': dtype mismatch: stored {dtype}, got {arr.dtype}")
-        value = arr
-    else:
-        value = np.asarray(arr, dtype=dtype)
-    probe = np.broadcast_to(np.int8(0), (shape[0],))
-    key = list(indexes) if isinstance(indexes, tuple) else indexes
-    target = probe[key].shape + tuple(shape[1:])
-    vshape = value.shape
-    while len(vshape) > len(target) and vshape[0] == 1:
-        vshape = vshape[1:]
-    try:
-        value = np.broadcast_to(value.reshape(vshape), target)
-    except ValueError:
-        raise ValueError(
-            f"array '{name}': shape mismatch: could not broadcast value of shape "
-            f"{value.shape} into the selected rows, shape {target}"
-        ) from None
-    return np.array(value.reshape((n,) + tuple(shape[1:])), dtype=dtype, copy=True)
-
-
-def _apply(base: np.ndarray, op: Tuple[Any, ...]) -> np.ndarray:
-    kind = op[0]
-    if kind == "append":
-        return np.concatenate([base, op[2].astype(base.dtype, copy=False)])
-    if kind == "replace":
-        base[op[2]] = op[3]
-        return base
-    if kind == "delete_rows":
-        return np.delete(base, op[2], axis=0)
-    return base  # compact: no visible change
+        return name in self._saved or self._txn.has(name)
 
 
 class WritableBatchMode:

@@ -4,6 +4,8 @@ writable_batch_mode (in-place mapping, checksums after, safe after exit)."""
 from __future__ import annotations
 
 import numpy as np
+
+import numvault
 import pytest
 
 from numvault import NumPack, Vault
@@ -108,7 +110,9 @@ def test_batch_errors_raise_at_the_call(npk):
 
 
 def test_batch_commit_error_raises(npk):
-    with pytest.raises(KeyError):
+    # Changed on purpose (issue 11): a staged change that no longer applies
+    # at the commit is a ConflictError naming it (was the engine's KeyError).
+    with pytest.raises(numvault.ConflictError, match="replace in 'b'"):
         with npk.batch_mode():
             npk.replace({"b": np.array([7])}, 0)
             npk.vault.drop("b")  # behind the batch's back: the commit must fail

@@ -7,6 +7,7 @@ mod errors;
 mod index;
 mod lazy;
 mod stream;
+mod txn;
 mod vault;
 mod writable;
 
@@ -53,6 +54,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     )?;
     m.add("ConflictError", py.get_type::<errors::ConflictError>())?;
     m.add_class::<vault::Vault>()?;
+    m.add_class::<txn::Transaction>()?;
     m.add_class::<lazy::LazyArray>()?;
     m.add_class::<lazy::LazyIter>()?;
     m.add_class::<writable::WritableArray>()?;

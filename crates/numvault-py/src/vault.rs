@@ -6,8 +6,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use numpy::PyUntypedArrayMethods;
-use numvault::{ArrayRef, Batch, DType, OpenOptions, Store, Sync as SyncPolicy};
-use pyo3::exceptions::{PyIndexError, PyKeyError, PyTypeError, PyValueError};
+use numvault::{ArrayRef, DType, OpenOptions, Store, Sync as SyncPolicy};
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
@@ -16,6 +16,7 @@ use crate::errors::{guard, nogil, panic_err, to_py, withgil};
 use crate::index::{normalize_all, parse_target, quick_indices, Rows};
 use crate::lazy::{LazyArray, NOGIL_BYTES};
 use crate::stream::BatchIter;
+use crate::txn::Transaction;
 use crate::writable::WritableArray;
 
 fn parse_sync(sync: &str, max_delay_ms: f64) -> PyResult<SyncPolicy> {
@@ -42,9 +43,40 @@ fn parse_sync(sync: &str, max_delay_ms: f64) -> PyResult<SyncPolicy> {
 }
 
 /// The stored facts needed to resolve indexes and check values.
-struct Meta {
-    dtype: DType,
-    shape: Vec<u64>,
+pub(crate) struct Meta {
+    pub dtype: DType,
+    pub shape: Vec<u64>,
+}
+
+/// `array[index] = value` for an array with `meta`, as rows for the engine:
+/// the row indices (repeated ones: the last value wins, as in NumPy), the
+/// rows' shape, dtype and bytes; `None` if no row is selected.
+pub(crate) type ResolvedRows = (Vec<i64>, Vec<u64>, DType, Vec<u8>);
+
+pub(crate) fn resolve_rows(
+    name: &str,
+    index: &Bound<'_, PyAny>,
+    value: &Bound<'_, PyAny>,
+    meta: &Meta,
+) -> PyResult<Option<ResolvedRows>> {
+    let sel = parse_target(index, meta.shape[0])?;
+    let inp = value_rows(name, value, meta, &sel)?;
+    let norm = normalize_all(&sel.to_vec(), meta.shape[0])?;
+    if norm.is_empty() {
+        return Ok(None);
+    }
+    let rb = inp.nbytes() / norm.len();
+    let (idx, data) = if has_duplicates(&norm) {
+        dedupe_last(&norm, inp.bytes(), rb)
+    } else {
+        (
+            norm.iter().map(|&i| i as i64).collect(),
+            inp.bytes().to_vec(),
+        )
+    };
+    let mut shape = inp.shape.clone();
+    shape[0] = idx.len() as u64;
+    Ok(Some((idx, shape, inp.dtype, data)))
 }
 
 /// Convert `value` to rows of an existing array: same dtype (no silent
@@ -145,7 +177,7 @@ fn has_duplicates(idx: &[u64]) -> bool {
 /// crash-safe updates.
 ///
 /// ``Vault(path, mode="a", sync="flush", *, max_delay_ms=10.0,
-/// lock_timeout=None)``
+/// lock_timeout=None, shared=False)``
 ///
 /// * ``mode``: ``"r"`` read-only (shared with any number of readers and one
 ///   writer; ``refresh()`` picks up new commits), ``"a"`` read/write, created
@@ -156,7 +188,12 @@ fn has_duplicates(idx: &[u64]) -> bool {
 ///   ``"flush"`` durable at ``flush()`` and ``close()`` (the default);
 ///   ``"never"`` never synced by numvault (still consistent after a crash).
 /// * ``lock_timeout``: seconds to wait for another writer's lock; ``None``
-///   raises ``LockedError`` at once.
+///   raises ``LockedError`` at once (a shared writer waits 30 s).
+/// * ``shared``: write by turns with other handles and processes: the
+///   writer lock is taken for each change (waiting up to ``lock_timeout``),
+///   after catching up with what the others committed, so no update is lost
+///   and every writer sees the others' changes; without it one Vault holds
+///   the store for writing from open to close.
 ///
 /// A Vault is a context manager and dict-like: ``vault["x"]`` loads,
 /// ``vault["x"] = arr`` saves, ``del vault["x"]`` drops, ``"x" in vault``,
@@ -243,9 +280,9 @@ impl Vault {
     ) -> PyResult<()> {
         // Fast path, the common case: 1-d integer indices and an array of
         // exactly that many rows go straight to the engine, which checks
-        // dtype, shape and indices. Anything it refuses takes the full path
-        // below (broadcasting, repeated indices, precise errors); a refused
-        // call changed nothing.
+        // dtype, shape and indices. What it refuses as not fitting the
+        // array takes the full path below (broadcasting, repeated indices,
+        // precise errors); a refused call changed nothing.
         if is_ndarray(value) {
             if let Some(idx) = quick_indices(index)? {
                 let inp = input(value, &format!("array '{name}'"))?;
@@ -253,65 +290,39 @@ impl Vault {
                 if inp.shape.first() == Some(&(idx.len() as u64)) && !idx.is_empty() {
                     let (bytes, shape, dtype) = (inp.bytes(), &inp.shape, inp.dtype);
                     let s = self.store()?;
-                    match nogil(py, move || {
+                    match nogil_raw(py, move || {
                         s.replace(name, idx, ArrayRef::new(dtype, shape, bytes))
-                    }) {
+                    })? {
                         Ok(()) => return Ok(()),
                         Err(e)
-                            if e.is_instance_of::<PyValueError>(py)
-                                || e.is_instance_of::<PyIndexError>(py) => {}
-                        Err(e) => return Err(e),
+                            if e.is_validation()
+                                || matches!(e, numvault::Error::InvalidArgument(_)) => {}
+                        Err(e) => return Err(to_py(e)),
                     }
                 }
             }
         }
         let meta = self.meta(py, name)?;
-        let sel = parse_target(index, meta.shape[0])?;
-        let n = sel.count();
-        let inp = value_rows(name, value, &meta, &sel)?;
-        if n == 0 {
+        let Some((idx, shape, dtype, data)) = resolve_rows(name, index, value, &meta)? else {
             return Ok(());
-        }
-        let bytes = inp.bytes();
-        let shape = inp.shape.clone();
-        let dtype = inp.dtype;
-        let s = self.store()?;
-        let res = match &sel {
-            Rows::List { idx, .. } => {
-                let idx = idx.as_slice();
-                let s2 = s.clone();
-                let sh = &shape;
-                nogil(py, move || {
-                    s2.replace(name, idx, ArrayRef::new(dtype, sh, bytes))
-                })
-            }
-            other => {
-                let idx = other.to_vec();
-                let s2 = s.clone();
-                let sh = &shape;
-                nogil(py, move || {
-                    s2.replace(name, &idx, ArrayRef::new(dtype, sh, bytes))
-                })
-            }
         };
-        match res {
-            Err(e)
-                if e.is_instance_of::<PyIndexError>(py)
-                    && e.to_string().contains("more than once") =>
-            {
-                // NumPy semantics for repeated indices: the last value wins.
-                let rows = meta.shape[0];
-                let norm = normalize_all(&sel.to_vec(), rows)?;
-                let rb = inp.nbytes() / norm.len().max(1);
-                let (idx, data) = dedupe_last(&norm, bytes, rb);
-                let mut sh = shape.clone();
-                sh[0] = idx.len() as u64;
-                nogil(py, move || {
-                    s.replace(name, &idx, ArrayRef::new(dtype, &sh, &data))
-                })
-            }
-            other => other,
-        }
+        let s = self.store()?;
+        nogil(py, move || {
+            s.replace(name, &idx, ArrayRef::new(dtype, &shape, &data))
+        })
+    }
+}
+
+/// Engine work with the GIL released; engine errors are returned as they
+/// are (panics become `InternalError`).
+fn nogil_raw<T, F>(py: Python<'_>, f: F) -> PyResult<numvault::Result<T>>
+where
+    T: Send,
+    F: Send + FnOnce() -> numvault::Result<T>,
+{
+    match py.detach(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))) {
+        Ok(r) => Ok(r),
+        Err(p) => Err(panic_err(p)),
     }
 }
 
@@ -323,21 +334,10 @@ impl Drop for Vault {
     }
 }
 
-/// An operation parsed from `Vault.commit`'s list, owning what it needs.
-enum OwnedOp<'py> {
-    Save(String, Input<'py>),
-    Append(String, Input<'py>),
-    Replace(String, Vec<i64>, Vec<u64>, DType, Vec<u8>),
-    Delete(String, Vec<i64>),
-    Drop(String),
-    Rename(String, String),
-    Compact(String),
-}
-
 #[pymethods]
 impl Vault {
     #[new]
-    #[pyo3(signature = (path, mode="a", sync="flush", *, max_delay_ms=10.0, lock_timeout=None))]
+    #[pyo3(signature = (path, mode="a", sync="flush", *, max_delay_ms=10.0, lock_timeout=None, shared=false))]
     fn new(
         py: Python<'_>,
         path: PathBuf,
@@ -345,6 +345,7 @@ impl Vault {
         sync: &str,
         max_delay_ms: f64,
         lock_timeout: Option<f64>,
+        shared: bool,
     ) -> PyResult<Vault> {
         let policy = parse_sync(sync, max_delay_ms)?;
         let mut opts = match mode {
@@ -362,6 +363,7 @@ impl Vault {
         };
         if mode != "r" {
             opts.sync = policy;
+            opts.shared = shared;
         }
         if let Some(t) = lock_timeout {
             if !(t.is_finite() && t >= 0.0) {
@@ -649,6 +651,16 @@ impl Vault {
         guard(|| self.commit_impl(py, ops))
     }
 
+    /// A ``Transaction``: stage changes (each checked against the state the
+    /// earlier ones leave, rows beyond a memory budget staged in files),
+    /// then ``commit()`` them atomically. A context manager: commits at the
+    /// end of the block, discards on an exception.
+    fn begin(&self, py: Python<'_>) -> PyResult<Transaction> {
+        let s = self.store()?;
+        let t = nogil(py, move || s.begin())?;
+        Ok(Transaction::new(t))
+    }
+
     /// Make every returned call durable (sync data and log). On a read-only
     /// handle, load the latest committed state instead.
     fn flush(&self, py: Python<'_>) -> PyResult<()> {
@@ -876,181 +888,19 @@ impl Vault {
 
 impl Vault {
     fn commit_impl(&self, py: Python<'_>, ops: &Bound<'_, PyAny>) -> PyResult<()> {
-        // Simulated shapes, so that indexes resolve against the state each
-        // operation will see.
-        let mut sim: HashMap<String, Option<Meta>> = HashMap::new();
-        let mut owned: Vec<OwnedOp<'_>> = Vec::new();
-        let lookup = |sim: &mut HashMap<String, Option<Meta>>, name: &str| -> PyResult<Meta> {
-            if !sim.contains_key(name) {
-                let m = match self.meta(py, name) {
-                    Ok(m) => Some(m),
-                    Err(e) if e.is_instance_of::<PyKeyError>(py) => None,
-                    Err(e) => return Err(e),
-                };
-                sim.insert(name.to_string(), m);
-            }
-            match sim.get(name) {
-                Some(Some(m)) => Ok(Meta {
-                    dtype: m.dtype,
-                    shape: m.shape.clone(),
-                }),
-                _ => Err(PyKeyError::new_err(format!(
-                    "array '{name}' does not exist"
-                ))),
-            }
-        };
+        // The engine stages each operation, checked against the state the
+        // earlier ones leave, and commits them as one.
+        let t = self.begin(py)?;
+        let mut any = false;
         for op in ops.try_iter()? {
-            let op = op?;
-            let t = op
-                .cast::<PyTuple>()
-                .map_err(|_| PyTypeError::new_err("each operation must be a tuple"))?;
-            if t.is_empty() {
-                return Err(PyValueError::new_err("empty operation"));
-            }
-            let kind: String = t.get_item(0)?.extract()?;
-            let arg = |i: usize| -> PyResult<Bound<'_, PyAny>> {
-                t.get_item(i).map_err(|_| {
-                    PyValueError::new_err(format!("operation {kind:?} is missing arguments"))
-                })
-            };
-            let want = |n: usize| -> PyResult<()> {
-                if t.len() != n {
-                    return Err(PyValueError::new_err(format!(
-                        "operation {kind:?} takes {} arguments, got {}",
-                        n - 1,
-                        t.len() - 1
-                    )));
-                }
-                Ok(())
-            };
-            match kind.as_str() {
-                "save" => {
-                    want(3)?;
-                    let name: String = arg(1)?.extract()?;
-                    let inp = input(&arg(2)?, &format!("array '{name}'"))?;
-                    sim.insert(
-                        name.clone(),
-                        Some(Meta {
-                            dtype: inp.dtype,
-                            shape: inp.shape.clone(),
-                        }),
-                    );
-                    owned.push(OwnedOp::Save(name, inp));
-                }
-                "append" => {
-                    want(3)?;
-                    let name: String = arg(1)?.extract()?;
-                    let inp = input(&arg(2)?, &format!("array '{name}'"))?;
-                    let mut m = lookup(&mut sim, &name)?;
-                    if inp.shape.len() == m.shape.len() && inp.shape[1..] == m.shape[1..] {
-                        m.shape[0] += inp.shape[0];
-                    }
-                    sim.insert(name.clone(), Some(m));
-                    owned.push(OwnedOp::Append(name, inp));
-                }
-                "replace" => {
-                    want(4)?;
-                    let name: String = arg(1)?.extract()?;
-                    let m = lookup(&mut sim, &name)?;
-                    let sel = parse_target(&arg(2)?, m.shape[0])?;
-                    let inp = value_rows(&name, &arg(3)?, &m, &sel)?;
-                    let norm = normalize_all(&sel.to_vec(), m.shape[0])?;
-                    if norm.is_empty() {
-                        continue;
-                    }
-                    let rb = inp.nbytes() / norm.len();
-                    let (idx, data) = if has_duplicates(&norm) {
-                        dedupe_last(&norm, inp.bytes(), rb)
-                    } else {
-                        (
-                            norm.iter().map(|&i| i as i64).collect(),
-                            inp.bytes().to_vec(),
-                        )
-                    };
-                    let mut shape = inp.shape.clone();
-                    shape[0] = idx.len() as u64;
-                    owned.push(OwnedOp::Replace(name, idx, shape, inp.dtype, data));
-                }
-                "delete_rows" => {
-                    want(3)?;
-                    let name: String = arg(1)?.extract()?;
-                    let mut m = lookup(&mut sim, &name)?;
-                    let sel = parse_target(&arg(2)?, m.shape[0])?;
-                    let mut norm = normalize_all(&sel.to_vec(), m.shape[0])?;
-                    norm.sort_unstable();
-                    norm.dedup();
-                    if norm.is_empty() {
-                        continue;
-                    }
-                    m.shape[0] -= norm.len() as u64;
-                    sim.insert(name.clone(), Some(m));
-                    owned.push(OwnedOp::Delete(
-                        name,
-                        norm.iter().map(|&i| i as i64).collect(),
-                    ));
-                }
-                "drop" => {
-                    want(2)?;
-                    let name: String = arg(1)?.extract()?;
-                    lookup(&mut sim, &name)?;
-                    sim.insert(name.clone(), None);
-                    owned.push(OwnedOp::Drop(name));
-                }
-                "rename" => {
-                    want(3)?;
-                    let src: String = arg(1)?.extract()?;
-                    let dst: String = arg(2)?.extract()?;
-                    let m = lookup(&mut sim, &src)?;
-                    sim.insert(src.clone(), None);
-                    sim.insert(dst.clone(), Some(m));
-                    owned.push(OwnedOp::Rename(src, dst));
-                }
-                "compact" => {
-                    want(2)?;
-                    let name: String = arg(1)?.extract()?;
-                    lookup(&mut sim, &name)?;
-                    owned.push(OwnedOp::Compact(name));
-                }
-                other => {
-                    return Err(PyValueError::new_err(format!(
-                        "unknown operation {other:?} (expected save, append, replace, \
-                         delete_rows, drop, rename or compact)"
-                    )))
-                }
-            }
+            t.stage_op(&op?)?;
+            any = true;
         }
-        if owned.is_empty() {
-            return Ok(());
+        if any {
+            t.commit_now(py)
+        } else {
+            t.discard()
         }
-        let mut batch = Batch::new();
-        for op in &owned {
-            match op {
-                OwnedOp::Save(n, i) => {
-                    batch.save(n, ArrayRef::new(i.dtype, &i.shape, i.bytes()));
-                }
-                OwnedOp::Append(n, i) => {
-                    batch.append(n, ArrayRef::new(i.dtype, &i.shape, i.bytes()));
-                }
-                OwnedOp::Replace(n, idx, shape, dtype, data) => {
-                    batch.replace(n, idx, ArrayRef::new(*dtype, shape, data));
-                }
-                OwnedOp::Delete(n, idx) => {
-                    batch.delete_rows(n, idx);
-                }
-                OwnedOp::Drop(n) => {
-                    batch.drop_array(n);
-                }
-                OwnedOp::Rename(a, b) => {
-                    batch.rename(a, b);
-                }
-                OwnedOp::Compact(n) => {
-                    batch.compact(n);
-                }
-            }
-        }
-        let s = self.store()?;
-        let b = &batch;
-        nogil(py, move || s.commit(b))
     }
 }
 

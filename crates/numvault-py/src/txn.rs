@@ -1,0 +1,257 @@
+//! `Transaction`: the engine's staged transaction (`numvault::Txn`) for
+//! Python. Every change is checked by the engine against the state the
+//! earlier ones leave, and read back (`shape`, `load`, ...) from the
+//! engine: the binding keeps no state of its own.
+
+use std::sync::Mutex;
+
+use numvault::{ArrayRef, DType, Txn};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+
+use crate::conv::{alloc, descr, input, out_slice, shape_tuple};
+use crate::errors::{guard, nogil, withgil};
+use crate::vault::{resolve_rows, Meta};
+
+/// A transaction: changes staged (each checked when made, indexes resolved
+/// against the array as the earlier changes leave it), then committed
+/// atomically by ``commit()``, or discarded. Rows beyond a memory budget
+/// are staged in files, so a transaction of any size runs in bounded
+/// memory. As a context manager it commits when the block ends normally and
+/// discards on an exception. Made by ``Vault.begin()``.
+#[pyclass(module = "numvault", name = "Transaction", frozen)]
+pub struct Transaction {
+    txn: Mutex<Option<Txn>>,
+}
+
+impl Transaction {
+    pub fn new(txn: Txn) -> Self {
+        Transaction {
+            txn: Mutex::new(Some(txn)),
+        }
+    }
+
+    /// Run `f` on the open transaction.
+    fn with<T>(&self, f: impl FnOnce(&mut Txn) -> PyResult<T>) -> PyResult<T> {
+        let mut g = match self.txn.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        match g.as_mut() {
+            Some(t) => f(t),
+            None => Err(PyValueError::new_err(
+                "the transaction was committed or discarded",
+            )),
+        }
+    }
+
+    fn take(&self) -> PyResult<Txn> {
+        let mut g = match self.txn.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        g.take()
+            .ok_or_else(|| PyValueError::new_err("the transaction was committed or discarded"))
+    }
+
+    fn meta(t: &Txn, name: &str) -> PyResult<Meta> {
+        withgil(|| {
+            Ok(Meta {
+                dtype: t.dtype(name)?,
+                shape: t.shape(name)?,
+            })
+        })
+    }
+
+    /// Stage one operation of `Vault.commit`'s list.
+    pub fn stage_op(&self, op: &Bound<'_, PyAny>) -> PyResult<()> {
+        let t = op.cast::<PyTuple>().map_err(|_| {
+            pyo3::exceptions::PyTypeError::new_err("each operation must be a tuple")
+        })?;
+        if t.is_empty() {
+            return Err(PyValueError::new_err("empty operation"));
+        }
+        let kind: String = t.get_item(0)?.extract()?;
+        let want = |n: usize| -> PyResult<()> {
+            if t.len() != n {
+                return Err(PyValueError::new_err(format!(
+                    "operation {kind:?} takes {} arguments, got {}",
+                    n - 1,
+                    t.len() - 1
+                )));
+            }
+            Ok(())
+        };
+        let arg = |i: usize| t.get_item(i);
+        let name = || -> PyResult<String> { arg(1)?.extract() };
+        match kind.as_str() {
+            "save" => want(3).and_then(|_| self.save(&name()?, &arg(2)?)),
+            "append" => want(3).and_then(|_| self.append(&name()?, &arg(2)?)),
+            "replace" => want(4).and_then(|_| self.replace(&name()?, &arg(2)?, &arg(3)?)),
+            "delete_rows" => want(3).and_then(|_| self.delete_rows(&name()?, &arg(2)?)),
+            "drop" => want(2).and_then(|_| self.drop(&name()?)),
+            "rename" => want(3).and_then(|_| self.rename(&name()?, &arg(2)?.extract::<String>()?)),
+            "compact" => want(2).and_then(|_| self.compact(&name()?)),
+            other => Err(PyValueError::new_err(format!(
+                "unknown operation {other:?} (expected save, append, replace, delete_rows, \
+                 drop, rename or compact)"
+            ))),
+        }
+    }
+
+    /// Commit, releasing the GIL.
+    pub fn commit_now(&self, py: Python<'_>) -> PyResult<()> {
+        let t = self.take()?;
+        nogil(py, move || t.commit())
+    }
+}
+
+#[pymethods]
+impl Transaction {
+    /// Stage creating or overwriting array ``name`` with ``array``.
+    fn save(&self, name: &str, array: &Bound<'_, PyAny>) -> PyResult<()> {
+        let inp = input(array, &format!("array '{name}'"))?;
+        self.with(|t| withgil(|| t.save(name, ArrayRef::new(inp.dtype, &inp.shape, inp.bytes()))))
+    }
+
+    /// Stage appending the rows of ``array`` to array ``name``.
+    fn append(&self, name: &str, array: &Bound<'_, PyAny>) -> PyResult<()> {
+        let inp = input(array, &format!("array '{name}'"))?;
+        self.with(|t| withgil(|| t.append(name, ArrayRef::new(inp.dtype, &inp.shape, inp.bytes()))))
+    }
+
+    /// Stage ``array[index] = value`` (NumPy indexing and broadcasting;
+    /// repeated indices: the last value wins), ``index`` resolved against
+    /// the array as the earlier changes leave it.
+    fn replace(
+        &self,
+        name: &str,
+        index: &Bound<'_, PyAny>,
+        value: &Bound<'_, PyAny>,
+    ) -> PyResult<()> {
+        guard(|| {
+            self.with(|t| {
+                let meta = Self::meta(t, name)?;
+                let Some((idx, shape, dtype, data)) = resolve_rows(name, index, value, &meta)?
+                else {
+                    return Ok(());
+                };
+                withgil(|| t.replace(name, &idx, ArrayRef::new(dtype, &shape, &data)))
+            })
+        })
+    }
+
+    /// Stage deleting the selected rows (``numpy.delete`` semantics).
+    fn delete_rows(&self, name: &str, index: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.with(|t| {
+            let rows = withgil(|| t.shape(name))?[0];
+            let idx = crate::index::parse_target(index, rows)?.to_vec();
+            if idx.is_empty() {
+                return Ok(());
+            }
+            withgil(|| t.delete_rows(name, &idx))
+        })
+    }
+
+    /// Stage removing array ``name``.
+    fn drop(&self, name: &str) -> PyResult<()> {
+        self.with(|t| withgil(|| t.drop_array(name)))
+    }
+
+    /// Stage renaming ``src`` to ``dst``.
+    fn rename(&self, src: &str, dst: &str) -> PyResult<()> {
+        self.with(|t| withgil(|| t.rename(src, dst)))
+    }
+
+    /// Stage compacting array ``name``.
+    fn compact(&self, name: &str) -> PyResult<()> {
+        self.with(|t| withgil(|| t.compact(name)))
+    }
+
+    /// Shape of array ``name`` as the staged changes leave it.
+    fn shape<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyTuple>> {
+        let shape = self.with(|t| withgil(|| t.shape(name)))?;
+        shape_tuple(py, &shape)
+    }
+
+    /// NumPy dtype of array ``name`` as the staged changes leave it.
+    fn dtype<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        let d: DType = self.with(|t| withgil(|| t.dtype(name)))?;
+        Ok(descr(py, d).into_any())
+    }
+
+    /// True if array ``name`` exists once the staged changes apply.
+    fn has(&self, name: &str) -> PyResult<bool> {
+        self.with(|t| Ok(t.has(name)))
+    }
+
+    fn __contains__(&self, name: &Bound<'_, PyAny>) -> PyResult<bool> {
+        match name.extract::<&str>() {
+            Ok(n) => self.has(n),
+            Err(_) => Ok(false),
+        }
+    }
+
+    /// Sorted names of the arrays once the staged changes apply.
+    fn names(&self) -> PyResult<Vec<String>> {
+        self.with(|t| Ok(t.names()))
+    }
+
+    /// Array ``name`` as the staged changes leave it, as a new NumPy array.
+    fn load<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        let data = self.with(|t| withgil(|| t.read(name)))?;
+        let (arr, ptr) = alloc(py, data.dtype, &data.shape)?;
+        let out = unsafe { out_slice(ptr, data.data.len()) };
+        out.copy_from_slice(&data.data);
+        Ok(arr.into_any())
+    }
+
+    /// Number of changes staged.
+    fn __len__(&self) -> PyResult<usize> {
+        self.with(|t| Ok(t.len()))
+    }
+
+    /// Commit every staged change atomically. ``ConflictError`` if another
+    /// writer changed the store so that a change no longer applies (then
+    /// nothing is committed).
+    fn commit(&self, py: Python<'_>) -> PyResult<()> {
+        self.commit_now(py)
+    }
+
+    /// Discard the staged changes (and their staging files).
+    pub fn discard(&self) -> PyResult<()> {
+        let mut g = match self.txn.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        drop(g.take());
+        Ok(())
+    }
+
+    /// True until ``commit()`` or ``discard()``.
+    #[getter]
+    fn active(&self) -> bool {
+        self.txn.lock().map(|g| g.is_some()).unwrap_or(false)
+    }
+
+    fn __enter__(slf: Py<Self>) -> Py<Self> {
+        slf
+    }
+
+    #[pyo3(signature = (exc_type=None, _exc=None, _tb=None))]
+    fn __exit__(
+        &self,
+        py: Python<'_>,
+        exc_type: Option<&Bound<'_, PyAny>>,
+        _exc: Option<&Bound<'_, PyAny>>,
+        _tb: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<bool> {
+        if exc_type.is_some_and(|e| !e.is_none()) || !self.active() {
+            self.discard()?;
+        } else {
+            self.commit_now(py)?;
+        }
+        Ok(false)
+    }
+}
