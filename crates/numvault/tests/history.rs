@@ -106,8 +106,10 @@ fn history_survives_crashes_at_every_point_of_a_checkpoint() {
     ];
     let mut crashed = 0;
     for point in 0.. {
-        // Opening replays the log and checkpoints it: crash in there.
-        let sim = base.after_crash(true);
+        // Opening after a reboot replays the log with every check and
+        // checkpoints it: crash in there. (In the boot that wrote the log,
+        // an open reuses it without a checkpoint since issue 11.)
+        let sim = base.after_crash(false);
         let start = sim.points();
         sim.set_plan(FaultPlan {
             crash_at: Some(start + point),

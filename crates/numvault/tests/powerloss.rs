@@ -101,6 +101,9 @@ fn torture_policy(sync: Sync, seed: u64, c: &mut Counts) {
             for op in &setup {
                 op.run(&s).unwrap();
             }
+            // A durable base: a close syncs nothing under Sync::Never
+            // (changed on purpose, issue 11), so it is flushed explicitly.
+            s.flush().unwrap();
             s.close().unwrap();
             let s = open_with(&sim, sync, ckpt).unwrap();
             (sim, s)

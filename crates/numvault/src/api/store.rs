@@ -14,6 +14,7 @@ use crate::txn::batch::Batch;
 use crate::txn::durability::group_commit_loop;
 use crate::txn::plan::Intent;
 use crate::txn::stage::{Txn, TXN_MEMORY_BYTES};
+use crate::txn::turns::read_note;
 use crate::txn::{Engine, OpenOptions, Shared, SyncPolicy};
 
 /// An open store. `Send + Sync`: share it between threads behind an `Arc`.
@@ -43,14 +44,11 @@ impl Store {
         let guard = match vfs.lock_exclusive(&lock_path, opts.lock_wait()) {
             Ok(g) => g,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                return Err(Error::Locked {
-                    path: dir,
-                    holder: None,
-                });
+                let holder = read_note(vfs.as_ref(), &lock_path).holder();
+                return Err(Error::Locked { path: dir, holder });
             }
             Err(e) => return Err(Error::io(lock_path, e)),
         };
-        note_holder(vfs.as_ref(), &lock_path);
         let engine = Engine::open_writer(&dir, &opts, guard)?;
         Self::start(engine, dir, opts.sync)
     }
@@ -304,8 +302,9 @@ impl Store {
         g.checkpoint()
     }
 
-    /// Flush, checkpoint and release the lock. Dropping the store does the
-    /// same but cannot report errors.
+    /// Make everything durable per the sync policy (nothing under
+    /// `Sync::Never`), checkpoint if the log is long, and release the lock.
+    /// Dropping the store does the same but cannot report errors.
     pub fn close(mut self) -> Result<()> {
         self.close_inner()
     }
@@ -323,7 +322,7 @@ impl Store {
         let res = if g.read_only || g.is_poisoned() {
             Ok(())
         } else {
-            g.checkpoint()
+            g.close_durably()
         };
         g.shut();
         res
@@ -365,10 +364,4 @@ pub(crate) fn list_prefix(state: &State, prefix: &str) -> Vec<String> {
         out.insert(0, prefix.to_string());
     }
     out
-}
-
-/// Write who holds the writer lock into `LOCK` (best effort), so that a
-/// writer that waits for it in vain can say (FORMAT.md §1).
-pub(crate) fn note_holder(vfs: &dyn crate::io::vfs::Vfs, lock_path: &Path) {
-    crate::txn::turns::note_holder(vfs, lock_path);
 }

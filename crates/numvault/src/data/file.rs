@@ -209,8 +209,15 @@ impl FileTable {
         let mut ids: Vec<u64> = self.dirty.iter().copied().collect();
         ids.sort_unstable();
         for id in ids {
-            if let Some(f) = self.files.get(&id) {
-                sync_named(f)?;
+            match self.files.get(&id).cloned() {
+                Some(f) => sync_named(&f)?,
+                // Written by an earlier handle (or evicted): any handle of
+                // the file syncs its bytes. Gone: nothing left to sync.
+                None => match self.vfs.open(&self.path(id), OpenMode::Read) {
+                    Ok(file) => sync_named(&DataFile::new(self.path(id), file))?,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                },
             }
             self.dirty.remove(&id);
         }

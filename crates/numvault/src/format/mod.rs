@@ -81,3 +81,60 @@ impl From<codec::DecodeError> for HeaderError {
         HeaderError::Bad(e)
     }
 }
+
+/// What the holder of the writer lock writes into `LOCK` (FORMAT.md §1):
+/// its process id, for errors that name the holder, and the boot in which
+/// the live log was last recovered or written, which lets the next opener
+/// in the same boot skip recovery's checks of data that only a power loss
+/// could have taken (§7.4). Either line may be missing.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct LockNote {
+    pub pid: Option<u32>,
+    pub boot: Option<String>,
+    /// No sync in this boot has covered a record past this seq (a writer
+    /// holding the lock notes it before each sync): records after it, and
+    /// files only they refer to, are not durable. Trusted only in the same
+    /// boot; missing: unknown.
+    pub syncing: Option<u64>,
+}
+
+impl LockNote {
+    pub fn encode(&self) -> String {
+        let mut s = String::new();
+        if let Some(p) = self.pid {
+            s.push_str(&format!("pid {p}\n"));
+        }
+        if let Some(b) = &self.boot {
+            s.push_str(&format!("boot {b}\n"));
+        }
+        if let Some(n) = self.syncing {
+            s.push_str(&format!("syncing {n}\n"));
+        }
+        s
+    }
+
+    /// Lenient: unknown lines and damage give missing fields, never an error
+    /// (a missing boot only means a full recovery).
+    pub fn decode(bytes: &[u8]) -> LockNote {
+        let text = String::from_utf8_lossy(bytes);
+        let mut note = LockNote::default();
+        for line in text.lines() {
+            if let Some(p) = line.strip_prefix("pid ") {
+                note.pid = p.trim().parse().ok();
+            } else if let Some(n) = line.strip_prefix("syncing ") {
+                note.syncing = n.trim().parse().ok();
+            } else if let Some(b) = line.strip_prefix("boot ") {
+                let b = b.trim();
+                if !b.is_empty() && b.len() <= 64 {
+                    note.boot = Some(b.to_string());
+                }
+            }
+        }
+        note
+    }
+
+    /// "pid 1234", for errors.
+    pub fn holder(&self) -> Option<String> {
+        self.pid.map(|p| format!("pid {p}"))
+    }
+}

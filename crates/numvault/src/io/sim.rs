@@ -109,6 +109,9 @@ struct FsState {
 }
 
 struct Shared {
+    /// Which boot of the simulated machine this is: a power loss starts a
+    /// new one, a process crash does not (see `Vfs::boot_id`).
+    boot: u64,
     state: Mutex<FsState>,
     plan: Mutex<FaultPlan>,
     points: AtomicU64,
@@ -147,8 +150,13 @@ enum Point {
 impl SimVfs {
     /// An empty file system with no faults planned.
     pub fn new() -> Self {
+        Self::booted(0)
+    }
+
+    fn booted(boot: u64) -> Self {
         SimVfs {
             shared: Arc::new(Shared {
+                boot,
                 state: Mutex::new(FsState::default()),
                 plan: Mutex::new(FaultPlan::default()),
                 points: AtomicU64::new(0),
@@ -209,7 +217,9 @@ impl SimVfs {
                 }
             }
         }
-        rebuild(&names, &st.dirs, |i| power_loss_image(i, &mut rng))
+        rebuild(&names, &st.dirs, self.shared.boot + 1, |i| {
+            power_loss_image(i, &mut rng)
+        })
     }
 
     /// Fault points passed since the last `set_plan`.
@@ -228,7 +238,10 @@ impl SimVfs {
     pub fn after_crash(&self, keep_unsynced: bool) -> SimVfs {
         let st = lock(&self.shared.state);
         let names = if keep_unsynced { &st.live } else { &st.durable };
-        rebuild(names, &st.dirs, |i| {
+        // Unsynced writes survive only a crash of the process, in which the
+        // machine keeps running: the same boot.
+        let boot = self.shared.boot + u64::from(!keep_unsynced);
+        rebuild(names, &st.dirs, boot, |i| {
             if keep_unsynced {
                 i.live.clone()
             } else {
@@ -306,6 +319,7 @@ impl SimVfs {
 fn rebuild(
     names: &BTreeMap<PathBuf, InodeRef>,
     dirs: &HashSet<PathBuf>,
+    boot: u64,
     mut image: impl FnMut(&Inode) -> Vec<u8>,
 ) -> SimVfs {
     let mut copies: Vec<(*const Mutex<Inode>, InodeRef)> = Vec::new();
@@ -327,7 +341,7 @@ fn rebuild(
         };
         live.insert(path.clone(), copy);
     }
-    let fresh = SimVfs::new();
+    let fresh = SimVfs::booted(boot);
     {
         let mut fs = lock(&fresh.shared.state);
         fs.durable = live.clone();
@@ -486,6 +500,10 @@ impl Drop for SimLock {
 }
 
 impl Vfs for SimVfs {
+    fn boot_id(&self) -> Option<String> {
+        Some(format!("sim-boot-{}", self.shared.boot))
+    }
+
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn VFile>> {
         let existing = {
             let st = lock(&self.shared.state);

@@ -73,6 +73,13 @@ pub trait Vfs: Send + Sync + 'static {
     fn exists(&self, path: &Path) -> bool;
     /// Make the directory's entries (creations, renames, removals) durable.
     fn sync_dir(&self, path: &Path) -> io::Result<()>;
+    /// An id of the running system's boot, different after every reboot
+    /// (so after every power loss or kernel crash): while it is the same,
+    /// every write that returned is visible to reads, synced or not.
+    /// `None` if unknown (then recovery always checks everything).
+    fn boot_id(&self) -> Option<String> {
+        None
+    }
     /// Take an exclusive advisory lock on `path` (created if missing).
     /// `wait`: `None` fails at once with `WouldBlock` if held; otherwise
     /// retries until the timeout.
@@ -145,6 +152,13 @@ impl VFile for StdFile {
 }
 
 impl Vfs for StdVfs {
+    fn boot_id(&self) -> Option<String> {
+        // Linux: random per boot. Elsewhere unknown: always full recovery.
+        let id = fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+        let id = id.trim();
+        (!id.is_empty()).then(|| id.to_string())
+    }
+
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn VFile>> {
         let mut o = OpenOptions::new();
         o.read(true);

@@ -94,6 +94,17 @@ impl Op {
         }
     }
 
+    /// True for ops whose data recovery after a power loss compares with
+    /// the files unless a later record declares them durable (in-file
+    /// payloads, writable sessions' ends): damage to their data is told
+    /// from a lost tail only by that declaration (FORMAT.md §7.4).
+    pub fn checked_at_recovery(&self) -> bool {
+        match self {
+            Op::SetSums { sums, .. } => sums.covered > 0,
+            _ => matches!(self.payload(), Some((_, Payload::InFile { .. }, _))),
+        }
+    }
+
     /// The array the op concerns (the source of a rename).
     pub fn array_name(&self) -> &str {
         match self {

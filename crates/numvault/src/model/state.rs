@@ -227,6 +227,7 @@ impl State {
             .filter(|end| end.checked_mul(a.row_bytes).is_some())
             .ok_or("slot range overflows")?;
         Arc::make_mut(&mut a.rowmap).push(first_slot, rows);
+        extend_sums(a, payload);
         a.phys_slots = end;
         a.mtime_ns = time_ns;
         Ok(None)
@@ -255,6 +256,7 @@ impl State {
         for (j, s) in slots.iter().enumerate() {
             remap.insert(*s, first_slot + j as u64);
         }
+        extend_sums(a, payload);
         a.phys_slots = end;
         a.mtime_ns = time_ns;
         Ok(None)
@@ -328,6 +330,18 @@ impl State {
         Arc::make_mut(&mut a).mtime_ns = time_ns;
         self.arrays.insert(to.to_string(), a);
         Ok(None)
+    }
+}
+
+/// New rows carried inline (in the record) extend the array's checksums
+/// at once, when they cover everything before them: so writer and replay
+/// alike verify them without reading the file. Rows in the file wait for a
+/// checkpoint's refresh (it reads them).
+fn extend_sums(a: &mut ArrayMeta, payload: &Payload) {
+    if let Payload::Inline(bytes) = payload {
+        if a.sums.covered == a.phys_bytes() {
+            Arc::make_mut(&mut a.sums).extend(bytes);
+        }
     }
 }
 

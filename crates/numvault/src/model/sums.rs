@@ -54,6 +54,25 @@ impl ChunkSums {
         crc
     }
 
+    /// Extend the checksums over `bytes` appended right after the covered
+    /// ones (the last chunk's CRC is extended, then new chunks begin).
+    pub fn extend(&mut self, mut bytes: &[u8]) {
+        let partial = (self.covered % CHUNK_BYTES) as usize;
+        if partial > 0 {
+            let n = bytes.len().min(CHUNK_BYTES as usize - partial);
+            if let Some(last) = self.sums.last_mut() {
+                *last = crc32c::crc32c_append(*last, &bytes[..n]);
+            }
+            self.covered += n as u64;
+            bytes = &bytes[n..];
+        }
+        for piece in bytes.chunks(CHUNK_BYTES as usize) {
+            self.sums.push(crc32c::crc32c(piece));
+            self.covered += piece.len() as u64;
+        }
+        debug_assert!(self.is_consistent());
+    }
+
     pub fn is_consistent(&self) -> bool {
         self.sums.len() as u64 == self.covered.div_ceil(CHUNK_BYTES)
     }
@@ -149,6 +168,22 @@ impl SumBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn extending_equals_computing_over_the_whole() {
+        let c = CHUNK_BYTES as usize;
+        let data: Vec<u8> = (0..(2 * c + 777)).map(|i| (i * 13 % 251) as u8).collect();
+        for cuts in [
+            vec![0, 5, 100, c - 1, c, c + 3, 2 * c + 777],
+            vec![0, c / 2, 2 * c + 777],
+        ] {
+            let mut s = ChunkSums::default();
+            for w in cuts.windows(2) {
+                s.extend(&data[w[0]..w[1]]);
+            }
+            assert_eq!(s, ChunkSums::of(&data), "{cuts:?}");
+        }
+    }
 
     #[test]
     fn whole_crc_combines_chunks() {

@@ -51,16 +51,32 @@ pub(crate) struct Replayed {
     pub commits: Vec<CommitInfo>,
     /// Data files the replayed records wrote payloads into.
     pub payload_files: HashSet<u64>,
+    /// (seq, file id) of every replayed write into a data file (payloads,
+    /// writable sessions' ends): bytes that are durable only once that seq
+    /// is.
+    pub written: Vec<(u64, u64)>,
+    /// The highest `synced_seq` a replayed record declares: every record up
+    /// to it is durable.
+    pub declared_synced: u64,
+    /// (seq, file id) of the replayed Puts whose rows are in their file.
+    pub in_file_puts: Vec<(u64, u64)>,
+    /// The last replayed record holding an op whose data recovery checks
+    /// against the files (`Op::checked_at_recovery`).
+    pub last_checked_seq: u64,
 }
 
 /// Replay the log of `state.gen` in `dir` onto `state` (loaded from the
-/// MANIFEST). On error `state` is unspecified.
+/// MANIFEST). `same_boot`: the log was last written or recovered in the
+/// running boot, so every write that returned is readable and the checks
+/// and redo of payloads (which only a power loss could fail) are skipped
+/// (FORMAT.md §7.4). On error `state` is unspecified.
 pub(crate) fn replay_log(
     vfs: &dyn Vfs,
     dir: &Path,
     state: &mut State,
     files: &mut FileTable,
     mode: Mode,
+    same_boot: bool,
 ) -> Result<Replayed> {
     let path = dir.join(log_name(state.gen));
     let open_mode = match mode {
@@ -74,6 +90,7 @@ pub(crate) fn replay_log(
     let mut limit = bytes.len();
     let pass = loop {
         let mut pass = Pass::new(&bytes, limit, &path, mode);
+        pass.checks = !same_boot;
         pass.run(state, files)?;
         match pass.unbacked.values().min() {
             None => break pass,
@@ -91,6 +108,10 @@ pub(crate) fn replay_log(
         garbage,
         commits,
         payload_files,
+        declared_synced,
+        in_file_puts,
+        written,
+        last_checked_seq,
         ..
     } = pass;
     // Zeros after the last record are preallocation (Sync::Always), not
@@ -114,6 +135,10 @@ pub(crate) fn replay_log(
         garbage,
         commits,
         payload_files,
+        declared_synced,
+        in_file_puts,
+        written,
+        last_checked_seq,
     })
 }
 
@@ -150,6 +175,12 @@ struct Pass<'a> {
     garbage: Vec<u64>,
     commits: Vec<CommitInfo>,
     payload_files: HashSet<u64>,
+    /// Check (and, for the writer, redo) payloads; off in the same boot.
+    checks: bool,
+    declared_synced: u64,
+    in_file_puts: Vec<(u64, u64)>,
+    written: Vec<(u64, u64)>,
+    last_checked_seq: u64,
 }
 
 /// Whether a record was applied, or ends the log because data it needs
@@ -173,6 +204,11 @@ impl<'a> Pass<'a> {
             garbage: Vec::new(),
             commits: Vec::new(),
             payload_files: HashSet::new(),
+            checks: true,
+            declared_synced: 0,
+            in_file_puts: Vec::new(),
+            written: Vec::new(),
+            last_checked_seq: 0,
         }
     }
 
@@ -243,6 +279,20 @@ impl<'a> Pass<'a> {
             }
             if let Some((fid, _, _)) = payload_region(state, op) {
                 self.payload_files.insert(fid);
+                self.written.push((w.rec.seq, fid));
+            }
+            if let Op::SetSums { name, sums } = op {
+                if let (Some(a), true) = (state.arrays.get(name), sums.covered > 0) {
+                    self.written.push((w.rec.seq, a.file_id));
+                }
+            }
+            if let Op::Put {
+                file_id,
+                payload: crate::model::op::Payload::InFile { .. },
+                ..
+            } = op
+            {
+                self.in_file_puts.push((w.rec.seq, *file_id));
             }
             let freed = state.apply(op, w.rec.time_ns).map_err(|d| {
                 Error::corrupt(
@@ -261,6 +311,10 @@ impl<'a> Pass<'a> {
         }
         state.seq = w.rec.seq;
         state.chain = w.hash;
+        self.declared_synced = self.declared_synced.max(w.rec.synced_seq);
+        if w.rec.ops.iter().any(Op::checked_at_recovery) {
+            self.last_checked_seq = w.rec.seq;
+        }
         self.garbage.extend(garbage);
         Ok(Outcome::Accepted)
     }
@@ -274,6 +328,9 @@ impl<'a> Pass<'a> {
         state: &State,
         files: &mut FileTable,
     ) -> Result<bool> {
+        if !self.checks {
+            return Ok(true);
+        }
         let writer = self.mode == Mode::Writer;
         if check_payload(files, state, op, writer)? == Presence::Missing {
             let fid = payload_region(state, op).map_or(0, |r| r.0);

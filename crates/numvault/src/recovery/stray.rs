@@ -13,11 +13,19 @@ use crate::io::vfs::{OpenMode, Vfs};
 use crate::model::error::{IoContext, Result};
 use crate::model::state::State;
 
-/// Delete data files that `state` does not reference (leftovers of crashed
-/// uncommitted saves and of drops before a crash), logs of other
-/// generations and a leftover temporary MANIFEST. Creates `data/` if it is
-/// missing.
-pub(crate) fn collect_stray_files(vfs: &dyn Vfs, dir: &Path, state: &State) -> Result<()> {
+/// Delete logs of other generations, a leftover temporary MANIFEST, staging
+/// files no transaction holds and, if `folded` (the live log holds no
+/// record: every file a record names is in `state`), data files that
+/// `state` does not reference (leftovers of crashed uncommitted saves, of
+/// drops before a crash). A live log that still holds records may name
+/// superseded files that a recovery after a power loss needs, so they stay
+/// until a checkpoint folds it. Creates `data/` if it is missing.
+pub(crate) fn collect_stray_files(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    state: &State,
+    folded: bool,
+) -> Result<()> {
     let data_dir = dir.join(DATA_DIR);
     if !vfs.exists(&data_dir) {
         vfs.create_dir_all(&data_dir).ctx(&data_dir)?;
@@ -31,7 +39,7 @@ pub(crate) fn collect_stray_files(vfs: &dyn Vfs, dir: &Path, state: &State) -> R
     let ext = format!(".{DATA_EXT}");
     for name in vfs.list_dir(&data_dir).ctx(&data_dir)? {
         let p = data_dir.join(&name);
-        if name.ends_with(&ext) && !live.contains(&name) {
+        if folded && name.ends_with(&ext) && !live.contains(&name) {
             vfs.remove_file(&p).ctx(&p)?;
         } else if name.starts_with(STAGE_PREFIX) {
             // A transaction's staging file: removed only if no live

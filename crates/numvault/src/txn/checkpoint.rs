@@ -54,6 +54,8 @@ impl Engine {
         let old_log = self.log_path();
         debug_assert_ne!(old_log, new_log.path);
         self.log = Some(new_log);
+        // The MANIFEST covers every record: nothing is left to declare.
+        self.last_declared = self.state.seq;
         // Failures below leave only unreferenced files, removed at next open.
         let _ = self.vfs.remove_file(&old_log);
         self.delete_garbage();
@@ -74,7 +76,7 @@ impl Engine {
 
     /// Some array's checksums do not cover all its bytes (appended since
     /// the last refresh), outside writable sessions.
-    fn sums_stale(&self) -> bool {
+    pub(crate) fn sums_stale(&self) -> bool {
         self.state
             .arrays
             .iter()
@@ -207,4 +209,54 @@ fn extend_sums(df: &crate::data::DataFile, old: &ChunkSums, end: u64) -> Result<
     }
     debug_assert!(sums.is_consistent());
     Ok(Some(sums))
+}
+
+/// A close checkpoints only when the next open would otherwise replay a
+/// log longer than this.
+pub(crate) const CLOSE_CHECKPOINT_LOG_BYTES: u64 = 1 << 20;
+/// ... or when files waiting for a checkpoint to be deleted hold more than
+/// this (a checkpoint is what frees them).
+pub(crate) const CLOSE_CHECKPOINT_GARBAGE_BYTES: u64 = 256 << 20;
+
+impl Engine {
+    /// Closing: make everything durable per the policy (nothing under
+    /// `Sync::Never`; else one `sync_all`: the dirty data files and the
+    /// log), and checkpoint only if the log is long or superseded files
+    /// take much space. The next open reuses the log (FORMAT.md §7.5).
+    pub(crate) fn close_durably(&mut self) -> Result<()> {
+        self.settle_sums()?;
+        if self.sync != super::SyncPolicy::Never {
+            self.sync_all()?;
+        }
+        if self.close_needs_checkpoint() {
+            self.checkpoint()?;
+        }
+        Ok(())
+    }
+
+    /// A close checkpoints when the next open would replay a long log, when
+    /// superseded files take much space, when rows lack checksums that the
+    /// log cannot give back at the next open (rows written in place or in
+    /// files, not inline), or when a synced record's data would be checked
+    /// at recovery without a later record declaring it durable (damage to
+    /// it could not be told from a lost tail; FORMAT.md §7.4).
+    fn close_needs_checkpoint(&self) -> bool {
+        let undeclared =
+            self.sync != super::SyncPolicy::Never && self.last_checked_seq > self.last_declared;
+        self.log_len() > CLOSE_CHECKPOINT_LOG_BYTES
+            || undeclared
+            || self.sums_stale()
+            || self.garbage_bytes() > CLOSE_CHECKPOINT_GARBAGE_BYTES
+    }
+
+    /// Bytes of the files waiting for a checkpoint to be deleted.
+    fn garbage_bytes(&self) -> u64 {
+        let live = self.live_files();
+        self.garbage
+            .iter()
+            .filter(|id| !live.contains(id))
+            .filter_map(|id| self.vfs.open(&self.files.path(*id), OpenMode::Read).ok())
+            .filter_map(|f| f.len().ok())
+            .sum()
+    }
 }

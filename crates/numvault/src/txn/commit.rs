@@ -194,7 +194,17 @@ impl Engine {
     }
 
     fn commit_ops_in_turn(&mut self, ops: Vec<Op>, durable: bool) -> Result<()> {
-        let time_ns = now_ns();
+        self.commit_ops_at(ops, now_ns())?;
+        if durable {
+            self.sync_all()?;
+        }
+        Ok(())
+    }
+
+    /// Log ops built outside the planner with the given commit time (a
+    /// checksum refresh carries the array's last change time, so that it
+    /// does not change it) and apply them.
+    pub(crate) fn commit_ops_at(&mut self, ops: Vec<Op>, time_ns: u64) -> Result<()> {
         let mut staged = self.state.clone();
         for op in &ops {
             staged
@@ -206,9 +216,6 @@ impl Engine {
         staged.chain = self.state.chain;
         staged.gen = self.state.gen;
         self.state = staged;
-        if durable {
-            self.sync_all()?;
-        }
         Ok(())
     }
 
@@ -284,6 +291,10 @@ impl Engine {
         };
         self.state.seq = seq;
         self.state.chain = hash;
+        self.last_declared = self.synced_seq;
+        if ops.iter().any(Op::checked_at_recovery) {
+            self.last_checked_seq = seq;
+        }
         // history: summarized at the checkpoint that folds this record.
         self.pending_history.push(CommitInfo {
             seq,
@@ -323,6 +334,7 @@ impl Engine {
     fn after_record(&mut self) -> Result<()> {
         match self.sync {
             SyncPolicy::Always => {
+                self.note_syncing();
                 if let Some(log) = self.log.as_mut() {
                     if let Err(f) = log.sync() {
                         return Err(self.absorb(f));

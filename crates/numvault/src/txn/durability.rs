@@ -13,6 +13,20 @@ use crate::model::op::Op;
 const HISTORY_BATCH: usize = 16_384;
 
 impl Engine {
+    /// Before a sync: note in `LOCK` that syncs in this boot may now have
+    /// covered every record so far (an exclusive writer's; FORMAT.md §1).
+    /// The next opener in this boot takes the records after the noted seq,
+    /// and the files only they refer to, as not durable.
+    pub(crate) fn note_syncing(&mut self) {
+        if self.state.seq <= self.maybe_synced && self.maybe_synced > 0 {
+            return;
+        }
+        self.maybe_synced = self.state.seq;
+        if let Some(f) = &self.note_file {
+            crate::txn::turns::put_note(f.as_ref(), self.vfs.boot_id(), Some(self.maybe_synced));
+        }
+    }
+
     /// Sync data files (and `data/`), then the log; then every record
     /// written so far is durable. A failure poisons the engine.
     pub(crate) fn sync_all(&mut self) -> Result<()> {
@@ -26,6 +40,7 @@ impl Engine {
         if self.read_only {
             return Ok(());
         }
+        self.note_syncing();
         if let Err(e) = self.files.sync_dirty() {
             let dir = self.files.data_dir.clone();
             self.poison(&dir);

@@ -65,6 +65,11 @@ pub(crate) struct Engine {
     log: Option<LogWriter>,
     /// Highest seq known to be durable (log fsynced after it).
     synced_seq: u64,
+    /// The `synced_seq` the last record in the log declares.
+    last_declared: u64,
+    /// The last record in the log whose data recovery would check against
+    /// the files (see `commit::checked_at_recovery`).
+    last_checked_seq: u64,
     /// Time of the first commit not yet synced (group commit).
     pub dirty_since: Option<Instant>,
     /// Files no longer referenced, deleted at the next checkpoint.
@@ -79,6 +84,11 @@ pub(crate) struct Engine {
     lock_wait: Option<std::time::Duration>,
     /// Turns taken and not yet ended (a writable session holds one).
     turns: u32,
+    /// An exclusive writer's open `LOCK`, for its notes (FORMAT.md §1).
+    note_file: Option<Arc<dyn VFile>>,
+    /// No sync in this boot covered a record past this seq (noted in
+    /// `LOCK` before each sync of an exclusive writer).
+    maybe_synced: u64,
     pub closed: bool,
     pub stop_flusher: bool,
     /// history: summaries of records not yet in `HISTORY` (appended at the
@@ -153,6 +163,8 @@ impl Engine {
                 .min(crate::format::MAX_LOG_FILE_BYTES / 2),
             log: None,
             synced_seq: 0,
+            last_declared: 0,
+            last_checked_seq: 0,
             dirty_since: None,
             garbage: Vec::new(),
             poisoned: None,
@@ -160,6 +172,8 @@ impl Engine {
             shared: opts.shared && !read_only,
             lock_wait: opts.lock_wait(),
             turns: 0,
+            note_file: None,
+            maybe_synced: 0,
             closed: false,
             stop_flusher: false,
             pending_history: Vec::new(),

@@ -6,13 +6,14 @@ use std::path::Path;
 
 use super::{Engine, OpenOptions};
 use crate::format::{is_log_name, DATA_DIR, LOCK, MANIFEST, MANIFEST_TMP};
-use crate::io::vfs::LockGuard;
+use crate::io::vfs::{LockGuard, OpenMode};
 use crate::log::writer::LogWriter;
 use crate::model::error::{Error, IoContext, Result};
 use crate::model::state::State;
 use crate::recovery::{
     collect_stray_files, interrupted_creation, load_manifest, replay_log, Mode, Replayed,
 };
+use crate::txn::turns::{read_note, write_note};
 use crate::util::now_ns;
 
 /// A read-only engine just loaded, and whether its log had a bad tail (a
@@ -32,14 +33,22 @@ impl Engine {
         e.turns = 1;
         if !e.vfs.exists(&dir.join(MANIFEST)) {
             e.create_if_allowed(opts.create)?;
+            e.open_note_file();
+            e.write_open_note();
+            e.end_turn();
             return Ok(e);
         }
         let (state, created) = load_manifest(e.vfs.as_ref(), dir)?;
+        let manifest_seq = state.seq;
         e.state = state;
         e.created_ns = created;
-        let replayed = e.replay(Mode::Writer)?;
-        e.garbage = replayed.garbage;
-        e.pending_history = replayed.commits;
+        let note = read_note(e.vfs.as_ref(), &dir.join(LOCK));
+        let same_boot = note.boot.is_some() && note.boot == e.vfs.boot_id();
+        let replayed = e.replay(Mode::Writer, same_boot)?;
+        // Syncs of this boot covered no record past this (unknown: all).
+        let noted = note.syncing.filter(|_| same_boot);
+        e.garbage = replayed.garbage.clone();
+        e.pending_history = replayed.commits.clone();
         if opts.truncate {
             let names: Vec<String> = e.state.arrays.keys().cloned().collect();
             for n in names {
@@ -48,13 +57,28 @@ impl Engine {
                 }
             }
         }
-        if replayed.records > 0 || replayed.dropped_tail || opts.truncate {
+        // A recovery that checked and redid payloads (after a reboot), cut
+        // a bad tail or emptied the store folds the log into a new
+        // MANIFEST; a log left by a clean close in this boot is reused.
+        // Before anything can declare records durable (a checkpoint here,
+        // or later). Also after a full recovery: the checks may have found
+        // the bytes in the page cache of this very boot (a boot that was
+        // not noted), not on disk.
+        e.note_durable(manifest_seq, noted, &replayed);
+        // Stale checksums after a crash (a writable session that did not
+        // end, rows in files not yet refreshed): the checkpoint recomputes
+        // them (FORMAT.md §11).
+        let fold = !same_boot || replayed.dropped_tail || opts.truncate || e.sums_stale();
+        e.open_note_file();
+        if fold || (replayed.records > 0 && e.log_len() > e.checkpoint_log_bytes) {
             e.checkpoint()?;
+            e.synced_seq = e.state.seq;
+            e.fresh.clear();
         }
-        collect_stray_files(e.vfs.as_ref(), dir, &e.state)?;
-        // Everything in the MANIFEST, and any replayed log (checkpointed
-        // above), is durable now.
-        e.synced_seq = e.state.seq;
+        let folded = e.log_len() == crate::format::LOG_HEADER_BYTES;
+        collect_stray_files(e.vfs.as_ref(), dir, &e.state, folded)?;
+        // Only now may the next opener in this boot skip the checks.
+        e.write_open_note();
         // A shared writer takes the lock again for each commit.
         e.end_turn();
         Ok(e)
@@ -102,14 +126,72 @@ impl Engine {
         Ok(())
     }
 
+    /// After an open that reuses the log: what is known durable (the
+    /// MANIFEST, what the last records declare, and what the last close
+    /// noted in `LOCK` in this boot: `known`), and which files
+    /// are fresh (created by in-file Puts not declared durable, so no
+    /// durable state or record refers to them: a later commit may release
+    /// them, FORMAT.md §7.1 step 7).
+    fn note_durable(&mut self, manifest_seq: u64, noted: Option<u64>, r: &Replayed) {
+        self.synced_seq = manifest_seq.max(r.declared_synced).min(self.state.seq);
+        self.last_declared = self.synced_seq;
+        self.last_checked_seq = r.last_checked_seq;
+        // Unknown: every record may have been synced.
+        self.maybe_synced = noted.map_or(self.state.seq, |n| n.max(self.synced_seq));
+        // Bytes earlier handles wrote for records not declared durable may
+        // still be unsynced: this handle syncs them before it declares
+        // anything durable (its next sync or checkpoint).
+        for &(seq, id) in &r.written {
+            if seq > self.synced_seq {
+                self.files.dirty.insert(id);
+            }
+        }
+        if self.sync == super::SyncPolicy::Always || self.is_shared() {
+            return;
+        }
+        let live = self.live_files();
+        for &(seq, id) in &r.in_file_puts {
+            if seq > self.maybe_synced && live.contains(&id) {
+                self.fresh.insert(id);
+            }
+        }
+    }
+
+    /// Keep `LOCK` open for the notes of an exclusive writer.
+    fn open_note_file(&mut self) {
+        if !self.is_shared() {
+            let path = self.dir.join(LOCK);
+            self.note_file = self.vfs.open(&path, OpenMode::Create).ok();
+        }
+    }
+
+    /// The note of a finished open: this boot, and what syncs covered.
+    fn write_open_note(&mut self) {
+        let syncing = (!self.is_shared()).then_some(self.maybe_synced);
+        write_note(
+            self.vfs.as_ref(),
+            &self.dir.join(LOCK),
+            self.vfs.boot_id(),
+            syncing,
+        );
+    }
+
+    /// True if `LOCK` says the live log was last recovered or written in
+    /// the running boot (FORMAT.md §1, §7.4).
+    pub(crate) fn log_in_this_boot(&self) -> bool {
+        let note = read_note(self.vfs.as_ref(), &self.dir.join(LOCK));
+        note.boot.is_some() && note.boot == self.vfs.boot_id()
+    }
+
     /// Replay the live log onto the state loaded from the MANIFEST.
-    pub(super) fn replay(&mut self, mode: Mode) -> Result<Replayed> {
+    pub(super) fn replay(&mut self, mode: Mode, same_boot: bool) -> Result<Replayed> {
         let r = replay_log(
             self.vfs.as_ref(),
             &self.dir,
             &mut self.state,
             &mut self.files,
             mode,
+            same_boot,
         )?;
         self.log = Some(LogWriter::resume(
             r.file.clone(),
@@ -133,7 +215,8 @@ impl Engine {
             let (state, created) = load_manifest(e.vfs.as_ref(), dir)?;
             e.state = state;
             e.created_ns = created;
-            match e.replay(Mode::Reader) {
+            let same_boot = e.log_in_this_boot();
+            match e.replay(Mode::Reader, same_boot) {
                 Ok(r) => {
                     return Ok(ReaderLoad {
                         engine: e,

@@ -22,7 +22,8 @@ impl Engine {
         );
         self.state = state;
         self.created_ns = created;
-        match self.replay(Mode::Reader) {
+        let same_boot = self.log_in_this_boot();
+        match self.replay(Mode::Reader, same_boot) {
             Ok(_) => {
                 // Keep handles of files still referenced.
                 self.files = keep;

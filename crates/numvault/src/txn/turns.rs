@@ -10,21 +10,49 @@ use std::path::Path;
 
 use super::Engine;
 use crate::format::history::CommitInfo;
-use crate::format::{LOCK, MANIFEST, MANIFEST_HEADER_BYTES};
+use crate::format::{LockNote, LOCK, MANIFEST, MANIFEST_HEADER_BYTES};
 use crate::io::vfs::{OpenMode, Vfs};
 use crate::log::read_range_capped;
 use crate::log::walker::{durable_record_after, LogEnd, LogWalker};
 use crate::model::error::{Error, IoContext, Result};
 use crate::recovery::{load_manifest, Mode};
 
-/// Write who holds the writer lock into `LOCK` (best effort), so that a
-/// writer that waits for it in vain can say who holds it.
-pub(crate) fn note_holder(vfs: &dyn Vfs, lock_path: &Path) {
+/// Write who holds the writer lock, and the boot its log was last
+/// recovered or written in, into `LOCK` (best effort: used only to name the
+/// holder and to skip checks; FORMAT.md §1).
+pub(crate) fn write_note(
+    vfs: &dyn Vfs,
+    lock_path: &Path,
+    boot: Option<String>,
+    syncing: Option<u64>,
+) {
     if let Ok(f) = vfs.open(lock_path, OpenMode::Create) {
-        let note = format!("pid {}\n", std::process::id());
-        let _ = f.write_all_at(note.as_bytes(), 0);
-        let _ = f.set_len(note.len() as u64);
+        put_note(f.as_ref(), boot, syncing);
     }
+}
+
+/// Write the note into an open `LOCK` (best effort).
+pub(crate) fn put_note(f: &dyn crate::io::vfs::VFile, boot: Option<String>, syncing: Option<u64>) {
+    let note = LockNote {
+        pid: Some(std::process::id()),
+        boot,
+        syncing,
+    }
+    .encode();
+    let _ = f.write_all_at(note.as_bytes(), 0);
+    let _ = f.set_len(note.len() as u64);
+}
+
+/// What `LOCK` says (empty if unreadable).
+pub(crate) fn read_note(vfs: &dyn Vfs, lock_path: &Path) -> LockNote {
+    let read = || -> io::Result<Vec<u8>> {
+        let f = vfs.open(lock_path, OpenMode::Read)?;
+        let n = f.len()?.min(256) as usize;
+        let mut b = vec![0u8; n];
+        f.read_exact_at(&mut b, 0)?;
+        Ok(b)
+    };
+    read().map(|b| LockNote::decode(&b)).unwrap_or_default()
 }
 
 impl Engine {
@@ -54,7 +82,7 @@ impl Engine {
             }
         };
         self.lock = Some(guard);
-        note_holder(self.vfs.as_ref(), &path);
+        write_note(self.vfs.as_ref(), &path, self.vfs.boot_id(), None);
         if let Err(e) = self.catch_up() {
             self.end_turn();
             return Err(e);
@@ -81,20 +109,9 @@ impl Engine {
         if e.kind() != io::ErrorKind::WouldBlock {
             return Error::io(path, e);
         }
-        let holder = self
-            .vfs
-            .open(&path, OpenMode::Read)
-            .and_then(|f| {
-                let n = f.len()?.min(64) as usize;
-                let mut b = vec![0u8; n];
-                f.read_exact_at(&mut b, 0)?;
-                Ok(String::from_utf8_lossy(&b).trim().to_string())
-            })
-            .ok()
-            .filter(|h| !h.is_empty());
         Error::Locked {
             path: self.dir.clone(),
-            holder,
+            holder: read_note(self.vfs.as_ref(), &path).holder(),
         }
     }
 
@@ -208,7 +225,8 @@ impl Engine {
         let folded = state.seq;
         self.state = state;
         self.created_ns = created;
-        let replayed = self.replay(Mode::Writer)?;
+        let same_boot = self.log_in_this_boot();
+        let replayed = self.replay(Mode::Writer, same_boot)?;
         // Summaries of records the other writer's checkpoint folded are in
         // HISTORY already.
         self.pending_history.retain(|c| c.seq > folded);
