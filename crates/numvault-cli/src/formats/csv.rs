@@ -6,7 +6,7 @@ use std::path::Path;
 
 use numvault::DType;
 
-use super::{arr, element_count, invalid, io_at, unsupported, Fail, FormatError, Loaded};
+use super::{arr, clip, element_count, invalid, io_at, unsupported, Fail, FormatError, Loaded};
 
 /// A parsed CSV number.
 #[derive(Clone, Copy)]
@@ -32,14 +32,6 @@ fn parse_num(s: &str) -> Option<Num> {
     }
     // Rust's float syntax: decimals, exponents, inf/infinity/nan (any case).
     s.parse::<f64>().ok().map(Num::F)
-}
-
-fn clip(s: &str) -> String {
-    let mut t: String = s.chars().take(40).collect();
-    if t.len() < s.len() {
-        t.push_str("...");
-    }
-    t
 }
 
 fn csv_error(e: csv::Error) -> Fail {

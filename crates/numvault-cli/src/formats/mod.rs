@@ -165,6 +165,16 @@ fn shape_str(shape: &[u64]) -> String {
     format!("[{}]", dims.join(", "))
 }
 
+/// The first 40 characters of `s` (with "..." if there were more), to
+/// quote file contents in a message.
+fn clip(s: &str) -> String {
+    let mut t: String = s.chars().take(40).collect();
+    if t.len() < s.len() {
+        t.push_str("...");
+    }
+    t
+}
+
 /// Copy a slice into an array of the same length (never panics; a short slice
 /// leaves zeros).
 fn arr<const N: usize>(b: &[u8]) -> [u8; N] {
@@ -300,7 +310,7 @@ fn write_file(
     let mut w = BufWriter::new(file);
     match format {
         Format::Npy => {
-            w.write_all(&npy_header(dtype, shape)).map_err(Fail::Io)?;
+            w.write_all(&npy_header(dtype, shape)?).map_err(Fail::Io)?;
             w.write_all(data).map_err(Fail::Io)?;
         }
         Format::Csv => write_csv(&mut w, dtype, shape, data)?,

@@ -1,4 +1,10 @@
 //! NumPy `.npz`: a zip archive of `.npy` members (read only).
+//!
+//! The archive is read with the `zip` crate and each member with the .npy
+//! reader (npy.rs). The npz readers of npyz and ndarray-npy are not used:
+//! each would bring another major version of `zip` (0.6 and 6) beside ours,
+//! and this file's checks (compression method, member sizes against the
+//! archive before anything is decompressed, the CRC) would have to stay.
 
 use std::fs::File;
 use std::io::{BufReader, Read};

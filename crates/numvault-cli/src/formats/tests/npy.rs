@@ -39,9 +39,9 @@ fn npy_round_trip_every_dtype_and_shape() {
 #[test]
 fn npy_header_versions() {
     // Version 1.0 normally; 2.0 once the header no longer fits in u16.
-    let h = npy_header(DType::U8, &[1; 64]);
+    let h = npy_header(DType::U8, &[1; 64]).unwrap();
     assert_eq!((h[6], h.len() % 64), (1, 0));
-    let h = npy_header(DType::U8, &vec![1; 30000]);
+    let h = npy_header(DType::U8, &vec![1; 30000]).unwrap();
     let hl = u32::from_le_bytes(arr(&h[8..12])) as usize;
     assert_eq!((h[6], h.len() % 64, 12 + hl), (2, 0, h.len()));
     // The reader takes 2.0 and 3.0 headers.
@@ -285,4 +285,70 @@ fn npy_rejects_bad_files() {
     // A missing file is an I/O error naming the path.
     let err = load(&dir.path().join("nope.npy")).unwrap_err();
     assert!(matches!(err, FormatError::Io { .. }) && err.to_string().contains("nope.npy"));
+}
+
+#[test]
+fn npy_header_text_clean_up() {
+    let dir = tempfile::tempdir().unwrap();
+    // Line breaks between tokens, '?' and '=' (native order) descr strings.
+    let p = write(
+        dir.path(),
+        "nl.npy",
+        &npy_bytes(
+            "{'descr': '?',\n 'fortran_order': False,\r\n 'shape': (2,)}",
+            &[0, 3],
+        ),
+    );
+    let l = load1(&p);
+    assert_eq!(
+        (l.dtype, l.shape, l.data),
+        (DType::Bool, vec![2], vec![0, 1])
+    );
+    let p = write(
+        dir.path(),
+        "eq.npy",
+        &npy_bytes(
+            "{'descr': '=f4', 'fortran_order': False, 'shape': (1,), }",
+            &1.5f32.to_ne_bytes(),
+        ),
+    );
+    assert_eq!(load1(&p).data, 1.5f32.to_le_bytes());
+    // Deep nesting is refused before the parser sees it (the parser would
+    // take hours), quickly; strings may hold brackets and 'L's.
+    let deep = format!(
+        "{{'descr': {}0{}, 'fortran_order': False, 'shape': (1,), }}",
+        "[".repeat(40),
+        "]".repeat(40)
+    );
+    let p = write(dir.path(), "deep.npy", &npy_bytes(&deep, &[0; 8]));
+    let t = std::time::Instant::now();
+    let err = load(&p).unwrap_err().to_string();
+    assert!(err.contains("nested more than"), "{err}");
+    assert!(t.elapsed() < std::time::Duration::from_secs(5));
+    let p = write(
+        dir.path(),
+        "str.npy",
+        &npy_bytes(
+            "{'descr': '<U3L[[[[[[[[', 'fortran_order': False, 'shape': (1,), }",
+            &[0; 12],
+        ),
+    );
+    let err = load(&p).unwrap_err().to_string();
+    assert!(err.contains("'<U3L[[[[[[[['"), "{err}");
+    // A header longer than the 64 KiB limit.
+    let long = format!(
+        "{{'descr': '<f8', 'fortran_order': False, 'shape': (1,), {}}}",
+        " ".repeat(70_000)
+    );
+    let mut raw = NPY_MAGIC.to_vec();
+    raw.extend([2, 0]);
+    raw.extend((long.len() as u32 + 1).to_le_bytes());
+    raw.extend(long.as_bytes());
+    raw.push(b'\n');
+    raw.extend([0; 8]);
+    let p = write(dir.path(), "long.npy", &raw);
+    assert!(load(&p)
+        .unwrap_err()
+        .to_string()
+        .contains("exceeds the limit"));
 }
