@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# Installs what the tests need (a virtualenv with the package built from
-# source, pytest, hypothesis) and runs every test suite: the Rust engine's
-# unit, property, crash, corruption and multi-process tests, the command's
-# unit tests, a short fuzz run, then pytest (including the command's
-# integration tests).
+# Installs what the tests need (a virtualenv with the package and the
+# numvault command, both built from source, pytest, hypothesis) and runs
+# every test suite: the Rust engine's unit, property, crash, corruption and
+# multi-process tests, the command's unit tests, a short fuzz run, then
+# pytest (including the command's integration tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q '.[test]'
+# The numvault command: its own wheel (crates/numvault-cli). Installed after
+# the package, never in the same pip call: pip installs numvault-cli first,
+# and upgrading a numvault from before the split (which had a `numvault`
+# console script) would then delete the binary it just installed.
+.venv/bin/python -m pip install -q ./crates/numvault-cli
 cargo test -p numvault --release
 # The numvault command's unit tests (file formats, parsing); its integration
 # tests run the installed command from pytest (tests/python/test_cli.py).

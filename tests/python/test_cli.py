@@ -1,6 +1,7 @@
-"""Integration tests of the ``numvault`` command: the installed console script
-run in a subprocess on stores built here, including damaged ones. Each test
-checks the output (text or ``--json``), the exit status and the data."""
+"""Integration tests of the ``numvault`` command: the installed binary (the
+numvault-cli wheel) run in a subprocess on stores built here, including
+damaged ones. Each test checks the output (text or ``--json``), the exit
+status and the data."""
 
 from __future__ import annotations
 
@@ -412,3 +413,33 @@ def test_output_into_a_closed_pipe_is_quiet(store):
     p = subprocess.run(["bash", "-o", "pipefail", "-c", cmd], capture_output=True, text=True)
     assert p.stdout.startswith("feat/a:")
     assert "panic" not in p.stderr and "Traceback" not in p.stderr
+
+
+def test_installed_command_is_the_binary_and_python_m_runs_it(capsys, monkeypatch):
+    # The numvault-cli wheel installs the Rust binary itself next to the
+    # interpreter (no Python console script in between).
+    from numvault import cli
+
+    assert EXE.exists(), "pip install ./crates/numvault-cli"
+    assert cli.find_binary() == str(EXE)
+    if os.name == "posix":
+        assert EXE.read_bytes()[:2] != b"#!"
+    # python -m numvault runs it: same output, same exit status.
+    direct = nv("--version").stdout
+    p = subprocess.run([sys.executable, "-m", "numvault", "--version"], capture_output=True,
+                       text=True)
+    assert (p.returncode, p.stdout) == (0, direct)
+    p = subprocess.run([sys.executable, "-m", "numvault", "no-such-verb"], capture_output=True,
+                       text=True)
+    assert p.returncode == 2 and "Traceback" not in p.stderr
+    assert cli.main(["info", "/nonexistent/store"]) == 3
+    # Without the binary: a clear message, exit status 3.
+    capsys.readouterr()
+    monkeypatch.setattr(cli, "find_binary", lambda: None)
+    assert cli.main(["--version"]) == 3
+    assert "pip install ./crates/numvault-cli" in capsys.readouterr().err
+    # A 'numvault' that calls back into the wrapper (an old console script)
+    # does not loop.
+    monkeypatch.setenv("NUMVAULT_CLI_SHIM", "1")
+    assert cli.main(["--version"]) == 3
+    assert "not the command's binary" in capsys.readouterr().err

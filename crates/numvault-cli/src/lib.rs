@@ -1,7 +1,8 @@
 //! The `numvault` command: inspect, verify, audit, import and export stores.
 //!
-//! This library is the whole command; `src/main.rs` (the Rust binary) and the
-//! Python console script (`numvault._core._cli_main`) both call [`run`].
+//! This library is the whole command; `src/main.rs` (the Rust binary) calls
+//! [`run`]. The binary ships to Python users as the `numvault-cli` wheel
+//! (pyproject.toml beside Cargo.toml; `python -m numvault` runs it).
 //!
 //! Exit status: 0 success; 1 the command ran and found problems (damage,
 //! a broken hash chain, a source that failed to import); 2 usage error;

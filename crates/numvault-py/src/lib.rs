@@ -65,21 +65,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(vault::resolve_index, m)?)?;
     m.add_function(wrap_pyfunction!(vault::validate_name, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
-    m.add_function(wrap_pyfunction!(_cli_main, m)?)?;
     Ok(())
-}
-
-/// Run the `numvault` command (crates/numvault-cli) with `argv` (including
-/// the program name) and return its exit status. The GIL is released while
-/// it runs; a panic becomes exit status 101 with a message on stderr.
-#[pyfunction]
-fn _cli_main(py: Python<'_>, argv: Vec<String>) -> i32 {
-    py.detach(|| {
-        std::panic::catch_unwind(|| numvault_cli::run(argv)).unwrap_or_else(|_| {
-            eprintln!("numvault: internal error (panic); please report it");
-            101
-        })
-    })
 }
 
 /// Test hook: panic inside Rust code, with the GIL released ("nogil") or
