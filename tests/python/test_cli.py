@@ -294,7 +294,9 @@ def test_import_every_format_incrementally(tmp_path):
     by = {Path(e["path"]).name: e["state"] for e in rep["sources"]}
     assert by["be.npy"] == "re-imported" and by["new.npy"] == "imported"
     assert by["a.npy"] == "unchanged"
-    assert len(nvj("log", s)["commits"]) == commits + 2
+    # The whole import is one atomic commit (changed on purpose, issue 11:
+    # it was one per source).
+    assert len(nvj("log", s)["commits"]) == commits + 1
     with numvault.Vault(s, "r") as v:
         np.testing.assert_array_equal(v.load("sub/be"), np.arange(11, dtype="<i4"))
         np.testing.assert_array_equal(v.load("new"), np.eye(2))

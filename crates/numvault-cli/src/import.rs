@@ -19,7 +19,7 @@ use std::sync::mpsc;
 use clap::Args;
 use globset::{Glob, GlobSet, GlobSetBuilder};
 use indicatif::ProgressBar;
-use numvault::{ArrayRef, Batch, Store};
+use numvault::{ArrayRef, Store, Txn};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -516,8 +516,12 @@ pub(crate) fn import(out: &Out, a: &ImportArgs) -> Result<(), Fail> {
     let Some(store) = store else {
         return Err(Fail::Error("internal: no store".into()));
     };
-    // 3. Parse in parallel (bounded), commit one source at a time: each
-    // source's arrays are saved in one atomic commit.
+    // 3. Parse in parallel (bounded) and stage each source's arrays in one
+    // transaction as they come (large ones go to staging files at once, so
+    // memory holds only the sources being parsed); then commit the whole
+    // import atomically.
+    let mut txn = store.begin()?;
+    let mut staged: Vec<(usize, Vec<String>, u64, u64)> = Vec::new();
     let total: u64 = to_load.iter().map(|(_, c, _, _)| c.size).sum();
     let pb = out.bytes_bar(total, "importing");
     let (tx, rx) =
@@ -537,41 +541,16 @@ pub(crate) fn import(out: &Out, a: &ImportArgs) -> Result<(), Fail> {
             });
         });
         for (i, loaded) in rx {
-            let (root, c, h, prev) = &to_load[i];
+            let (_, c, _, prev) = &to_load[i];
             let key = c.abs.display().to_string();
             let base = array_name(&prefix, &c.rel);
             pb.set_message(base.clone());
             let res = loaded.and_then(|arrs| {
-                commit_source(&store, &base, &arrs, prev.as_ref()).map_err(|e| e.to_string())
+                stage_source(&mut txn, &base, &arrs, prev.as_ref()).map_err(|e| e.to_string())
             });
             pb.inc(c.size);
             match res {
-                Ok((names, rows, bytes)) => {
-                    tracking.sources.insert(
-                        key.clone(),
-                        Source {
-                            root: root.clone(),
-                            size: c.size,
-                            mtime_ns: c.mtime_ns,
-                            hash_algo: algo.clone(),
-                            hash: h.clone(),
-                            arrays: names.clone(),
-                            imported_ns: now_ns(),
-                        },
-                    );
-                    outcomes.push(Outcome {
-                        path: key,
-                        state: if prev.is_some() {
-                            "re-imported"
-                        } else {
-                            "imported"
-                        },
-                        arrays: names,
-                        rows,
-                        bytes,
-                        error: None,
-                    });
-                }
+                Ok((names, rows, bytes)) => staged.push((i, names, rows, bytes)),
                 Err(e) => {
                     failed = true;
                     outcomes.push(Outcome::failed(key, e));
@@ -581,6 +560,46 @@ pub(crate) fn import(out: &Out, a: &ImportArgs) -> Result<(), Fail> {
         Ok(())
     })?;
     pb.finish_and_clear();
+    // One atomic commit: every staged source or, if it fails, none.
+    if let Err(e) = txn.commit() {
+        for (i, _, _, _) in &staged {
+            let key = to_load[*i].1.abs.display().to_string();
+            outcomes.push(Outcome::failed(
+                key,
+                format!("the import's commit failed: {e}"),
+            ));
+        }
+        outcomes.sort_by(|x, y| x.path.cmp(&y.path));
+        report(out, &outcomes, false)?;
+        return Err(e.into());
+    }
+    for (i, names, rows, bytes) in staged {
+        let (root, c, h, prev) = &to_load[i];
+        let key = c.abs.display().to_string();
+        let source = Source {
+            root: root.clone(),
+            size: c.size,
+            mtime_ns: c.mtime_ns,
+            hash_algo: algo.clone(),
+            hash: h.clone(),
+            arrays: names.clone(),
+            imported_ns: now_ns(),
+        };
+        tracking.sources.insert(key.clone(), source);
+        let state = if prev.is_some() {
+            "re-imported"
+        } else {
+            "imported"
+        };
+        outcomes.push(Outcome {
+            path: key,
+            state,
+            arrays: names,
+            rows,
+            bytes,
+            error: None,
+        });
+    }
     // The arrays must be durable before the record says they were imported.
     store.close()?;
     for r in roots {
@@ -600,10 +619,11 @@ pub(crate) fn import(out: &Out, a: &ImportArgs) -> Result<(), Fail> {
     Ok(())
 }
 
-/// Save one source's arrays in one commit; drop arrays an earlier import of
-/// it made that it no longer has (an .npz member removed).
-fn commit_source(
-    store: &Store,
+/// Stage the saves of one source's arrays in the import's transaction;
+/// drop arrays an earlier import of it made that it no longer has (an .npz
+/// member removed).
+fn stage_source(
+    txn: &mut Txn,
     base: &str,
     arrs: &[Loaded],
     prev: Option<&Source>,
@@ -618,24 +638,22 @@ fn commit_source(
     for n in &names {
         numvault::validate_name(n)?;
     }
-    let mut batch = Batch::new();
     for (l, n) in arrs.iter().zip(&names) {
-        batch.save(n, ArrayRef::new(l.dtype, &l.shape, &l.data));
+        txn.save(n, ArrayRef::new(l.dtype, &l.shape, &l.data))?;
     }
     let keep: BTreeSet<&String> = names.iter().collect();
     let stale: Vec<String> = prev
         .map(|s| {
             s.arrays
                 .iter()
-                .filter(|n| !keep.contains(n) && store.has(n))
+                .filter(|n| !keep.contains(n) && txn.has(n))
                 .cloned()
                 .collect()
         })
         .unwrap_or_default();
     for n in &stale {
-        batch.drop_array(n);
+        txn.drop_array(n)?;
     }
-    store.commit(&batch)?;
     let rows = arrs
         .iter()
         .map(|l| l.shape.first().copied().unwrap_or(0))
