@@ -43,6 +43,7 @@ pub mod fuzzing;
 pub use api::Store;
 pub use audit::history::HistoryReport;
 pub use audit::{Problem, VerifyReport};
+pub use data::file::DEFAULT_MAX_OPEN_FILES;
 pub use format::history::{hex as hash_hex, CommitInfo, OpKind, OpSummary};
 pub use format::{FORMAT_VERSION, MAX_NDIM};
 pub use inplace::Writable;

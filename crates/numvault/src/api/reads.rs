@@ -127,14 +127,14 @@ impl Store {
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<VerifyReport> {
         let (vfs, dir, writer, count, arrays) = {
-            let mut g = self.engine();
+            let g = self.engine();
             g.check_open()?;
             let state = g.state.clone();
             let arrays: Option<Vec<ArrayToCheck>> = data.then(|| {
                 state
                     .arrays
                     .iter()
-                    .map(|(name, a)| (name.clone(), a.clone(), g.files.get(a.file_id)))
+                    .map(|(name, a)| (name.clone(), a.clone(), g.files.path(a.file_id)))
                     .collect()
             });
             let count = state.arrays.len() as u64;

@@ -10,9 +10,8 @@ use crate::data::DataFile;
 use crate::format::manifest::decode_manifest;
 use crate::format::record::decode_log_header;
 use crate::format::{DATA_DIR, LOG_HEADER_BYTES};
-use crate::io::vfs::Vfs;
+use crate::io::vfs::{OpenMode, Vfs};
 use crate::log::walker::{LogEnd, LogWalker};
-use crate::model::error::Result;
 use crate::model::state::ArrayMeta;
 use crate::model::sums::CHUNK_BYTES;
 
@@ -88,9 +87,10 @@ impl Problem {
     }
 }
 
-/// One array to check: its name, a snapshot of its metadata, and its data
-/// file (or why it could not be opened).
-pub(crate) type ArrayToCheck = (String, Arc<ArrayMeta>, Result<Arc<DataFile>>);
+/// One array to check: its name, a snapshot of its metadata, and the path
+/// of its data file (opened while it is checked, one at a time, so that
+/// verifying any number of arrays holds one file open).
+pub(crate) type ArrayToCheck = (String, Arc<ArrayMeta>, PathBuf);
 
 /// Check the MANIFEST and the live log on disk (they may be newer than the
 /// handle's state) and, if `arrays` is given, every checksummed chunk of
@@ -107,7 +107,7 @@ pub(crate) fn verify_store(
     check_log(&mut rep, vfs, dir, writer);
     if let Some(arrays) = arrays {
         rep.arrays = arrays.len() as u64;
-        check_data(&mut rep, dir, arrays, progress);
+        check_data(&mut rep, vfs, dir, arrays, progress);
     }
     rep
 }
@@ -174,6 +174,7 @@ fn check_log(rep: &mut VerifyReport, vfs: &dyn Vfs, dir: &Path, writer: bool) {
 /// FORMAT.md §14 step 3: every checksummed chunk of every array.
 fn check_data(
     rep: &mut VerifyReport,
+    vfs: &dyn Vfs,
     dir: &Path,
     arrays: Vec<ArrayToCheck>,
     progress: &mut dyn FnMut(u64, u64),
@@ -181,11 +182,12 @@ fn check_data(
     let total: u64 = arrays.iter().map(|(_, a, _)| a.sums.covered).sum();
     let mut done = 0u64;
     let mut buf = vec![0u8; CHUNK_BYTES as usize];
-    for (name, a, df) in arrays {
+    for (name, a, path) in arrays {
         rep.unchecksummed_bytes += a.phys_bytes().saturating_sub(a.sums.covered);
-        let df = match df {
-            Ok(df) => df,
+        let df = match vfs.open(&path, OpenMode::Read) {
+            Ok(f) => DataFile::new(path, f),
             Err(e) => {
+                let e = crate::model::error::Error::io(&path, e);
                 let p = Problem::in_file(&dir.join(DATA_DIR), e.to_string());
                 rep.problems.push(p.of_array(&name));
                 continue;

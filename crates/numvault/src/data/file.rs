@@ -1,7 +1,8 @@
 //! The table of open data files.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::io;
+use std::num::NonZeroUsize;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
@@ -10,6 +11,7 @@ use crate::io::vfs::{Mapping, OpenMode, VFile, Vfs};
 use crate::model::error::{Error, IoContext, Result};
 use crate::model::sums::ChunkSums;
 use crate::util::lock;
+use lru::LruCache;
 
 /// An open data file, with a cached read-only mapping.
 pub(crate) struct DataFile {
@@ -79,16 +81,22 @@ impl DataFile {
     }
 }
 
-/// The data files a handle has open, and which of them hold unsynced
-/// writes.
+/// Default bound on the data files a handle keeps open (and mapped):
+/// well under the usual `ulimit -n` of 1,024 and `vm.max_map_count`.
+pub const DEFAULT_MAX_OPEN_FILES: usize = 64;
+
+/// The data files a handle keeps open, at most `capacity` of them (least
+/// recently used closed first), and which files hold unsynced writes.
 ///
-/// Only files opened through the table are synced by [`FileTable::sync_dirty`]:
-/// every write goes through a handle taken from it.
+/// Dirty and retired files are known by id, not by handle: syncing one that
+/// is no longer open reopens it (an fdatasync through any handle of a file
+/// syncs its bytes), so the number of arrays is bounded by the disk alone,
+/// not by the open-file limit.
 pub(crate) struct FileTable {
     pub vfs: Arc<dyn Vfs>,
     pub data_dir: PathBuf,
     read_only: bool,
-    files: HashMap<u64, Arc<DataFile>>,
+    files: LruCache<u64, Arc<DataFile>>,
     /// Files written since their last fdatasync.
     pub dirty: HashSet<u64>,
     /// A file was created, renamed into or removed from `data/` since its
@@ -97,19 +105,19 @@ pub(crate) struct FileTable {
     /// Files no longer referenced (dropped, overwritten, compacted) that
     /// still hold unsynced bytes: log records not yet synced refer to them,
     /// so they are synced before the log is, like dirty files.
-    retired: Vec<Arc<DataFile>>,
+    retired: HashSet<u64>,
 }
 
 impl FileTable {
-    pub fn new(vfs: Arc<dyn Vfs>, dir: &std::path::Path, read_only: bool) -> Self {
+    pub fn new(vfs: Arc<dyn Vfs>, dir: &std::path::Path, read_only: bool, capacity: usize) -> Self {
         FileTable {
             vfs,
             data_dir: dir.join(DATA_DIR),
             read_only,
-            files: HashMap::new(),
+            files: LruCache::new(NonZeroUsize::new(capacity.max(1)).unwrap_or(NonZeroUsize::MIN)),
             dirty: HashSet::new(),
             dir_dirty: false,
-            retired: Vec::new(),
+            retired: HashSet::new(),
         }
     }
 
@@ -122,7 +130,8 @@ impl FileTable {
         let path = self.path(id);
         let file = self.vfs.open(&path, mode).ctx(&path)?;
         let df = Arc::new(DataFile::new(path, file));
-        self.files.insert(id, df.clone());
+        self.files.put(id, df.clone());
+        debug_assert!(self.files.len() <= self.files.cap().get());
         Ok(df)
     }
 
@@ -142,7 +151,7 @@ impl FileTable {
     /// Create data file `id`, replacing an uncommitted leftover of a crash.
     pub fn create(&mut self, id: u64) -> Result<Arc<DataFile>> {
         let path = self.path(id);
-        self.files.remove(&id);
+        self.files.pop(&id);
         if self.vfs.exists(&path) {
             // Ids at or above next_file_id are never referenced by a
             // committed state, so no reader can have this file mapped.
@@ -164,13 +173,11 @@ impl FileTable {
         self.vfs.rename(&staged.path, &path).ctx(&staged.path)?;
         self.dir_dirty = true;
         let df = Arc::new(DataFile::new(path, staged.file.clone()));
-        self.files.insert(id, df.clone());
+        self.files.put(id, df.clone());
         Ok(df)
     }
 
-    /// Data file `id` for recovery's redo, created if a crash lost it. The
-    /// handle is kept: the redone bytes must be durable before the
-    /// checkpoint that ends recovery drops the log records carrying them.
+    /// Data file `id` for recovery's redo, created if a crash lost it.
     pub fn redo(&mut self, id: u64) -> Result<Arc<DataFile>> {
         if let Some(f) = self.files.get(&id) {
             return Ok(f.clone());
@@ -181,8 +188,9 @@ impl FileTable {
     /// Forget file `id` and delete it now, without syncing its bytes; false
     /// if it could not be removed.
     pub fn delete_now(&mut self, id: u64) -> bool {
-        self.files.remove(&id);
+        self.files.pop(&id);
         self.dirty.remove(&id);
+        self.retired.remove(&id);
         let p = self.path(id);
         self.vfs.remove_file(&p).is_ok()
     }
@@ -190,45 +198,57 @@ impl FileTable {
     /// Forget file `id` (no longer referenced); unsynced bytes of it are
     /// still synced before the log.
     pub fn retire(&mut self, id: u64) {
-        let f = self.files.remove(&id);
+        self.files.pop(&id);
         if self.dirty.remove(&id) {
             // Recovery replays the unsynced records that wrote these bytes
             // and checks them: they must reach the disk before the log does.
-            self.retired.extend(f);
+            self.retired.insert(id);
         }
     }
 
     /// Keep only the handles of files in `live`.
     pub fn retain(&mut self, live: &HashSet<u64>) {
-        self.files.retain(|id, _| live.contains(id));
+        let gone: Vec<u64> = self
+            .files
+            .iter()
+            .map(|(id, _)| *id)
+            .filter(|id| !live.contains(id))
+            .collect();
+        for id in gone {
+            self.files.pop(&id);
+        }
     }
 
     /// fdatasync every dirty file (ascending id) and retired file, then
     /// fsync `data/` if an entry changed. The error names the file.
     pub fn sync_dirty(&mut self) -> io::Result<()> {
-        let mut ids: Vec<u64> = self.dirty.iter().copied().collect();
+        let mut ids: Vec<u64> = self.dirty.iter().chain(&self.retired).copied().collect();
         ids.sort_unstable();
+        ids.dedup();
         for id in ids {
-            match self.files.get(&id).cloned() {
-                Some(f) => sync_named(&f)?,
-                // Written by an earlier handle (or evicted): any handle of
-                // the file syncs its bytes. Gone: nothing left to sync.
-                None => match self.vfs.open(&self.path(id), OpenMode::Read) {
-                    Ok(file) => sync_named(&DataFile::new(self.path(id), file))?,
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                    Err(e) => return Err(e),
-                },
-            }
+            self.sync_one(id)?;
             self.dirty.remove(&id);
-        }
-        while let Some(f) = self.retired.pop() {
-            sync_named(&f)?;
+            self.retired.remove(&id);
         }
         if self.dir_dirty {
             self.vfs.sync_dir(&self.data_dir)?;
             self.dir_dirty = false;
         }
         Ok(())
+    }
+
+    /// fdatasync file `id` through its open handle, or a handle opened for
+    /// the purpose (a file evicted from the table, or written by an earlier
+    /// handle). A file that is gone has nothing left to sync.
+    fn sync_one(&mut self, id: u64) -> io::Result<()> {
+        if let Some(f) = self.files.peek(&id) {
+            return sync_named(f);
+        }
+        match self.vfs.open(&self.path(id), OpenMode::Read) {
+            Ok(file) => sync_named(&DataFile::new(self.path(id), file)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 }
 

@@ -8,6 +8,6 @@
 //! §11), so a chunk checksum, once computed, never goes stale.
 
 pub(crate) mod check;
-pub(crate) mod file;
+pub mod file;
 
 pub(crate) use file::{DataFile, FileTable};

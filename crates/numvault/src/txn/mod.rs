@@ -61,6 +61,7 @@ pub(crate) struct Engine {
     pub sync: SyncPolicy,
     created_ns: u64,
     checkpoint_log_bytes: u64,
+    max_open_files: usize,
     /// The live log: appended to by a writer; a reader's position in it.
     log: Option<LogWriter>,
     /// Highest seq known to be durable (log fsynced after it).
@@ -151,7 +152,7 @@ impl Engine {
         let vfs = opts.vfs.clone();
         Engine {
             dir: dir.to_path_buf(),
-            files: FileTable::new(vfs.clone(), dir, read_only),
+            files: FileTable::new(vfs.clone(), dir, read_only, opts.max_open_files),
             vfs,
             state: State::default(),
             read_only,
@@ -161,6 +162,7 @@ impl Engine {
             checkpoint_log_bytes: opts
                 .checkpoint_log_bytes
                 .min(crate::format::MAX_LOG_FILE_BYTES / 2),
+            max_open_files: opts.max_open_files,
             log: None,
             synced_seq: 0,
             last_declared: 0,

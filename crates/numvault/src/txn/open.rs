@@ -244,6 +244,7 @@ impl Engine {
             lock_timeout: None,
             shared: false,
             checkpoint_log_bytes: self.checkpoint_log_bytes,
+            max_open_files: self.max_open_files,
             vfs: self.vfs.clone(),
         }
     }

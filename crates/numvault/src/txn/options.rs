@@ -53,6 +53,10 @@ pub struct OpenOptions {
     pub shared: bool,
     /// Write a checkpoint when the log grows past this many bytes.
     pub checkpoint_log_bytes: u64,
+    /// At most this many data files are kept open (and mapped) by the
+    /// handle, least recently used closed first (views and readers may hold
+    /// more while they live). Default [`crate::DEFAULT_MAX_OPEN_FILES`].
+    pub max_open_files: usize,
     /// The file system (tests inject faults through [`crate::sim::SimVfs`]).
     pub vfs: Arc<dyn Vfs>,
 }
@@ -67,6 +71,7 @@ impl Default for OpenOptions {
             lock_timeout: None,
             shared: false,
             checkpoint_log_bytes: 64 << 20,
+            max_open_files: crate::data::file::DEFAULT_MAX_OPEN_FILES,
             vfs: Arc::new(StdVfs),
         }
     }
@@ -82,6 +87,7 @@ impl std::fmt::Debug for OpenOptions {
             .field("lock_timeout", &self.lock_timeout)
             .field("shared", &self.shared)
             .field("checkpoint_log_bytes", &self.checkpoint_log_bytes)
+            .field("max_open_files", &self.max_open_files)
             .finish_non_exhaustive()
     }
 }

@@ -18,7 +18,7 @@ impl Engine {
         }
         let keep = std::mem::replace(
             &mut self.files,
-            crate::data::FileTable::new(self.vfs.clone(), &self.dir, true),
+            crate::data::FileTable::new(self.vfs.clone(), &self.dir, true, self.max_open_files),
         );
         self.state = state;
         self.created_ns = created;
