@@ -16,6 +16,11 @@ PY=${PYTHON:-python3}
 # console script) would then delete the binary it just installed.
 .venv/bin/python -m pip install -q ./crates/numvault-cli
 cargo test -p numvault --release
+# The same engine in a debug build, where invariants are asserted on both
+# sides of the disk (states before a write and after a read, records and
+# MANIFESTs decoded back as written): the suites that build varied states.
+cargo test -p numvault --lib --test model --test txn --test limits \
+  --test backward_compat --test multiwriter --test bad_input
 # The numvault command's unit tests (file formats, parsing); its integration
 # tests run the installed command from pytest (tests/python/test_cli.py).
 cargo test -p numvault-cli --release

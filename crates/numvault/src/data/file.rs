@@ -64,6 +64,7 @@ impl DataFile {
     /// thread while they are written.
     pub fn write_with_sums(&self, data: &[u8], offset: u64) -> Result<ChunkSums> {
         const PARALLEL_MIN: usize = 4 << 20;
+        debug_assert_eq!(offset, 0, "checksums are taken from the start of a file");
         if data.len() < PARALLEL_MIN || offset != 0 {
             self.file.write_all_at(data, offset).ctx(&self.path)?;
             return Ok(ChunkSums::of(data));

@@ -95,6 +95,34 @@ pub(crate) struct State {
 }
 
 impl State {
+    /// Check the invariants listed in the module documentation of
+    /// `model`: every file id below `next_file_id` and used once; extents
+    /// within the file's slots; remap targets within them; checksums
+    /// consistent and covering at most the file's bytes. The engine asserts
+    /// it (debug builds) after every state it builds or reads.
+    pub fn check_invariants(&self) -> CheckResult<()> {
+        let mut ids = std::collections::HashSet::new();
+        for (name, a) in &self.arrays {
+            if a.file_id >= self.next_file_id || !ids.insert(a.file_id) {
+                return Err(format!(
+                    "'{name}': file id {} reused or unallocated",
+                    a.file_id
+                ));
+            }
+            if a.rowmap.end_slot() > a.phys_slots {
+                return Err(format!("'{name}': extents past the file's slots"));
+            }
+            if a.remap.values().any(|&v| v >= a.phys_slots) {
+                return Err(format!("'{name}': remap past the file's slots"));
+            }
+            let bytes = a.phys_slots.checked_mul(a.row_bytes);
+            if !a.sums.is_consistent() || bytes.is_none_or(|b| a.sums.covered > b) {
+                return Err(format!("'{name}': checksums do not fit the file"));
+            }
+        }
+        Ok(())
+    }
+
     fn get_mut(&mut self, name: &str) -> CheckResult<&mut ArrayMeta> {
         self.arrays
             .get_mut(name)

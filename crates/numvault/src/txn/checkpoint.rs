@@ -33,6 +33,9 @@ impl Engine {
             return self.sync_all();
         }
         self.refresh_sums()?;
+        // The refreshed checksums change the MANIFEST's size (writing it
+        // is O(arrays) anyway).
+        self.measure_manifest();
         self.sync_all()?;
         // history: the records are durable now; summarize them before the
         // checkpoint deletes the log.
@@ -98,6 +101,15 @@ impl Engine {
             });
         }
         let bytes = encode_manifest(&self.state, self.created_ns);
+        // What is written must read back as this state.
+        debug_assert!(
+            crate::format::manifest::decode_manifest(&bytes).is_ok_and(|(st, c)| {
+                c == self.created_ns
+                    && st.seq == self.state.seq
+                    && st.gen == self.state.gen
+                    && st.arrays.len() == self.state.arrays.len()
+            })
+        );
         let dir = self.dir.clone();
         let tmp = dir.join(MANIFEST_TMP);
         let dst = dir.join(MANIFEST);

@@ -4,6 +4,7 @@
 use super::plan::{Intent, PlanIo, Planner};
 use super::{Engine, SyncPolicy};
 use crate::format::history::{CommitInfo, OpSummary};
+use crate::format::manifest::{entry_len, manifest_len};
 use crate::format::record::encode_body;
 use crate::format::MAX_RECORD_BODY;
 use crate::model::error::{Error, Result};
@@ -95,6 +96,10 @@ impl Engine {
                 file_id: *id,
             });
         }
+        if let Err(e) = self.check_manifest_room(&ops) {
+            self.discard_created(created);
+            return Err(e);
+        }
         if let Err(e) = self.append_record(time_ns, &ops) {
             // A poisoning failure (a sync after the record was written, or a
             // tail that could not be cut) may leave the record in the log:
@@ -105,7 +110,13 @@ impl Engine {
             }
             return Err(e);
         }
+        let touched = touched_names(&ops);
+        let before = self.entries_len(&touched);
         let garbage = self.install(staged, &ops, time_ns)?;
+        self.manifest_bytes =
+            self.manifest_bytes - before.min(self.manifest_bytes) + self.entries_len(&touched);
+        debug_assert_eq!(self.manifest_bytes, manifest_len(&self.state));
+        debug_assert_eq!(self.state.check_invariants(), Ok(()));
         for (_, id) in &released {
             self.fresh.remove(id);
             self.payload_gen.remove(id);
@@ -129,6 +140,34 @@ impl Engine {
             let _ = self.checkpoint();
         }
         Ok(())
+    }
+
+    /// Refuse a commit after which the state could not be checkpointed: a
+    /// MANIFEST larger than readers accept (FORMAT.md §2.1, A.12). Checked
+    /// against an upper bound of what the ops add, before anything is
+    /// logged.
+    fn check_manifest_room(&self, ops: &[Op]) -> Result<()> {
+        let bound = ops
+            .iter()
+            .map(|op| growth_bound(&self.state, op))
+            .fold(self.manifest_bytes, u64::saturating_add);
+        if bound <= self.max_manifest_bytes {
+            return Ok(());
+        }
+        Err(Error::LimitExceeded {
+            what: format!(
+                "after this commit the store's checkpoint (MANIFEST) could take {bound} bytes; compact the arrays with many deleted or replaced rows, or split the change"
+            ),
+            limit: self.max_manifest_bytes,
+        })
+    }
+
+    /// Bytes of the MANIFEST entries of `names` in the current state.
+    pub(crate) fn entries_len(&self, names: &[&str]) -> u64 {
+        names
+            .iter()
+            .filter_map(|n| self.state.arrays.get(*n).map(|a| entry_len(n, a)))
+            .sum()
     }
 
     /// The record is written: make its state the engine's. Returns the
@@ -211,11 +250,16 @@ impl Engine {
                 .apply(op, time_ns)
                 .map_err(|d| Error::Internal(format!("a session op does not apply: {d}")))?;
         }
+        self.check_manifest_room(&ops)?;
         self.append_record(time_ns, &ops)?;
+        let touched = touched_names(&ops);
+        let before = self.entries_len(&touched);
         staged.seq = self.state.seq;
         staged.chain = self.state.chain;
         staged.gen = self.state.gen;
         self.state = staged;
+        self.manifest_bytes =
+            self.manifest_bytes - before.min(self.manifest_bytes) + self.entries_len(&touched);
         Ok(())
     }
 
@@ -258,6 +302,17 @@ impl Engine {
     /// Write one record to the log; on success the chain and seq advance.
     fn append_record(&mut self, time_ns: u64, ops: &[Op]) -> Result<()> {
         let body = encode_body(time_ns, self.synced_seq, ops);
+        // What is written must read back as written (the decoder is the
+        // one recovery uses).
+        debug_assert!(crate::format::record::decode_record_body(
+            &[
+                &(self.state.seq + 1).to_le_bytes()[..],
+                &self.state.chain[..],
+                &body[..],
+            ]
+            .concat()
+        )
+        .is_ok_and(|r| r.ops == ops));
         if body.len() > MAX_RECORD_BODY as usize {
             return Err(Error::LimitExceeded {
                 what: format!(
@@ -389,4 +444,42 @@ fn plan_all(
         ops,
         staged: Some((staged, garbage)),
     })
+}
+
+/// The arrays `ops` change (a rename's both names), once each.
+pub(crate) fn touched_names(ops: &[Op]) -> Vec<&str> {
+    let mut names: Vec<&str> = Vec::with_capacity(ops.len() + 1);
+    for op in ops {
+        names.push(op.array_name());
+        if let Op::Rename { to, .. } = op {
+            names.push(to);
+        }
+    }
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
+/// An upper bound of the bytes `op` adds to the MANIFEST of `state`.
+fn growth_bound(state: &State, op: &Op) -> u64 {
+    let chunks = |bytes: u64| 4 * (bytes / crate::model::sums::CHUNK_BYTES + 2);
+    let rb = |name: &str| state.arrays.get(name).map_or(0, |a| a.row_bytes);
+    match op {
+        Op::Put {
+            name,
+            row_shape,
+            sums,
+            ..
+        } => 128 + name.len() as u64 + 8 * row_shape.len() as u64 + 4 * sums.sums.len() as u64,
+        Op::Append { name, rows, .. } => 16 + chunks(rows.saturating_mul(rb(name))),
+        Op::Replace { name, slots, .. } => {
+            let n = slots.len() as u64;
+            16 * n + chunks(n.saturating_mul(rb(name)))
+        }
+        Op::DeleteRows { slots, .. } => 16 * slots.len() as u64,
+        Op::SetSums { sums, .. } => 4 * sums.sums.len() as u64,
+        Op::Rename { to, .. } => to.len() as u64,
+        Op::Compact { sums, .. } => 4 * sums.sums.len() as u64,
+        Op::Drop { .. } | Op::Release { .. } => 0,
+    }
 }

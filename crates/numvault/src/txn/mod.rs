@@ -62,6 +62,10 @@ pub(crate) struct Engine {
     created_ns: u64,
     checkpoint_log_bytes: u64,
     max_open_files: usize,
+    /// Bytes of the MANIFEST the state would make (kept up to date by
+    /// every commit), and the most a commit may leave (FORMAT.md §2.1).
+    manifest_bytes: u64,
+    max_manifest_bytes: u64,
     /// The live log: appended to by a writer; a reader's position in it.
     log: Option<LogWriter>,
     /// Highest seq known to be durable (log fsynced after it).
@@ -163,6 +167,10 @@ impl Engine {
                 .checkpoint_log_bytes
                 .min(crate::format::MAX_LOG_FILE_BYTES / 2),
             max_open_files: opts.max_open_files,
+            manifest_bytes: 0,
+            max_manifest_bytes: opts
+                .max_manifest_bytes
+                .min(crate::format::MAX_MANIFEST_FILE_BYTES),
             log: None,
             synced_seq: 0,
             last_declared: 0,
@@ -186,6 +194,11 @@ impl Engine {
             fresh: HashSet::new(),
             presync: false,
         }
+    }
+
+    /// Recompute the MANIFEST size of the whole state (after a load).
+    pub(crate) fn measure_manifest(&mut self) {
+        self.manifest_bytes = crate::format::manifest::manifest_len(&self.state);
     }
 
     /// Mutations are allowed: open, writable, not poisoned.

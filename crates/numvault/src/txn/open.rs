@@ -33,6 +33,7 @@ impl Engine {
         e.turns = 1;
         if !e.vfs.exists(&dir.join(MANIFEST)) {
             e.create_if_allowed(opts.create)?;
+            e.measure_manifest();
             e.open_note_file();
             e.write_open_note();
             e.end_turn();
@@ -65,6 +66,9 @@ impl Engine {
         // the bytes in the page cache of this very boot (a boot that was
         // not noted), not on disk.
         e.note_durable(manifest_seq, noted, &replayed);
+        e.measure_manifest();
+        // Every op read from disk was checked as it was applied.
+        debug_assert_eq!(e.state.check_invariants(), Ok(()));
         // Stale checksums after a crash (a writable session that did not
         // end, rows in files not yet refreshed): the checkpoint recomputes
         // them (FORMAT.md §11).
@@ -245,6 +249,7 @@ impl Engine {
             shared: false,
             checkpoint_log_bytes: self.checkpoint_log_bytes,
             max_open_files: self.max_open_files,
+            max_manifest_bytes: self.max_manifest_bytes,
             vfs: self.vfs.clone(),
         }
     }

@@ -57,6 +57,10 @@ pub struct OpenOptions {
     /// handle, least recently used closed first (views and readers may hold
     /// more while they live). Default [`crate::DEFAULT_MAX_OPEN_FILES`].
     pub max_open_files: usize,
+    /// The largest MANIFEST a commit may lead to (capped at the format's
+    /// limit; lower only to test the limit).
+    #[doc(hidden)]
+    pub max_manifest_bytes: u64,
     /// The file system (tests inject faults through [`crate::sim::SimVfs`]).
     pub vfs: Arc<dyn Vfs>,
 }
@@ -72,6 +76,7 @@ impl Default for OpenOptions {
             shared: false,
             checkpoint_log_bytes: 64 << 20,
             max_open_files: crate::data::file::DEFAULT_MAX_OPEN_FILES,
+            max_manifest_bytes: crate::format::MAX_MANIFEST_FILE_BYTES,
             vfs: Arc::new(StdVfs),
         }
     }

@@ -167,7 +167,11 @@ impl Engine {
         }
         next.seq = rec.seq;
         next.chain = hash;
+        let touched = super::commit::touched_names(&rec.ops);
+        let before = self.entries_len(&touched);
         self.state = next;
+        self.manifest_bytes =
+            self.manifest_bytes - before.min(self.manifest_bytes) + self.entries_len(&touched);
         self.pending_history.push(CommitInfo::of_record(rec, hash));
         Ok(())
     }
@@ -227,6 +231,7 @@ impl Engine {
         self.created_ns = created;
         let same_boot = self.log_in_this_boot();
         let replayed = self.replay(Mode::Writer, same_boot)?;
+        self.measure_manifest();
         // Summaries of records the other writer's checkpoint folded are in
         // HISTORY already.
         self.pending_history.retain(|c| c.seq > folded);
