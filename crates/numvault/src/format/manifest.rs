@@ -1,6 +1,6 @@
 //! The MANIFEST's bytes (FORMAT.md §4): a checkpoint of the whole state.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use super::codec::{Dec, DecResult, DecodeError, Enc};
@@ -9,7 +9,7 @@ use super::{
     HeaderError, FORMAT_VERSION, MANIFEST_HEADER_BYTES, MANIFEST_MAGIC, MAX_MANIFEST_BODY,
 };
 use crate::model::rowmap::{Extent, RowMap};
-use crate::model::state::{row_bytes, ArrayMeta, State};
+use crate::model::state::{row_bytes, ArrayMeta, Remap, State};
 use crate::model::sums::ChunkSums;
 
 /// Bytes of an array entry besides its name, row shape, extents, remap and
@@ -77,12 +77,11 @@ fn encode_entry(b: &mut Enc, name: &str, a: &ArrayMeta) {
         b.u64(e.start);
         b.u64(e.len);
     }
-    let mut remap: Vec<(u64, u64)> = a.remap.iter().map(|(k, v)| (*k, *v)).collect();
-    remap.sort_unstable();
-    b.u32(remap.len() as u32);
-    for (k, v) in remap {
-        b.u64(k);
-        b.u64(v);
+    // In base-slot order (the map is ordered).
+    b.u32(a.remap.len() as u32);
+    for (k, v) in a.remap.iter() {
+        b.u64(*k);
+        b.u64(*v);
     }
     enc_sums(b, &a.sums);
 }
@@ -185,7 +184,7 @@ fn decode_entry(d: &mut Dec) -> DecResult<(String, ArrayMeta)> {
         file_id,
         phys_slots,
         rowmap: Arc::new(rowmap),
-        remap: Arc::new(remap),
+        remap,
         sums: Arc::new(sums),
         mtime_ns,
     };
@@ -213,14 +212,9 @@ fn decode_extents(d: &mut Dec, name: &str, phys_slots: u64) -> DecResult<RowMap>
     Ok(rowmap)
 }
 
-fn decode_remap(
-    d: &mut Dec,
-    name: &str,
-    rowmap: &RowMap,
-    phys_slots: u64,
-) -> DecResult<HashMap<u64, u64>> {
+fn decode_remap(d: &mut Dec, name: &str, rowmap: &RowMap, phys_slots: u64) -> DecResult<Remap> {
     let nr = d.count(16, "remap count")?;
-    let mut remap = HashMap::with_capacity(nr);
+    let mut remap = Remap::new();
     for _ in 0..nr {
         let at = d.pos();
         let (k, v) = (d.u64("remap from")?, d.u64("remap to")?);

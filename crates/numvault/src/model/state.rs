@@ -4,7 +4,7 @@
 //! through an array's remap table; see [`super::rowmap`] for the mapping of
 //! logical rows to base slots.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::dtype::DType;
@@ -12,6 +12,9 @@ use super::op::{Op, Payload};
 use super::rowmap::RowMap;
 use super::sums::ChunkSums;
 use super::CheckResult;
+
+/// Replaced rows: base slot -> the shadow slot holding the row now.
+pub(crate) type Remap = imbl::OrdMap<u64, u64>;
 
 /// Everything known about one array.
 #[derive(Clone, Debug)]
@@ -24,8 +27,11 @@ pub(crate) struct ArrayMeta {
     /// Slots written and committed in the data file.
     pub phys_slots: u64,
     pub rowmap: Arc<RowMap>,
-    /// base slot -> shadow slot holding the replaced row.
-    pub remap: Arc<HashMap<u64, u64>>,
+    /// base slot -> shadow slot holding the replaced row. A persistent map:
+    /// copying a state (for a transaction, a snapshot a reader holds) costs
+    /// nothing, and a replace costs O(log n) whatever the rows replaced
+    /// before.
+    pub remap: Remap,
     pub sums: Arc<ChunkSums>,
     pub mtime_ns: u64,
 }
@@ -228,7 +234,7 @@ impl State {
             file_id: *file_id,
             phys_slots: *rows,
             rowmap: Arc::new(RowMap::contiguous(0, *rows)),
-            remap: Arc::default(),
+            remap: Remap::new(),
             sums: Arc::new(sums.clone()),
             mtime_ns: time_ns,
         };
@@ -280,9 +286,8 @@ impl State {
             .checked_add(n)
             .filter(|end| end.checked_mul(a.row_bytes).is_some())
             .ok_or("slot range overflows")?;
-        let remap = Arc::make_mut(&mut a.remap);
         for (j, s) in slots.iter().enumerate() {
-            remap.insert(*s, first_slot + j as u64);
+            a.remap.insert(*s, first_slot + j as u64);
         }
         extend_sums(a, payload);
         a.phys_slots = end;
@@ -305,9 +310,8 @@ impl State {
         }
         Arc::make_mut(&mut a.rowmap).delete(slots);
         if !a.remap.is_empty() {
-            let remap = Arc::make_mut(&mut a.remap);
             for s in slots {
-                remap.remove(s);
+                a.remap.remove(s);
             }
         }
         a.mtime_ns = time_ns;
@@ -341,7 +345,7 @@ impl State {
         a.file_id = file_id;
         a.phys_slots = rows;
         a.rowmap = Arc::new(RowMap::contiguous(0, rows));
-        a.remap = Arc::default();
+        a.remap = Remap::new();
         a.sums = Arc::new(sums.clone());
         self.next_file_id = next;
         Ok(Some(old))

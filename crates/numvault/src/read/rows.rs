@@ -120,9 +120,8 @@ impl<'a> Verifier<'a> {
 /// for callers that read many ranges of one snapshot (see
 /// [`read_rows_into`]).
 pub(crate) fn sorted_remap(a: &ArrayMeta) -> Vec<(u64, u64)> {
-    let mut v: Vec<(u64, u64)> = a.remap.iter().map(|(&b, &s)| (b, s)).collect();
-    v.sort_unstable();
-    v
+    // The map is ordered by base slot.
+    a.remap.iter().map(|(&b, &s)| (b, s)).collect()
 }
 
 /// Read logical rows `start..end` of `a` into `out` (exactly their bytes).
@@ -172,25 +171,19 @@ fn replaced_in(
             }
         }
     };
+    // Base slots grow with the logical index: the range's replaced rows
+    // are the map's entries between its first and last base slots.
+    let (lo, hi) = (a.rowmap.base_slot(start), a.rowmap.base_slot(end - 1));
     match sorted {
         Some(idx) => {
-            // Base slots grow with the logical index.
-            let (lo, hi) = (a.rowmap.base_slot(start), a.rowmap.base_slot(end - 1));
             let from = idx.partition_point(|&(b, _)| b < lo);
             for &(base, shadow) in idx[from..].iter().take_while(|&&(b, _)| b <= hi) {
                 add(base, shadow);
             }
         }
-        None if (a.remap.len() as u64) < end - start => {
-            for (&base, &shadow) in a.remap.iter() {
-                add(base, shadow);
-            }
-        }
         None => {
-            for l in start..end {
-                if let Some(&shadow) = a.remap.get(&a.rowmap.base_slot(l)) {
-                    patches.push((shadow, l));
-                }
+            for (&base, &shadow) in a.remap.range(lo..=hi) {
+                add(base, shadow);
             }
         }
     }

@@ -41,8 +41,40 @@ impl Engine {
         }
         self.take_turn().map_err(whole)?;
         let res = self.commit_in_turn(intents, describe);
+        if res.is_ok() {
+            self.compact_where_needed(intents);
+        }
         self.end_turn();
         res
+    }
+
+    /// Automatic compaction: after a commit, an array it changed whose
+    /// dead rows (deleted, or superseded by replacements) or row-map
+    /// fragments passed a threshold is rewritten at once (its own commit),
+    /// so that reads, replaces and checkpoints stay as fast as on a freshly
+    /// saved array whatever its history. The commit itself has succeeded:
+    /// a failed compaction only leaves the array as it was (a failed sync
+    /// poisons the handle, reported by the next call).
+    fn compact_where_needed(&mut self, intents: &[Intent<'_>]) {
+        let names: Vec<&str> = intents
+            .iter()
+            .filter_map(|i| match i {
+                Intent::Replace { name, .. }
+                | Intent::DeleteRows { name, .. }
+                | Intent::Append { name, .. } => Some(*name),
+                _ => None,
+            })
+            .collect();
+        for name in names {
+            let due = self
+                .state
+                .arrays
+                .get(name)
+                .is_some_and(|a| needs_compaction(a) && !self.busy.contains(name));
+            if due && self.poisoned.is_none() {
+                let _ = self.commit_in_turn(&[Intent::Compact { name }], &|_| String::new());
+            }
+        }
     }
 
     fn commit_in_turn(
@@ -482,4 +514,22 @@ fn growth_bound(state: &State, op: &Op) -> u64 {
         Op::Compact { sums, .. } => 4 * sums.sums.len() as u64,
         Op::Drop { .. } | Op::Release { .. } => 0,
     }
+}
+
+/// Dead rows (deleted, or superseded by replacements) worth a rewrite: this
+/// fraction of the live rows...
+const AUTO_COMPACT_DEAD_FRACTION: u64 = 16;
+/// ... and at least this many (small arrays compact rarely; they are cheap
+/// to read anyway).
+const AUTO_COMPACT_MIN_DEAD: u64 = 4096;
+
+/// Whether an array's history has made it slower to read than a freshly
+/// saved one by more than the thresholds allow (see
+/// `Engine::compact_where_needed`).
+fn needs_compaction(a: &crate::model::state::ArrayMeta) -> bool {
+    let rows = a.rows();
+    let dead = a.dead_slots();
+    let fragments = a.rowmap.extents().len() as u64;
+    dead >= AUTO_COMPACT_MIN_DEAD.max(rows / AUTO_COMPACT_DEAD_FRACTION)
+        || fragments > 64 + rows / 1024
 }
