@@ -8,6 +8,11 @@ each operation once (more repetitions for sub-millisecond operations), in an
 order rotated per round. A warm-up round is discarded. Every result is
 checked against a NumPy model of what the array must be; wrong results are
 marked and never ranked. Outputs go to bench/results/ (markdown, JSON, PNG).
+
+The one-shot (open + op + close) pairs and their targets: numvault
+sync="never" against npy (neither syncs), numvault's default sync="flush"
+(syncs at close) against npy made durable (os.fsync of the file it wrote,
+and of its directory for a save). examples/demo.py runs the same code.
 """
 from __future__ import annotations
 
@@ -43,6 +48,17 @@ OPS = [
 OP_LABEL = dict(OPS)
 MUTATING = {"save", "replace_rand", "replace_contig", "append", "batch", "wbatch"}
 SYNC_POLICIES = ["always", "group", "flush", "never"]
+
+DEFAULT_SYSTEMS = "numvault,numvault-never,vault,npy,npy-durable,npz,zarr,hdf5,parquet,lance"
+# One-shot pairs (open + op + close): (numvault system, reference, target ratio).
+PAIRS = [
+    {"key": "never", "nv": "numvault-never", "ref": "npy", "target": 1.10,
+     "title": "target 1: numvault sync=never one-shot <= 1.1x npy (no fsync), every operation"},
+    {"key": "flush", "nv": "numvault", "ref": "npy-durable", "target": 1.15,
+     "title": "target 2: numvault sync=flush (default) one-shot <= 1.15x durable npy "
+              "(write + os.fsync of the file, and of the directory for a save), "
+              "every operation"},
+]
 
 LIBS = ["numpy", "numvault", "zarr", "h5py", "pyarrow", "lance", "matplotlib"]
 
@@ -221,6 +237,8 @@ def make_systems(names, root, log):
         try:
             if name == "numvault":
                 s = NumvaultSys(root)
+            elif name == "numvault-never":
+                s = NumvaultSys(root, sync="never")
             elif name == "vault":
                 s = VaultSys(root)
             else:
@@ -260,7 +278,8 @@ def bench_size(nrows, names, args, log):
             f"load {os.getloadavg()[0]:.2f}")
     out = {
         "rows": nrows, "cols": COLS, "dtype": "float32", "raw_bytes": int(base.nbytes),
-        "systems": {st.sys.name: {"label": st.sys.label, "note": st.sys.note}
+        "systems": {st.sys.name: {"label": st.sys.label, "note": st.sys.note,
+                                  "variant": bool(getattr(st.sys, "variant", False))}
                     for st in states},
         "unavailable": skipped,
         "ops": {},
@@ -390,7 +409,8 @@ def summary_rows(res, baseline, key="op", stat="median_ms"):
         row = res["ops"][op]
         b = row.get(baseline)
         peers = [(n, e[key][stat]) for n, e in row.items()
-                 if n != baseline and not n.startswith("numvault") and status(e) == "ok"]
+                 if n != baseline and not n.startswith("numvault") and status(e) == "ok"
+                 and not res["systems"][n].get("variant")]
         best = min(peers, key=lambda x: x[1]) if peers else None
         bst = status(b)
         rows.append({
@@ -482,6 +502,109 @@ def sync_table(sres):
     return "\n".join(lines)
 
 
+def pair_rows(res):
+    """One-shot (open + op + close) ratios of each PAIRS entry, per operation."""
+    out = []
+    for pr in PAIRS:
+        rows = []
+        for op, label in OPS:
+            row = res["ops"].get(op, {})
+            a, b = row.get(pr["nv"]), row.get(pr["ref"])
+            sa, sb = status(a), status(b)
+            r = {"op": op, "label": label, "nv_status": sa, "ref_status": sb,
+                 "nv_ms": None, "ref_ms": None, "nv_best_ms": None, "ref_best_ms": None,
+                 "ratio": None, "ratio_best": None, "met": None}
+            if sa in ("ok", "wrong"):
+                r["nv_ms"], r["nv_best_ms"] = (a["oneshot"]["median_ms"],
+                                               a["oneshot"]["best_ms"])
+            if sb in ("ok", "wrong"):
+                r["ref_ms"], r["ref_best_ms"] = (b["oneshot"]["median_ms"],
+                                                 b["oneshot"]["best_ms"])
+            if sa == "ok" and sb == "ok":
+                r["ratio"] = r["nv_ms"] / r["ref_ms"]
+                r["ratio_best"] = r["nv_best_ms"] / r["ref_best_ms"]
+                r["met"] = r["ratio"] <= pr["target"]
+            rows.append(r)
+        out.append({"key": pr["key"], "nv": pr["nv"], "ref": pr["ref"],
+                    "target": pr["target"], "title": pr["title"], "rows": rows})
+    return out
+
+
+def _pcell(ms, stt):
+    if stt == "absent":
+        return "—"
+    if stt == "na":
+        return "N/A"
+    return ("WRONG " if stt == "wrong" else "") + fmt_ms(ms)
+
+
+def pairs_table(res):
+    prs = pair_rows(res)
+    lab = lambda n: res["systems"].get(n, {}).get("label", n)  # noqa: E731
+    hdr = ["Operation"]
+    for p in prs:
+        hdr += [lab(p["nv"]), lab(p["ref"]),
+                f"ratio: median (vs ≤ {p['target']:g}); best"]
+    lines = ["| " + " | ".join(hdr) + " |", "|" + "---|" * len(hdr)]
+    for i, (op, label) in enumerate(OPS):
+        cells = [label]
+        for p in prs:
+            r = p["rows"][i]
+            cells += [_pcell(r["nv_ms"], r["nv_status"]), _pcell(r["ref_ms"], r["ref_status"])]
+            if r["ratio"] is None:
+                cells.append("—")
+            else:
+                cells.append(f"{r['ratio']:.2f} ({'ok' if r['met'] else 'OVER'}); "
+                             f"{r['ratio_best']:.2f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def targets(allres):
+    """Per size and pair: met / NOT MET / incomplete, with the operations over."""
+    out = []
+    for res in allres["sizes"]:
+        for p in pair_rows(res):
+            measured = [r for r in p["rows"] if r["ratio"] is not None]
+            over = [r for r in measured if not r["met"]]
+            missing = [r["op"] for r in p["rows"] if r["ratio"] is None]
+            worst = max(measured, key=lambda r: r["ratio"]) if measured else None
+            out.append({
+                "rows": res["rows"], "key": p["key"], "title": p["title"],
+                "target": p["target"], "nv": p["nv"], "ref": p["ref"],
+                "state": ("not measured" if not measured else
+                          "NOT MET" if over else "incomplete" if missing else "met"),
+                "over": {r["op"]: round(r["ratio"], 3) for r in over},
+                "missing": missing,
+                "worst": ({"op": worst["op"], "ratio": round(worst["ratio"], 3)}
+                          if worst else None),
+            })
+    return out
+
+
+def targets_md(allres):
+    lines = ["Ratios are medians of one-shot times (open + op + close) of the two systems of a "
+             "pair, measured in the same interleaved rounds; per-operation tables under each "
+             "size.", ""]
+    for pr in PAIRS:
+        lines.append(f"- **{pr['title'][0].upper() + pr['title'][1:]}**")
+        for t in targets(allres):
+            if t["key"] != pr["key"]:
+                continue
+            s = f"  - {t['rows']:,} rows: **{t['state']}**"
+            if t["worst"]:
+                s += f"; worst: {OP_LABEL[t['worst']['op']].lower()} {t['worst']['ratio']:.2f}x"
+            if t["over"]:
+                s += "; over (" + str(len(t["over"])) + "): " + "; ".join(
+                    f"{OP_LABEL[o].lower()} {v:.2f}x" for o, v in t["over"].items())
+            if t["missing"] and t["state"] != "not measured":
+                s += "; not measured or wrong: " + ", ".join(t["missing"])
+            if t["state"] == "not measured":
+                s += f" ({t['nv']} and {t['ref']} both needed in --systems)"
+            lines.append(s)
+    return "\n".join(lines)
+
+
 def chart(res, baseline, path):
     import matplotlib
     matplotlib.use("Agg")
@@ -547,12 +670,17 @@ method: numvault NumPack, h5py File, zarr array, Lance dataset, the np.load mmap
 replace/random access/stream); "one-shot" times include open + op + close. Lazy load is
 always open + first row. A write counts as done when the data has been handed to the OS
 (h5py: after f.flush()); no system fsyncs in a timed write except numvault's
-"always"/"group" policies and numvault's writable session, whose start is logged
-durably by design (numvault's default "flush" syncs at close, which is in the one-shot
+"always"/"group" policies, numvault's writable session, whose start is logged
+durably by design, and "NumPy .npy + fsync" (npy-durable) (numvault's default "flush" syncs at close, which is in the one-shot
 time). Every result is compared with a NumPy model (reads: returned values;
 writes: the array re-read through a fresh handle after close); a mismatch or an exception
 is shown as WRONG (k/n) and never ranked. N/A: the system has no way to do it.
 Ratios in cells: system time / numvault time (>1 = numvault faster).
+Pairs (one-shot, the targets): numvault sync="never" against npy, neither syncing; numvault's
+default sync="flush", which syncs at close, against "npy + fsync" (npy's write, then os.fsync of
+the file, and for a save of its directory too). numvault's save starts by removing the previous
+round's store: in the one-shot time (as the open), not in the op time, while npy's np.save
+truncates its previous file inside the op; compare save times one-shot.
 """
 
 
@@ -560,7 +688,7 @@ def render_md(allres, baseline):
     m = allres["machine"]
     out = ["# numvault vs peers (bench/compare.py)", "",
            f"Command: `{allres['command']}`", "", "## Machine", "", machine_md(m), "",
-           "## Method", "", METHOD]
+           "## Method", "", METHOD, "## Targets (one-shot pairs)", "", targets_md(allres), ""]
     if allres.get("unavailable_note"):
         out += [allres["unavailable_note"], ""]
     for res in allres["sizes"]:
@@ -573,6 +701,8 @@ def render_md(allres, baseline):
                 "### Best op time", "", table(res, "op", "best_ms", baseline), "",
                 "### One-shot: open + op + close, median", "",
                 table(res, "oneshot", "median_ms", baseline), "",
+                "### One-shot pairs: numvault sync=never vs npy, sync=flush vs npy + fsync", "",
+                pairs_table(res), "",
                 "### File size on disk", "", size_table(res, baseline), ""]
         if res.get("unavailable"):
             out += [f"Not run: {res['unavailable']}", ""]
@@ -591,7 +721,7 @@ def render_md(allres, baseline):
     return "\n".join(out)
 
 
-def main(argv=None):
+def make_parser():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[1])
     ap.add_argument("--quick", action="store_true", help="small sizes, few rounds (development)")
     ap.add_argument("--rows", help="comma-separated row counts (default 1000000,100000)")
@@ -600,8 +730,10 @@ def main(argv=None):
     ap.add_argument("--inner", type=int, default=5, help="max repetitions per op per round")
     ap.add_argument("--rep-budget-ms", type=float, default=50.0,
                     help="stop repeating an op within a round after this much time")
-    ap.add_argument("--systems", default="numvault,vault,npy,npz,zarr,hdf5,parquet,lance",
-                    help="numvault = NumPack API, vault = numvault.Vault API, then peers")
+    ap.add_argument("--systems", default=DEFAULT_SYSTEMS,
+                    help="numvault = NumPack API (sync=flush), numvault-never = the same with "
+                         "sync=never, vault = numvault.Vault API, then peers (npy-durable = npy "
+                         "+ fsync)")
     ap.add_argument("--baseline", default="numvault",
                     help="system the ratios are computed against (if unavailable: npy)")
     ap.add_argument("--no-sync", action="store_true", help="skip the sync-policy section")
@@ -615,7 +747,11 @@ def main(argv=None):
     ap.add_argument("--verbose", action="store_true")
     ap.add_argument("--render", metavar="JSON", help="only re-render the markdown and charts "
                     "of an earlier run's JSON (written next to it)")
-    args = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None):
+    args = make_parser().parse_args(argv)
     if args.render:
         import json
 
@@ -667,6 +803,8 @@ def main(argv=None):
     m["finished"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     for res in allres["sizes"]:
         res["summary"] = summary_rows(res, baseline)
+        res["pairs"] = pair_rows(res)
+    allres["targets"] = targets(allres)
     write_json(outdir / f"{args.tag}.json", allres)
     md = render_md(allres, baseline)
     (outdir / f"{args.tag}.md").write_text(md)
