@@ -253,13 +253,7 @@ impl State {
         time_ns: u64,
     ) -> CheckResult<Option<u64>> {
         let a = self.get_mut(name)?;
-        expect_next_slot(a, name, first_slot)?;
-        check_payload_len(payload, rows.checked_mul(a.row_bytes).ok_or("overflow")?)?;
-        let end = a
-            .phys_slots
-            .checked_add(rows)
-            .filter(|end| end.checked_mul(a.row_bytes).is_some())
-            .ok_or("slot range overflows")?;
+        let end = new_rows_end(a, name, first_slot, rows, payload)?;
         Arc::make_mut(&mut a.rowmap).push(first_slot, rows);
         extend_sums(a, payload);
         a.phys_slots = end;
@@ -276,16 +270,10 @@ impl State {
         time_ns: u64,
     ) -> CheckResult<Option<u64>> {
         let a = self.get_mut(name)?;
-        expect_next_slot(a, name, first_slot)?;
-        let n = slots.len() as u64;
-        check_payload_len(payload, n.checked_mul(a.row_bytes).ok_or("overflow")?)?;
+        let end = new_rows_end(a, name, first_slot, slots.len() as u64, payload)?;
         if let Some(s) = slots.iter().find(|s| a.rowmap.logical_of(**s).is_none()) {
             return Err(format!("replace of '{name}' names dead slot {s}"));
         }
-        let end = first_slot
-            .checked_add(n)
-            .filter(|end| end.checked_mul(a.row_bytes).is_some())
-            .ok_or("slot range overflows")?;
         for (j, s) in slots.iter().enumerate() {
             a.remap.insert(*s, first_slot + j as u64);
         }
@@ -377,14 +365,27 @@ fn extend_sums(a: &mut ArrayMeta, payload: &Payload) {
     }
 }
 
-fn expect_next_slot(a: &ArrayMeta, name: &str, first_slot: u64) -> CheckResult<()> {
+/// Check `rows` new rows written at `first_slot` of `a`'s file with
+/// `payload`: right after the file's slots, of the right length, within
+/// the addressable bytes. Returns the file's new slot count.
+fn new_rows_end(
+    a: &ArrayMeta,
+    name: &str,
+    first_slot: u64,
+    rows: u64,
+    payload: &Payload,
+) -> CheckResult<u64> {
     if first_slot != a.phys_slots {
         return Err(format!(
             "record writes '{name}' at slot {first_slot}, but the file holds {} slots",
             a.phys_slots
         ));
     }
-    Ok(())
+    check_payload_len(payload, rows.checked_mul(a.row_bytes).ok_or("overflow")?)?;
+    first_slot
+        .checked_add(rows)
+        .filter(|end| end.checked_mul(a.row_bytes).is_some())
+        .ok_or_else(|| "slot range overflows".to_string())
 }
 
 fn check_payload_len(p: &Payload, bytes: u64) -> CheckResult<()> {

@@ -44,6 +44,13 @@ pub(crate) struct Replayed {
     /// Bytes after `end` were dropped: a torn tail, or records dropped
     /// because their unsynced data did not survive.
     pub dropped_tail: bool,
+    /// What the records said.
+    pub found: Findings,
+}
+
+/// What the accepted records of a replay said, besides the state.
+#[derive(Default)]
+pub(crate) struct Findings {
     pub records: u64,
     /// Data files the replayed records made unreferenced.
     pub garbage: Vec<u64>,
@@ -102,18 +109,7 @@ pub(crate) fn replay_log(
             }
         }
     };
-    let Pass {
-        end,
-        records,
-        garbage,
-        commits,
-        payload_files,
-        declared_synced,
-        in_file_puts,
-        written,
-        last_checked_seq,
-        ..
-    } = pass;
+    let (end, found) = (pass.end, pass.found);
     // Zeros after the last record are preallocation (Sync::Always), not
     // damage; anything else there is a torn or lost tail.
     let dropped_tail = bytes[end as usize..].iter().any(|b| *b != 0);
@@ -131,14 +127,7 @@ pub(crate) fn replay_log(
             bytes.len() as u64
         },
         dropped_tail,
-        records,
-        garbage,
-        commits,
-        payload_files,
-        declared_synced,
-        in_file_puts,
-        written,
-        last_checked_seq,
+        found,
     })
 }
 
@@ -171,16 +160,9 @@ struct Pass<'a> {
     /// record accepted without their data.
     unbacked: HashMap<u64, u64>,
     end: u64,
-    records: u64,
-    garbage: Vec<u64>,
-    commits: Vec<CommitInfo>,
-    payload_files: HashSet<u64>,
     /// Check (and, for the writer, redo) payloads; off in the same boot.
     checks: bool,
-    declared_synced: u64,
-    in_file_puts: Vec<(u64, u64)>,
-    written: Vec<(u64, u64)>,
-    last_checked_seq: u64,
+    found: Findings,
 }
 
 /// Whether a record was applied, or ends the log because data it needs
@@ -200,15 +182,8 @@ impl<'a> Pass<'a> {
             releases: None,
             unbacked: HashMap::new(),
             end: LOG_HEADER_BYTES,
-            records: 0,
-            garbage: Vec::new(),
-            commits: Vec::new(),
-            payload_files: HashSet::new(),
             checks: true,
-            declared_synced: 0,
-            in_file_puts: Vec::new(),
-            written: Vec::new(),
-            last_checked_seq: 0,
+            found: Findings::default(),
         }
     }
 
@@ -223,7 +198,7 @@ impl<'a> Pass<'a> {
             match self.replay_record(&w, state, files)? {
                 Outcome::Accepted => {
                     self.end = w.end();
-                    self.records += 1;
+                    self.found.records += 1;
                 }
                 Outcome::Lost => return Ok(()),
             }
@@ -278,12 +253,12 @@ impl<'a> Pass<'a> {
                 return Ok(Outcome::Lost);
             }
             if let Some((fid, _, _)) = payload_region(state, op) {
-                self.payload_files.insert(fid);
-                self.written.push((w.rec.seq, fid));
+                self.found.payload_files.insert(fid);
+                self.found.written.push((w.rec.seq, fid));
             }
             if let Op::SetSums { name, sums } = op {
                 if let (Some(a), true) = (state.arrays.get(name), sums.covered > 0) {
-                    self.written.push((w.rec.seq, a.file_id));
+                    self.found.written.push((w.rec.seq, a.file_id));
                 }
             }
             if let Op::Put {
@@ -292,7 +267,7 @@ impl<'a> Pass<'a> {
                 ..
             } = op
             {
-                self.in_file_puts.push((w.rec.seq, *file_id));
+                self.found.in_file_puts.push((w.rec.seq, *file_id));
             }
             let freed = state.apply(op, w.rec.time_ns).map_err(|d| {
                 Error::corrupt(
@@ -307,15 +282,17 @@ impl<'a> Pass<'a> {
         }
         if self.mode == Mode::Writer {
             // history: summarized at the checkpoint that folds it.
-            self.commits.push(CommitInfo::of_record(&w.rec, w.hash));
+            self.found
+                .commits
+                .push(CommitInfo::of_record(&w.rec, w.hash));
         }
         state.seq = w.rec.seq;
         state.chain = w.hash;
-        self.declared_synced = self.declared_synced.max(w.rec.synced_seq);
+        self.found.declared_synced = self.found.declared_synced.max(w.rec.synced_seq);
         if w.rec.ops.iter().any(Op::checked_at_recovery) {
-            self.last_checked_seq = w.rec.seq;
+            self.found.last_checked_seq = w.rec.seq;
         }
-        self.garbage.extend(garbage);
+        self.found.garbage.extend(garbage);
         Ok(Outcome::Accepted)
     }
 

@@ -48,8 +48,8 @@ impl Engine {
         let replayed = e.replay(Mode::Writer, same_boot)?;
         // Syncs of this boot covered no record past this (unknown: all).
         let noted = note.syncing.filter(|_| same_boot);
-        e.garbage = replayed.garbage.clone();
-        e.pending_history = replayed.commits.clone();
+        e.garbage = replayed.found.garbage.clone();
+        e.pending_history = replayed.found.commits.clone();
         if opts.truncate {
             let names: Vec<String> = e.state.arrays.keys().cloned().collect();
             for n in names {
@@ -74,7 +74,7 @@ impl Engine {
         // them (FORMAT.md §11).
         let fold = !same_boot || replayed.dropped_tail || opts.truncate || e.sums_stale();
         e.open_note_file();
-        if fold || (replayed.records > 0 && e.log_len() > e.checkpoint_log_bytes) {
+        if fold || (replayed.found.records > 0 && e.log_len() > e.checkpoint_log_bytes) {
             e.checkpoint()?;
             e.synced_seq = e.state.seq;
             e.fresh.clear();
@@ -137,15 +137,17 @@ impl Engine {
     /// durable state or record refers to them: a later commit may release
     /// them, FORMAT.md §7.1 step 7).
     fn note_durable(&mut self, manifest_seq: u64, noted: Option<u64>, r: &Replayed) {
-        self.synced_seq = manifest_seq.max(r.declared_synced).min(self.state.seq);
+        self.synced_seq = manifest_seq
+            .max(r.found.declared_synced)
+            .min(self.state.seq);
         self.last_declared = self.synced_seq;
-        self.last_checked_seq = r.last_checked_seq;
+        self.last_checked_seq = r.found.last_checked_seq;
         // Unknown: every record may have been synced.
         self.maybe_synced = noted.map_or(self.state.seq, |n| n.max(self.synced_seq));
         // Bytes earlier handles wrote for records not declared durable may
         // still be unsynced: this handle syncs them before it declares
         // anything durable (its next sync or checkpoint).
-        for &(seq, id) in &r.written {
+        for &(seq, id) in &r.found.written {
             if seq > self.synced_seq {
                 self.files.dirty.insert(id);
             }
@@ -154,7 +156,7 @@ impl Engine {
             return;
         }
         let live = self.live_files();
-        for &(seq, id) in &r.in_file_puts {
+        for &(seq, id) in &r.found.in_file_puts {
             if seq > self.maybe_synced && live.contains(&id) {
                 self.fresh.insert(id);
             }
@@ -204,7 +206,7 @@ impl Engine {
             r.alloc,
         ));
         let gen = self.state.gen;
-        for id in &r.payload_files {
+        for id in &r.found.payload_files {
             self.payload_gen.insert(*id, gen);
         }
         Ok(r)

@@ -235,11 +235,11 @@ impl Engine {
         // Summaries of records the other writer's checkpoint folded are in
         // HISTORY already.
         self.pending_history.retain(|c| c.seq > folded);
-        self.pending_history.extend(replayed.commits);
-        self.garbage.extend(replayed.garbage);
+        self.pending_history.extend(replayed.found.commits);
+        self.garbage.extend(replayed.found.garbage);
         self.history = None;
         let live = self.live_files();
-        for id in replayed.payload_files {
+        for id in replayed.found.payload_files {
             if live.contains(&id) {
                 self.files.dirty.insert(id);
             }
