@@ -63,11 +63,17 @@ impl Store {
             });
         }
         let mut load = Engine::load_reader(&dir, &opts)?;
-        if load.engine.log_len() > LOG_HEADER_BYTES || load.tail_dirty {
-            // A log tail means a writer is live or crashed. If nobody holds
-            // the lock, the writer crashed: recover under the lock (as SQLite
-            // readers roll back a hot journal), so that redo records reach
-            // the data files. If that is not permitted, read as found.
+        // In the boot that wrote the log, every record's data is readable
+        // and a clean close leaves records in it: read as found. After a
+        // reboot (records whose data a power loss may have taken, inline
+        // rows never redone) or a torn tail, a writer is live or crashed.
+        // If nobody holds the lock, the writer crashed: recover under the
+        // lock (as SQLite readers roll back a hot journal), so that redo
+        // records reach the data files. If that is not permitted, read as
+        // found.
+        let after_reboot =
+            load.engine.log_len() > LOG_HEADER_BYTES && !load.engine.log_in_this_boot();
+        if after_reboot || load.tail_dirty {
             if let Ok(g) = vfs.lock_exclusive(&dir.join(LOCK), None) {
                 let wopts = OpenOptions {
                     read_only: false,
