@@ -586,7 +586,11 @@ class BatchModeContext:
     def _save(self, name: str, arr: Any) -> None:
         _core.validate_name(name)
         a = _as_input(name, arr)
-        self._touch(name)
+        # A save kept by reference is superseded, not staged: saving one
+        # array again and again in a batch writes it once, at the commit.
+        self._saved.pop(name, None)
+        self._loaded.pop(name, None)
+        self._clean.pop(name, None)
         self._saved[name] = a
         self._changed.add(name)
 
