@@ -186,14 +186,14 @@ impl FileTable {
         self.open(id, OpenMode::Create)
     }
 
-    /// Forget file `id` and delete it now, without syncing its bytes; false
-    /// if it could not be removed.
-    pub fn delete_now(&mut self, id: u64) -> bool {
+    /// Forget file `id` and delete it now (or soon, see
+    /// `Vfs::remove_file_soon`), without syncing its bytes.
+    pub fn delete_now(&mut self, id: u64) {
         self.files.pop(&id);
         self.dirty.remove(&id);
         self.retired.remove(&id);
         let p = self.path(id);
-        self.vfs.remove_file(&p).is_ok()
+        self.vfs.remove_file_soon(&p);
     }
 
     /// Forget file `id` (no longer referenced); unsynced bytes of it are

@@ -65,6 +65,14 @@ pub trait Vfs: Send + Sync + 'static {
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
     /// Remove a file.
     fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Remove a file that nothing needs any more, possibly later (the real
+    /// file system unlinks on a helper thread: freeing a large file's pages
+    /// takes milliseconds). A file that remains, because the process ended
+    /// first or the removal failed, is a stray that the next open that
+    /// folds the log removes.
+    fn remove_file_soon(&self, path: &Path) {
+        let _ = self.remove_file(path);
+    }
     /// Create a directory and its parents.
     fn create_dir_all(&self, path: &Path) -> io::Result<()>;
     /// Names (not paths) of the entries of a directory.
@@ -183,6 +191,15 @@ impl Vfs for StdVfs {
     }
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         fs::remove_file(path)
+    }
+    fn remove_file_soon(&self, path: &Path) {
+        let p = path.to_path_buf();
+        let spawned = std::thread::Builder::new()
+            .name("numvault-unlink".into())
+            .spawn(move || fs::remove_file(p));
+        if spawned.is_err() {
+            let _ = fs::remove_file(path);
+        }
     }
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {
         fs::create_dir_all(path)

@@ -152,10 +152,9 @@ impl Engine {
         for (_, id) in &released {
             self.fresh.remove(id);
             self.payload_gen.remove(id);
-            if !self.files.delete_now(*id) {
-                // Not deleted now: the next checkpoint deletes it.
-                self.garbage.push(*id);
-            }
+            // A file left behind (removal failed) is a stray that the next
+            // open folding the log removes.
+            self.files.delete_now(*id);
         }
         for id in garbage {
             if !released.iter().any(|(_, r)| *r == id) {
