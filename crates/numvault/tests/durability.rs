@@ -72,6 +72,40 @@ fn group_commit_is_durable_within_max_delay() {
 }
 
 #[test]
+fn group_commit_makes_a_writable_sessions_end_durable_too() {
+    // Appendix A.4: the end of a session is logged by the group-commit
+    // thread within max_delay, with no further call on the handle.
+    let fs = SimVfs::new();
+    let s = open(
+        &fs,
+        Sync::Group {
+            max_delay: Duration::from_millis(20),
+        },
+    );
+    s.save("a", ArrayRef::of(&[4], &[1u64, 2, 3, 4])).unwrap();
+    s.flush().unwrap();
+    let mut w = s.writable("a").unwrap();
+    w.bytes_mut()[0..8].copy_from_slice(&9u64.to_le_bytes());
+    w.finish().unwrap();
+    let t = Instant::now();
+    loop {
+        let img = open(&fs.after_crash(false), Sync::OnFlush);
+        let got = img.read("a").unwrap().to_vec::<u64>().unwrap();
+        let rep = img.verify().unwrap();
+        if got[0] == 9 && rep.is_clean() && rep.unchecksummed_bytes == 0 {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "the session's end never became durable: {got:?} {:?}",
+            rep.problems
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    std::mem::forget(s);
+}
+
+#[test]
 fn never_is_consistent_after_power_loss() {
     let fs = SimVfs::new();
     let s = open(&fs, Sync::Never);

@@ -224,3 +224,134 @@ fn power_loss_with_reordered_and_torn_writes() {
     );
     report_figures(&line);
 }
+
+/// The first handle is killed (its unsynced writes stay unsynced: same
+/// boot), a second handle under `sync` reopens the store (reusing the log),
+/// runs more operations and crashes; then the power goes. What the second
+/// handle declared durable (a flush or checkpoint that returned, or any
+/// returned operation under `Always`) covers the first handle's operations
+/// too (Appendix A.13).
+fn kill_then_power_loss(sync: Sync, seed: u64, c: &mut Counts) {
+    let name = policy_name(sync);
+    let mut rng = Rng::new(seed);
+    for t in 0..trials().div_ceil(2) {
+        let first = policies()[rng.below(4) as usize];
+        let mut base = Snap::new();
+        let setup = generate(&mut rng, &mut base, 4);
+        let mut end1 = base.clone();
+        let ops1 = generate(&mut rng, &mut end1, 15);
+        let states1 = prefix_states(&base, &ops1);
+        let sim = SimVfs::new();
+        let s = open_with(&sim, first, 64 << 20).unwrap();
+        for op in &setup {
+            op.run(&s).unwrap();
+        }
+        s.flush().unwrap();
+        sim.set_plan(FaultPlan::default());
+        let r = run_ops(&s, &ops1);
+        assert_eq!(r.ok, ops1.len(), "fault-free run failed");
+        let points = sim.points();
+        drop(s);
+        // Again, killed at a random point.
+        let sim = SimVfs::new();
+        let s = open_with(&sim, first, 64 << 20).unwrap();
+        for op in &setup {
+            op.run(&s).unwrap();
+        }
+        s.flush().unwrap();
+        let k1 = rng.below(points + 1);
+        sim.set_plan(FaultPlan {
+            crash_at: Some(k1),
+            ..FaultPlan::default()
+        });
+        let run1 = run_ops(&s, &ops1);
+        drop(s);
+        let killed = sim.after_kill();
+        let ctx1 = format!(
+            "[{name}] trial {t} (seed {seed}): first handle {} killed at point {k1}/{points}",
+            policy_name(first)
+        );
+        // A kill loses nothing that returned.
+        let p = {
+            let s = open_with(&killed.after_kill(), sync, 64 << 20)
+                .unwrap_or_else(|e| panic!("{ctx1}: reopen: {e}"));
+            let snap = snapshot(&s).unwrap();
+            let hi = (run1.ok + 1).min(ops1.len());
+            (run1.ok..=hi)
+                .rev()
+                .find(|&p| states1[p] == snap)
+                .unwrap_or_else(|| panic!("{ctx1}: the kill lost returned operations"))
+        };
+        let mut end2 = states1[p].clone();
+        let ops2 = generate(&mut rng, &mut end2, 15);
+        let mut states = states1[..=p].to_vec();
+        states.extend(prefix_states(&states1[p], &ops2).into_iter().skip(1));
+        let count = killed.after_kill();
+        let s = open_with(&count, sync, 64 << 20).unwrap();
+        count.set_plan(FaultPlan::default());
+        assert_eq!(
+            run_ops(&s, &ops2).ok,
+            ops2.len(),
+            "{ctx1}: fault-free second run"
+        );
+        let points2 = count.points();
+        drop(s);
+        let sim2 = killed.after_kill();
+        let s = open_with(&sim2, sync, 64 << 20).unwrap();
+        let k2 = rng.below(points2 + 1);
+        sim2.set_plan(FaultPlan {
+            crash_at: Some(k2),
+            torn_bytes: rng.chance(30).then(|| rng.below(5000) as usize),
+            ..FaultPlan::default()
+        });
+        let run2 = run_ops(&s, &ops2);
+        drop(s);
+        c.crash_points += 1;
+        let declared = if sync == Sync::Always {
+            run2.ok
+        } else {
+            run2.durable
+        };
+        // Nothing the second handle declared: only the setup is sure.
+        let lo = if declared > 0 { p + declared } else { 0 };
+        let hi = p + (run2.ok + 1).min(ops2.len());
+        let listing = || {
+            let a = setup.iter().map(|o| format!("  0: {}", o.encode()));
+            let a = a.chain(ops1[..p].iter().map(|o| format!("  1: {}", o.encode())));
+            let b = ops2.iter().map(|o| format!("  2: {}", o.encode()));
+            a.chain(b).collect::<Vec<_>>().join("\n")
+        };
+        for img in 0..4 {
+            let pl_seed = rng.next();
+            let ctx = format!(
+                "{ctx1}; second handle crashed at point {k2}/{points2} after {} ops, \
+                 power-loss image seed {pl_seed} (#{img})",
+                run2.ok
+            );
+            let fs = sim2.after_power_loss(pl_seed);
+            let s = open_with(&fs, Sync::OnFlush, 64 << 20)
+                .unwrap_or_else(|e| panic!("{ctx}: reopen: {e}\n{}", listing()));
+            let snap = snapshot(&s).unwrap_or_else(|e| panic!("{ctx}: read: {e}\n{}", listing()));
+            assert!(
+                (lo..=hi).any(|q| states[q] == snap),
+                "{ctx}: state is not a prefix in {lo}..={hi} (matches {:?})\n{}",
+                states.iter().position(|s| *s == snap),
+                listing()
+            );
+            assert_verify_clean(&s, &ctx);
+            c.images += 1;
+        }
+    }
+}
+
+#[test]
+fn kill_then_power_loss_keeps_what_the_next_handle_declared() {
+    let mut total = Counts::default();
+    for (i, sync) in policies().into_iter().enumerate() {
+        kill_then_power_loss(sync, 5000 + i as u64, &mut total);
+    }
+    report_figures(&format!(
+        "kill then power loss: {} second-handle crash points, {} power-loss images checked",
+        total.crash_points, total.images
+    ));
+}

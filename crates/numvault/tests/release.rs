@@ -11,6 +11,9 @@
 
 mod common;
 
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
 use common::*;
 use numvault::sim::SimVfs;
 use numvault::{Batch, DType, OpenOptions, Store, Sync};
@@ -53,6 +56,19 @@ fn workload(s: &Store) -> Vec<Snap> {
     states
 }
 
+/// The data files once released files are gone: they are unlinked on a
+/// helper thread, so wait (up to 10 s) for at most `want` to be left.
+fn settled_data_files(path: &Path, want: usize) -> Vec<PathBuf> {
+    let t = Instant::now();
+    loop {
+        let files = std_data_files(path);
+        if files.len() <= want || t.elapsed() > Duration::from_secs(10) {
+            return files;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 #[test]
 fn superseded_unsynced_files_are_deleted_at_once_and_only_those() {
     for sync in [Sync::OnFlush, Sync::Never, Sync::Always] {
@@ -64,7 +80,7 @@ fn superseded_unsynced_files_are_deleted_at_once_and_only_those() {
         s.save("x", a.r()).unwrap();
         s.save("x", b.r()).unwrap();
         s.save("x", c.r()).unwrap();
-        let files = std_data_files(&path);
+        let files = settled_data_files(&path, if sync == Sync::Always { 3 } else { 1 });
         if sync == Sync::Always {
             // Synced files stay until the checkpoint.
             assert_eq!(files.len(), 3, "{sync:?}: {files:?}");
@@ -75,8 +91,8 @@ fn superseded_unsynced_files_are_deleted_at_once_and_only_those() {
         // it until the next checkpoint.
         s.flush().unwrap();
         s.save("x", a.r()).unwrap();
-        let after = std_data_files(&path);
         let expect = if sync == Sync::Always { 4 } else { 2 };
+        let after = settled_data_files(&path, expect);
         assert_eq!(after.len(), expect, "{sync:?}: {after:?}");
         s.checkpoint().unwrap();
         assert_eq!(std_data_files(&path).len(), 1, "{sync:?}");

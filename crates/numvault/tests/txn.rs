@@ -204,6 +204,28 @@ fn changes_that_no_longer_apply_are_a_conflict_and_commit_nothing() {
 }
 
 #[test]
+fn another_writer_by_turns_makes_a_change_a_conflict_too() {
+    // The other writer's commit is seen only when this one catches up,
+    // inside the commit (Appendix A.14).
+    let d = tempfile::tempdir().unwrap();
+    let shared = || OpenOptions::default().shared(true);
+    let s = Store::open(d.path(), shared()).unwrap();
+    s.save("a", ArrayRef::of(&[10], &[0u32; 10])).unwrap();
+    let mut t = s.begin().unwrap();
+    t.replace("a", &[9], ArrayRef::of(&[1], &[5u32])).unwrap();
+    let other = Store::open(d.path(), shared()).unwrap();
+    other.delete_rows("a", &[0, 1, 2]).unwrap();
+    other.close().unwrap();
+    let e = t.commit().unwrap_err();
+    assert!(
+        matches!(e, Error::Conflict(ref m) if m.contains("replace in 'a'") && m.contains("index 9")),
+        "{e}"
+    );
+    assert_eq!(s.shape("a").unwrap(), vec![7]);
+    assert!(stage_files(d.path()).is_empty());
+}
+
+#[test]
 fn staging_files_of_a_crashed_transaction_are_removed_at_the_next_open() {
     let d = tempfile::tempdir().unwrap();
     let s = open(d.path());

@@ -258,6 +258,11 @@ impl Writable {
                     file_id: self.file_id,
                     job,
                 });
+                // Under `Group` the group-commit thread logs and syncs them
+                // within `max_delay` (woken by `end`), as it would a commit.
+                if matches!(g.sync, SyncPolicy::Group { .. }) && g.dirty_since.is_none() {
+                    g.dirty_since = Some(std::time::Instant::now());
+                }
                 Ok(None)
             }
             // No thread: compute them here. The buffer went with the

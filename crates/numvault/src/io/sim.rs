@@ -250,6 +250,50 @@ impl SimVfs {
         })
     }
 
+    /// The file system as a new process finds it after this one was killed
+    /// while the machine kept running: it sees every write, but what was
+    /// not synced is still unsynced, so a later
+    /// [`after_power_loss`](Self::after_power_loss) of the new process's
+    /// file system can still drop it. Same boot; locks are released; no
+    /// faults are planned.
+    pub fn after_kill(&self) -> SimVfs {
+        let st = lock(&self.shared.state);
+        let mut copies: Vec<(*const Mutex<Inode>, InodeRef)> = Vec::new();
+        let mut copy = |i: &InodeRef| -> InodeRef {
+            let ptr = Arc::as_ptr(i);
+            if let Some((_, c)) = copies.iter().find(|(p, _)| *p == ptr) {
+                return c.clone();
+            }
+            let c = Arc::new(Mutex::new(lock(i).clone()));
+            copies.push((ptr, c.clone()));
+            c
+        };
+        let live = st.live.iter().map(|(p, i)| (p.clone(), copy(i))).collect();
+        let durable = st
+            .durable
+            .iter()
+            .map(|(p, i)| (p.clone(), copy(i)))
+            .collect();
+        let dir_log = st
+            .dir_log
+            .iter()
+            .map(|op| match op {
+                DirOp::Link(p, i) => DirOp::Link(p.clone(), copy(i)),
+                DirOp::Rename(a, b) => DirOp::Rename(a.clone(), b.clone()),
+                DirOp::Unlink(p) => DirOp::Unlink(p.clone()),
+            })
+            .collect();
+        let fresh = SimVfs::booted(self.shared.boot);
+        {
+            let mut fs = lock(&fresh.shared.state);
+            fs.live = live;
+            fs.durable = durable;
+            fs.dirs = st.dirs.clone();
+            fs.dir_log = dir_log;
+        }
+        fresh
+    }
+
     /// Read a file's live bytes (for tests that corrupt or inspect files).
     pub fn read_file(&self, path: &Path) -> Option<Vec<u8>> {
         let st = lock(&self.shared.state);

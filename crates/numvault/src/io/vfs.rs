@@ -73,6 +73,9 @@ pub trait Vfs: Send + Sync + 'static {
     fn remove_file_soon(&self, path: &Path) {
         let _ = self.remove_file(path);
     }
+    /// Wait for the removals [`remove_file_soon`](Self::remove_file_soon)
+    /// started (a checkpoint does, so that it leaves only referenced files).
+    fn settle_removals(&self) {}
     /// Create a directory and its parents.
     fn create_dir_all(&self, path: &Path) -> io::Result<()>;
     /// Names (not paths) of the entries of a directory.
@@ -97,6 +100,10 @@ pub trait Vfs: Send + Sync + 'static {
 /// The real file system.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct StdVfs;
+
+/// Unlinks of [`StdVfs::remove_file_soon`] still running (process-wide).
+static UNLINKS: std::sync::Mutex<Vec<std::thread::JoinHandle<()>>> =
+    std::sync::Mutex::new(Vec::new());
 
 struct StdFile {
     file: File,
@@ -196,9 +203,24 @@ impl Vfs for StdVfs {
         let p = path.to_path_buf();
         let spawned = std::thread::Builder::new()
             .name("numvault-unlink".into())
-            .spawn(move || fs::remove_file(p));
-        if spawned.is_err() {
-            let _ = fs::remove_file(path);
+            .spawn(move || {
+                let _ = fs::remove_file(p);
+            });
+        match spawned {
+            Ok(h) => {
+                let mut v = UNLINKS.lock().unwrap_or_else(|p| p.into_inner());
+                v.retain(|h| !h.is_finished());
+                v.push(h);
+            }
+            Err(_) => {
+                let _ = fs::remove_file(path);
+            }
+        }
+    }
+    fn settle_removals(&self) {
+        let pending = std::mem::take(&mut *UNLINKS.lock().unwrap_or_else(|p| p.into_inner()));
+        for h in pending {
+            let _ = h.join();
         }
     }
     fn create_dir_all(&self, path: &Path) -> io::Result<()> {

@@ -16,7 +16,7 @@ mod payload;
 mod replay;
 mod stray;
 
-pub(crate) use payload::payload_region;
+pub(crate) use payload::{file_written, payload_region};
 pub(crate) use replay::{apply_new_records, replay_log, Mode, Replayed};
 pub(crate) use stray::{collect_stray_files, interrupted_creation};
 

@@ -12,6 +12,19 @@ use crate::model::error::{Error, IoContext, Result};
 use crate::model::op::{Op, Payload};
 use crate::model::state::{row_bytes, State};
 
+/// The data file whose bytes `op` vouches for: the file its payload is
+/// written to, or the file a writable session wrote (a `SetSums` that covers
+/// rows). Those bytes are durable only once the op's record is.
+pub(crate) fn file_written(state: &State, op: &Op) -> Option<u64> {
+    if let Some((fid, _, _)) = payload_region(state, op) {
+        return Some(fid);
+    }
+    match op {
+        Op::SetSums { name, sums } if sums.covered > 0 => state.arrays.get(name).map(|a| a.file_id),
+        _ => None,
+    }
+}
+
 /// What recovery found of the data an op refers to.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Presence {

@@ -254,12 +254,9 @@ impl<'a> Pass<'a> {
             }
             if let Some((fid, _, _)) = payload_region(state, op) {
                 self.found.payload_files.insert(fid);
-                self.found.written.push((w.rec.seq, fid));
             }
-            if let Op::SetSums { name, sums } = op {
-                if let (Some(a), true) = (state.arrays.get(name), sums.covered > 0) {
-                    self.found.written.push((w.rec.seq, a.file_id));
-                }
+            if let Some(fid) = super::payload::file_written(state, op) {
+                self.found.written.push((w.rec.seq, fid));
             }
             if let Op::Put {
                 file_id,

@@ -37,22 +37,36 @@ pub(crate) fn collect_stray_files(
         .map(|a| data_name(a.file_id))
         .collect();
     let ext = format!(".{DATA_EXT}");
+    let mut doomed = Vec::new();
+    let mut staged = Vec::new();
     for name in vfs.list_dir(&data_dir).ctx(&data_dir)? {
-        let p = data_dir.join(&name);
         if folded && name.ends_with(&ext) && !live.contains(&name) {
-            vfs.remove_file(&p).ctx(&p)?;
+            doomed.push(data_dir.join(&name));
         } else if name.starts_with(STAGE_PREFIX) {
-            // A transaction's staging file: removed only if no live
-            // transaction holds its lock (another writer's may).
-            if let Ok(_held) = vfs.lock_exclusive(&p, None) {
-                vfs.remove_file(&p).ctx(&p)?;
-            }
+            staged.push(data_dir.join(&name));
         }
     }
     let current = log_name(state.gen);
     for name in vfs.list_dir(dir).ctx(dir)? {
         if (is_log_name(&name) && name != current) || name == MANIFEST_TMP {
-            let p = dir.join(&name);
+            doomed.push(dir.join(&name));
+        }
+    }
+    if !doomed.is_empty() {
+        // The MANIFEST that makes these files stray may have been renamed
+        // into place by a writer killed before its directory fsync (in
+        // this boot): make it durable before anything the previous one
+        // needs is deleted, or a power loss could bring back a MANIFEST
+        // naming a deleted log or data file (Appendix A.13).
+        vfs.sync_dir(dir).ctx(dir)?;
+    }
+    for p in doomed {
+        vfs.remove_file(&p).ctx(&p)?;
+    }
+    for p in staged {
+        // A transaction's staging file: removed only if no live
+        // transaction holds its lock (another writer's may).
+        if let Ok(_held) = vfs.lock_exclusive(&p, None) {
             vfs.remove_file(&p).ctx(&p)?;
         }
     }

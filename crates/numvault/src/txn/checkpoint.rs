@@ -62,6 +62,7 @@ impl Engine {
         // Failures below leave only unreferenced files, removed at next open.
         let _ = self.vfs.remove_file(&old_log);
         self.delete_garbage();
+        self.vfs.settle_removals();
         Ok(())
     }
 

@@ -356,8 +356,10 @@ impl Engine {
         let record_len = (crate::format::RECORD_HEADER_BYTES + body.len()) as u64;
         self.make_room(record_len)?;
         let always = self.sync == SyncPolicy::Always;
-        if always && self.presync {
-            // Data not carried inline must be durable before the record.
+        if always && (self.presync || self.inherited) {
+            // Data not carried inline must be durable before the record
+            // (and data other handles wrote before a record that declares
+            // theirs durable).
             if let Err(e) = self.files.sync_dirty() {
                 let dir = self.files.data_dir.clone();
                 self.poison(&dir);
@@ -428,6 +430,7 @@ impl Engine {
                 }
                 self.synced_seq = self.state.seq;
                 self.fresh.clear();
+                self.inherited = false;
             }
             SyncPolicy::Group { .. } => {
                 if self.dirty_since.is_none() {

@@ -27,6 +27,17 @@ impl Engine {
         }
     }
 
+    /// Take over records another handle wrote and did not declare durable:
+    /// they, the files they wrote and their `data/` entries are synced by
+    /// this handle's next sync, before it declares anything durable.
+    pub(crate) fn inherit_unsynced(&mut self) {
+        if let Some(log) = self.log.as_mut() {
+            log.dirty = true;
+        }
+        self.files.dir_dirty = true;
+        self.inherited = true;
+    }
+
     /// Sync data files (and `data/`), then the log; then every record
     /// written so far is durable. A failure poisons the engine.
     pub(crate) fn sync_all(&mut self) -> Result<()> {
@@ -53,6 +64,7 @@ impl Engine {
         }
         self.synced_seq = self.state.seq;
         self.fresh.clear();
+        self.inherited = false;
         self.dirty_since = None;
         // history: bound the memory of summaries between checkpoints (their
         // records are durable now); the checkpoint fdatasyncs them.

@@ -120,6 +120,12 @@ pub(crate) struct Engine {
     /// Data not carried inline was written by the commit being planned; under
     /// `Sync::Always` it is synced before the record.
     presync: bool,
+    /// Records another handle wrote (an earlier handle in this boot, or
+    /// other writers by turns) may not be durable, nor the data files and
+    /// `data/` entries they wrote: the next sync covers the log and `data/`
+    /// whatever this handle wrote, and under `Sync::Always` the next commit
+    /// syncs the dirty files before its record (FORMAT.md §7.4, §10.1).
+    inherited: bool,
 }
 
 /// An engine shared by a store handle, its group-commit thread and its
@@ -193,6 +199,7 @@ impl Engine {
             payload_gen: HashMap::new(),
             fresh: HashSet::new(),
             presync: false,
+            inherited: false,
         }
     }
 

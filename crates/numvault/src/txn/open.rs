@@ -66,6 +66,11 @@ impl Engine {
         // the bytes in the page cache of this very boot (a boot that was
         // not noted), not on disk.
         e.note_durable(manifest_seq, noted, &replayed);
+        if e.state.seq > e.synced_seq {
+            // Reused log: the records past what is known durable (and their
+            // files and `data/` entries) are this handle's to sync.
+            e.inherit_unsynced();
+        }
         e.measure_manifest();
         // Every op read from disk was checked as it was applied.
         debug_assert_eq!(e.state.check_invariants(), Ok(()));
@@ -144,13 +149,13 @@ impl Engine {
         self.last_checked_seq = r.found.last_checked_seq;
         // Unknown: every record may have been synced.
         self.maybe_synced = noted.map_or(self.state.seq, |n| n.max(self.synced_seq));
-        // Bytes earlier handles wrote for records not declared durable may
-        // still be unsynced: this handle syncs them before it declares
-        // anything durable (its next sync or checkpoint).
-        for &(seq, id) in &r.found.written {
-            if seq > self.synced_seq {
-                self.files.dirty.insert(id);
-            }
+        // Bytes earlier handles wrote for the records in the live log may
+        // still be unsynced (those of records not declared durable, and
+        // inline payloads whatever their record: only a checkpoint syncs
+        // their copies in the files): this handle syncs them before it
+        // declares anything durable or folds the log.
+        for &(_, id) in &r.found.written {
+            self.files.dirty.insert(id);
         }
         if self.sync == super::SyncPolicy::Always || self.is_shared() {
             return;

@@ -521,8 +521,9 @@ impl Txn {
     pub fn commit(mut self) -> Result<()> {
         let intents: Vec<Intent<'_>> = self.steps.iter().map(Step::intent).collect();
         let mut g = self.shared.lock();
-        let moved = g.state.seq != self.base_seq;
         let res = g.commit_described(&intents, &|i| self.steps[i].describe());
+        // After the commit: a writer by turns catches up inside it.
+        let moved = g.state.seq != self.base_seq;
         drop(g);
         drop(intents);
         let res = match res {

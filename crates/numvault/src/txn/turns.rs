@@ -145,6 +145,9 @@ impl Engine {
         for w in &applied {
             self.apply_caught_up(&w.rec, w.hash)?;
         }
+        if !applied.is_empty() {
+            self.inherit_unsynced();
+        }
         self.cut_foreign_tail(&bytes, from, end, &tail)
     }
 
@@ -158,9 +161,11 @@ impl Engine {
         let mut next = self.state.clone();
         for op in &rec.ops {
             if let Some((fid, _, _)) = crate::recovery::payload_region(&next, op) {
+                self.payload_gen.insert(fid, next.gen);
+            }
+            if let Some(fid) = crate::recovery::file_written(&next, op) {
                 // Its data is ours to sync before we declare it durable.
                 self.files.dirty.insert(fid);
-                self.payload_gen.insert(fid, next.gen);
             }
             next.apply(op, rec.time_ns)
                 .map_err(|d| Error::corrupt(&path, format!("record {}: {d}", rec.seq)))?;
@@ -239,10 +244,13 @@ impl Engine {
         self.garbage.extend(replayed.found.garbage);
         self.history = None;
         let live = self.live_files();
-        for id in replayed.found.payload_files {
+        for (_, id) in replayed.found.written {
             if live.contains(&id) {
                 self.files.dirty.insert(id);
             }
+        }
+        if replayed.found.records > 0 {
+            self.inherit_unsynced();
         }
         Ok(())
     }
