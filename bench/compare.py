@@ -678,8 +678,10 @@ is shown as WRONG (k/n) and never ranked. N/A: the system has no way to do it.
 Ratios in cells: system time / numvault time (>1 = numvault faster).
 Pairs (one-shot, the targets): numvault sync="never" against npy, neither syncing; numvault's
 default sync="flush", which syncs at close, against "npy + fsync" (npy's write, then os.fsync of
-the file, and for a save of its directory too). numvault's save starts by removing the previous
-round's store: in the one-shot time (as the open), not in the op time, while npy's np.save
+the file, and for a save of its directory too). numvault's save opens the previous round's
+store with NumPack(path, drop_if_exists=True) (Vault: mode="w"), which empties it in one
+atomic commit (in the one-shot time, as the open; the old files are deleted by a later
+checkpoint, which a close runs once such garbage passes 256 MiB), while npy's np.save
 truncates its previous file inside the op; compare save times one-shot.
 """
 

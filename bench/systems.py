@@ -145,7 +145,10 @@ class NumvaultSys(System):
         return self._np()
 
     def open_for_save(self):
-        rm(self.path)
+        # NumPack's idiom for a fresh save: the library empties the existing
+        # store in one atomic commit (the old files are deleted by a later
+        # checkpoint, as superseded files are: close checkpoints once they
+        # pass 256 MiB), as np.save truncates its old file.
         return self._np(drop=True)
 
     def close(self, h):
@@ -219,8 +222,8 @@ class VaultSys(System):
                              sync=self.sync)
 
     def open_for_save(self):
-        rm(self.path)
-        return self.nv.Vault(str(self.path), mode="a", sync=self.sync)
+        # mode="w": the existing store is emptied in one atomic commit.
+        return self.nv.Vault(str(self.path), mode="w", sync=self.sync)
 
     def close(self, h):
         h.close()

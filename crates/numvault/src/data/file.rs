@@ -98,8 +98,13 @@ pub(crate) struct FileTable {
     pub data_dir: PathBuf,
     read_only: bool,
     files: LruCache<u64, Arc<DataFile>>,
-    /// Files written since their last fdatasync.
+    /// Files written since their last fdatasync by payloads that are only
+    /// in the file (or by writable sessions): synced before the log.
     pub dirty: HashSet<u64>,
+    /// Files written since their last fdatasync only by inline payloads:
+    /// the log carries those bytes (recovery redoes them), so they need
+    /// syncing only before a checkpoint folds the log (FORMAT.md §7.1).
+    pub inline_dirty: HashSet<u64>,
     /// A file was created, renamed into or removed from `data/` since its
     /// last fsync.
     pub dir_dirty: bool,
@@ -117,6 +122,7 @@ impl FileTable {
             read_only,
             files: LruCache::new(NonZeroUsize::new(capacity.max(1)).unwrap_or(NonZeroUsize::MIN)),
             dirty: HashSet::new(),
+            inline_dirty: HashSet::new(),
             dir_dirty: false,
             retired: HashSet::new(),
         }
@@ -191,6 +197,7 @@ impl FileTable {
     pub fn delete_now(&mut self, id: u64) {
         self.files.pop(&id);
         self.dirty.remove(&id);
+        self.inline_dirty.remove(&id);
         self.retired.remove(&id);
         let p = self.path(id);
         self.vfs.remove_file_soon(&p);
@@ -200,6 +207,8 @@ impl FileTable {
     /// still synced before the log.
     pub fn retire(&mut self, id: u64) {
         self.files.pop(&id);
+        // Inline bytes are in the log: recovery redoes them if it needs them.
+        self.inline_dirty.remove(&id);
         if self.dirty.remove(&id) {
             // Recovery replays the unsynced records that wrote these bytes
             // and checks them: they must reach the disk before the log does.
@@ -218,6 +227,26 @@ impl FileTable {
         for id in gone {
             self.files.pop(&id);
         }
+    }
+
+    /// File `id` was written by a payload: inline (the log carries its
+    /// bytes) or only in the file.
+    pub fn mark_written(&mut self, id: u64, inline: bool) {
+        if inline {
+            if !self.dirty.contains(&id) {
+                self.inline_dirty.insert(id);
+            }
+        } else {
+            self.inline_dirty.remove(&id);
+            self.dirty.insert(id);
+        }
+    }
+
+    /// Before a checkpoint folds the log: the files holding only inline
+    /// payloads' bytes must be synced too.
+    pub fn promote_inline(&mut self) {
+        let inline = std::mem::take(&mut self.inline_dirty);
+        self.dirty.extend(inline);
     }
 
     /// fdatasync every dirty file (ascending id) and retired file, then

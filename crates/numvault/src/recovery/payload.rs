@@ -77,7 +77,7 @@ pub(crate) fn check_payload(
             if redo {
                 let df = files.redo(file_id)?;
                 df.file.write_all_at(bytes, offset).ctx(&df.path)?;
-                files.dirty.insert(file_id);
+                files.mark_written(file_id, true);
                 files.dir_dirty = true;
             }
             Ok(Presence::Present)

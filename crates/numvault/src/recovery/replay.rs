@@ -21,7 +21,7 @@ use crate::io::vfs::{OpenMode, VFile, Vfs};
 use crate::log::read_capped;
 use crate::log::walker::{durable_record_after, releases_after, LogEnd, LogWalker, Walked};
 use crate::model::error::{Error, IoContext, Result};
-use crate::model::op::Op;
+use crate::model::op::{Op, Payload};
 use crate::model::state::State;
 
 /// Who replays: the writer redoes inline payloads, checks the checksums of
@@ -58,10 +58,13 @@ pub(crate) struct Findings {
     pub commits: Vec<CommitInfo>,
     /// Data files the replayed records wrote payloads into.
     pub payload_files: HashSet<u64>,
-    /// (seq, file id) of every replayed write into a data file (payloads,
-    /// writable sessions' ends): bytes that are durable only once that seq
-    /// is.
+    /// (seq, file id) of every replayed write into a data file whose bytes
+    /// are only there (in-file payloads, writable sessions' ends): durable
+    /// only once that seq is.
     pub written: Vec<(u64, u64)>,
+    /// Data files inline payloads of the replayed records were written
+    /// into: the log carries those bytes until a checkpoint folds it.
+    pub written_inline: HashSet<u64>,
     /// The highest `synced_seq` a replayed record declares: every record up
     /// to it is durable.
     pub declared_synced: u64,
@@ -256,7 +259,11 @@ impl<'a> Pass<'a> {
                 self.found.payload_files.insert(fid);
             }
             if let Some(fid) = super::payload::file_written(state, op) {
-                self.found.written.push((w.rec.seq, fid));
+                if matches!(op.payload(), Some((_, Payload::Inline(_), _))) {
+                    self.found.written_inline.insert(fid);
+                } else {
+                    self.found.written.push((w.rec.seq, fid));
+                }
             }
             if let Op::Put {
                 file_id,

@@ -4,6 +4,7 @@
 use std::io;
 use std::path::Path;
 
+use super::plan::Intent;
 use super::{Engine, OpenOptions};
 use crate::format::{is_log_name, DATA_DIR, LOCK, MANIFEST, MANIFEST_TMP};
 use crate::io::vfs::{LockGuard, OpenMode};
@@ -50,14 +51,6 @@ impl Engine {
         let noted = note.syncing.filter(|_| same_boot);
         e.garbage = replayed.found.garbage.clone();
         e.pending_history = replayed.found.commits.clone();
-        if opts.truncate {
-            let names: Vec<String> = e.state.arrays.keys().cloned().collect();
-            for n in names {
-                if let Some(a) = e.state.arrays.remove(&n) {
-                    e.garbage.push(a.file_id);
-                }
-            }
-        }
         // A recovery that checked and redid payloads (after a reboot), cut
         // a bad tail or emptied the store folds the log into a new
         // MANIFEST; a log left by a clean close in this boot is reused.
@@ -77,7 +70,7 @@ impl Engine {
         // Stale checksums after a crash (a writable session that did not
         // end, rows in files not yet refreshed): the checkpoint recomputes
         // them (FORMAT.md §11).
-        let fold = !same_boot || replayed.dropped_tail || opts.truncate || e.sums_stale();
+        let fold = !same_boot || replayed.dropped_tail || e.sums_stale();
         e.open_note_file();
         if fold || (replayed.found.records > 0 && e.log_len() > e.checkpoint_log_bytes) {
             e.checkpoint()?;
@@ -88,9 +81,29 @@ impl Engine {
         collect_stray_files(e.vfs.as_ref(), dir, &e.state, folded)?;
         // Only now may the next opener in this boot skip the checks.
         e.write_open_note();
+        if opts.truncate {
+            e.drop_every_array()?;
+        }
         // A shared writer takes the lock again for each commit.
         e.end_turn();
         Ok(e)
+    }
+
+    /// `OpenOptions::truncate`: one commit that drops every array (atomic:
+    /// a crash leaves the old store or an empty one), durable at once
+    /// unless the policy is `Never`. The dropped files are garbage, deleted
+    /// by a later checkpoint like any superseded file (FORMAT.md §7.1).
+    fn drop_every_array(&mut self) -> Result<()> {
+        let names: Vec<String> = self.state.arrays.keys().cloned().collect();
+        if names.is_empty() {
+            return Ok(());
+        }
+        let intents: Vec<Intent<'_>> = names.iter().map(|name| Intent::Drop { name }).collect();
+        self.commit(&intents)?;
+        if self.sync != super::SyncPolicy::Never {
+            self.sync_all()?;
+        }
+        Ok(())
     }
 
     /// No MANIFEST: create the store, unless the directory holds something
@@ -149,13 +162,18 @@ impl Engine {
         self.last_checked_seq = r.found.last_checked_seq;
         // Unknown: every record may have been synced.
         self.maybe_synced = noted.map_or(self.state.seq, |n| n.max(self.synced_seq));
-        // Bytes earlier handles wrote for the records in the live log may
-        // still be unsynced (those of records not declared durable, and
-        // inline payloads whatever their record: only a checkpoint syncs
-        // their copies in the files): this handle syncs them before it
-        // declares anything durable or folds the log.
-        for &(_, id) in &r.found.written {
-            self.files.dirty.insert(id);
+        // Bytes earlier handles wrote for records not declared durable may
+        // still be unsynced: this handle syncs them before it declares
+        // anything durable. Inline payloads' copies in the files, whatever
+        // their record, are synced only by a checkpoint (the log carries
+        // them until then): this handle's checkpoint syncs them.
+        for &(seq, id) in &r.found.written {
+            if seq > self.synced_seq {
+                self.files.dirty.insert(id);
+            }
+        }
+        for &id in &r.found.written_inline {
+            self.files.mark_written(id, true);
         }
         if self.sync == super::SyncPolicy::Always || self.is_shared() {
             return;

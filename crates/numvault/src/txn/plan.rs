@@ -230,7 +230,8 @@ impl<'e> Planner<'e> {
             }
         };
         if let Some(io) = self.io.as_mut() {
-            io.files.dirty.insert(id);
+            io.files
+                .mark_written(id, matches!(payload, Payload::Inline(_)));
             io.payload_gen.insert(id, state.gen);
         }
         Ok(Op::Put {
@@ -289,7 +290,6 @@ impl<'e> Planner<'e> {
             return Ok((first_slot, placeholder_payload()));
         };
         let df = io.files.get(a.file_id)?;
-        io.files.dirty.insert(a.file_id);
         io.payload_gen.insert(a.file_id, state.gen);
         let offset = first_slot * a.row_bytes;
         let payload = match rows.src {
@@ -307,6 +307,10 @@ impl<'e> Planner<'e> {
             },
             Source::Staged(_) => return Err(Error::Internal("rows staged as a whole file".into())),
         };
+        if let Some(io) = self.io.as_mut() {
+            io.files
+                .mark_written(a.file_id, matches!(payload, Payload::Inline(_)));
+        }
         Ok((first_slot, payload))
     }
 

@@ -249,6 +249,11 @@ impl Engine {
                 self.files.dirty.insert(id);
             }
         }
+        for id in replayed.found.written_inline {
+            if live.contains(&id) {
+                self.files.mark_written(id, true);
+            }
+        }
         if replayed.found.records > 0 {
             self.inherit_unsynced();
         }
