@@ -151,3 +151,39 @@ fn a_writer_by_turns_syncs_what_it_caught_up_with() {
         std::mem::forget(b);
     }
 }
+
+#[test]
+fn what_a_clean_close_synced_is_not_synced_again_in_the_same_boot() {
+    // The close notes in LOCK what its sync covered (FORMAT.md §1.1): a
+    // flush right after reopening syncs nothing. After a kill, the records
+    // past the last sync are the opener's to sync: its flush syncs.
+    let syncs = |fs: &SimVfs| {
+        fs.point_kinds()
+            .iter()
+            .filter(|k| **k == "sync" || **k == "sync_dir")
+            .count()
+    };
+    let fs = SimVfs::new();
+    let a = open(&fs, Sync::OnFlush);
+    a.save("small", ArrayRef::of(&[2], &rows(7, 2))).unwrap();
+    a.append("small", ArrayRef::of(&[1], &rows(9, 1))).unwrap();
+    a.close().unwrap();
+    let b = open(&fs, Sync::OnFlush);
+    fs.set_plan(Default::default());
+    b.flush().unwrap();
+    assert_eq!(syncs(&fs), 0, "{:?}", fs.point_kinds());
+    b.append("small", ArrayRef::of(&[1], &rows(10, 1))).unwrap();
+    let killed = fs.after_kill();
+    std::mem::forget(b);
+    let c = open(&killed, Sync::OnFlush);
+    killed.set_plan(Default::default());
+    c.flush().unwrap();
+    assert!(syncs(&killed) > 0, "{:?}", killed.point_kinds());
+    for seed in 0..SEEDS {
+        let img = killed.after_power_loss(seed);
+        let s = open(&img, Sync::OnFlush);
+        let small = s.read("small").unwrap().to_vec::<u64>().unwrap();
+        assert_eq!(small, rows(7, 4), "seed {seed}");
+    }
+    std::mem::forget(c);
+}

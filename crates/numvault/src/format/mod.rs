@@ -96,6 +96,11 @@ pub(crate) struct LockNote {
     /// files only they refer to, are not durable. Trusted only in the same
     /// boot; missing: unknown.
     pub syncing: Option<u64>,
+    /// A sync in this boot covered every record up to this seq (written
+    /// after the sync returned): the next opener in this boot takes them
+    /// as durable without a record declaring it. Trusted only in the same
+    /// boot; missing: only what the log declares.
+    pub synced: Option<u64>,
 }
 
 impl LockNote {
@@ -110,6 +115,9 @@ impl LockNote {
         if let Some(n) = self.syncing {
             s.push_str(&format!("syncing {n}\n"));
         }
+        if let Some(n) = self.synced {
+            s.push_str(&format!("synced {n}\n"));
+        }
         s
     }
 
@@ -123,6 +131,8 @@ impl LockNote {
                 note.pid = p.trim().parse().ok();
             } else if let Some(n) = line.strip_prefix("syncing ") {
                 note.syncing = n.trim().parse().ok();
+            } else if let Some(n) = line.strip_prefix("synced ") {
+                note.synced = n.trim().parse().ok();
             } else if let Some(b) = line.strip_prefix("boot ") {
                 let b = b.trim();
                 if !b.is_empty() && b.len() <= 64 {
@@ -136,5 +146,33 @@ impl LockNote {
     /// "pid 1234", for errors.
     pub fn holder(&self) -> Option<String> {
         self.pid.map(|p| format!("pid {p}"))
+    }
+}
+
+#[cfg(test)]
+mod lock_note_tests {
+    use super::LockNote;
+
+    #[test]
+    fn round_trips_and_tolerates_damage_and_unknown_lines() {
+        let n = LockNote {
+            pid: Some(42),
+            boot: Some("b-1".into()),
+            syncing: Some(9),
+            synced: Some(7),
+        };
+        assert_eq!(LockNote::decode(n.encode().as_bytes()), n);
+        let text = b"pid x\nboot b-1\nfuture 3\nsynced 5\nsyncing \xff\n";
+        let got = LockNote::decode(text);
+        assert_eq!(
+            got,
+            LockNote {
+                pid: None,
+                boot: Some("b-1".into()),
+                syncing: None,
+                synced: Some(5),
+            }
+        );
+        assert_eq!(LockNote::decode(&[0xff; 300]), LockNote::default());
     }
 }

@@ -248,6 +248,9 @@ impl Engine {
         if self.close_needs_checkpoint() {
             self.checkpoint()?;
         }
+        // What this close synced: the next opener in this boot need not
+        // sync it again (FORMAT.md §1.1).
+        self.put_sync_note();
         Ok(())
     }
 

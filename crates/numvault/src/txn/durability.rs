@@ -22,8 +22,20 @@ impl Engine {
             return;
         }
         self.maybe_synced = self.state.seq;
+        self.put_sync_note();
+    }
+
+    /// Note in `LOCK` (an exclusive writer's) what syncs may have covered
+    /// and what they did cover (FORMAT.md §1.1).
+    pub(crate) fn put_sync_note(&self) {
         if let Some(f) = &self.note_file {
-            crate::txn::turns::put_note(f.as_ref(), self.vfs.boot_id(), Some(self.maybe_synced));
+            let note = crate::format::LockNote {
+                boot: self.vfs.boot_id(),
+                syncing: Some(self.maybe_synced),
+                synced: Some(self.synced_seq),
+                ..Default::default()
+            };
+            crate::txn::turns::put_note(f.as_ref(), note);
         }
     }
 

@@ -47,8 +47,10 @@ impl Engine {
         let note = read_note(e.vfs.as_ref(), &dir.join(LOCK));
         let same_boot = note.boot.is_some() && note.boot == e.vfs.boot_id();
         let replayed = e.replay(Mode::Writer, same_boot)?;
-        // Syncs of this boot covered no record past this (unknown: all).
+        // Syncs of this boot covered no record past this (unknown: all),
+        // and did cover every record up to `synced`.
         let noted = note.syncing.filter(|_| same_boot);
+        let noted_synced = note.synced.filter(|_| same_boot);
         e.garbage = replayed.found.garbage.clone();
         e.pending_history = replayed.found.commits.clone();
         // A recovery that checked and redid payloads (after a reboot), cut
@@ -58,7 +60,7 @@ impl Engine {
         // or later). Also after a full recovery: the checks may have found
         // the bytes in the page cache of this very boot (a boot that was
         // not noted), not on disk.
-        e.note_durable(manifest_seq, noted, &replayed);
+        e.note_durable(manifest_seq, noted, noted_synced, &replayed);
         if e.state.seq > e.synced_seq {
             // Reused log: the records past what is known durable (and their
             // files and `data/` entries) are this handle's to sync.
@@ -154,11 +156,20 @@ impl Engine {
     /// are fresh (created by in-file Puts not declared durable, so no
     /// durable state or record refers to them: a later commit may release
     /// them, FORMAT.md §7.1 step 7).
-    fn note_durable(&mut self, manifest_seq: u64, noted: Option<u64>, r: &Replayed) {
-        self.synced_seq = manifest_seq
+    fn note_durable(
+        &mut self,
+        manifest_seq: u64,
+        noted: Option<u64>,
+        noted_synced: Option<u64>,
+        r: &Replayed,
+    ) {
+        self.last_declared = manifest_seq
             .max(r.found.declared_synced)
             .min(self.state.seq);
-        self.last_declared = self.synced_seq;
+        self.synced_seq = self
+            .last_declared
+            .max(noted_synced.unwrap_or(0))
+            .min(self.state.seq);
         self.last_checked_seq = r.found.last_checked_seq;
         // Unknown: every record may have been synced.
         self.maybe_synced = noted.map_or(self.state.seq, |n| n.max(self.synced_seq));
@@ -197,12 +208,14 @@ impl Engine {
     /// The note of a finished open: this boot, and what syncs covered.
     fn write_open_note(&mut self) {
         let syncing = (!self.is_shared()).then_some(self.maybe_synced);
-        write_note(
-            self.vfs.as_ref(),
-            &self.dir.join(LOCK),
-            self.vfs.boot_id(),
+        let synced = (!self.is_shared()).then_some(self.synced_seq);
+        let note = crate::format::LockNote {
+            boot: self.vfs.boot_id(),
             syncing,
-        );
+            synced,
+            ..Default::default()
+        };
+        write_note(self.vfs.as_ref(), &self.dir.join(LOCK), note);
     }
 
     /// True if `LOCK` says the live log was last recovered or written in

@@ -20,23 +20,18 @@ use crate::recovery::{load_manifest, Mode};
 /// Write who holds the writer lock, and the boot its log was last
 /// recovered or written in, into `LOCK` (best effort: used only to name the
 /// holder and to skip checks; FORMAT.md §1).
-pub(crate) fn write_note(
-    vfs: &dyn Vfs,
-    lock_path: &Path,
-    boot: Option<String>,
-    syncing: Option<u64>,
-) {
+pub(crate) fn write_note(vfs: &dyn Vfs, lock_path: &Path, note: LockNote) {
     if let Ok(f) = vfs.open(lock_path, OpenMode::Create) {
-        put_note(f.as_ref(), boot, syncing);
+        put_note(f.as_ref(), note);
     }
 }
 
-/// Write the note into an open `LOCK` (best effort).
-pub(crate) fn put_note(f: &dyn crate::io::vfs::VFile, boot: Option<String>, syncing: Option<u64>) {
+/// Write the note (with this process's id) into an open `LOCK` (best
+/// effort).
+pub(crate) fn put_note(f: &dyn crate::io::vfs::VFile, note: LockNote) {
     let note = LockNote {
         pid: Some(std::process::id()),
-        boot,
-        syncing,
+        ..note
     }
     .encode();
     let _ = f.write_all_at(note.as_bytes(), 0);
@@ -82,7 +77,11 @@ impl Engine {
             }
         };
         self.lock = Some(guard);
-        write_note(self.vfs.as_ref(), &path, self.vfs.boot_id(), None);
+        let note = LockNote {
+            boot: self.vfs.boot_id(),
+            ..LockNote::default()
+        };
+        write_note(self.vfs.as_ref(), &path, note);
         if let Err(e) = self.catch_up() {
             self.end_turn();
             return Err(e);
