@@ -22,8 +22,10 @@
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used, clippy::panic))]
 
-// The layers, top to bottom; a module imports only from layers below it
-// (`read`, `inplace` and `audit` sit beside `txn`, above `recovery`).
+// The layers, top to bottom, as tests/layers.rs enforces them: `fuzzing`;
+// `api`; `inplace` and `audit` (one layer: neither uses the other); `txn`;
+// `read`; `recovery`; `log`; `data`; `format`; `model`; `io`; `util`. A
+// module imports only from layers below its own.
 mod api;
 mod audit;
 mod data;

@@ -621,6 +621,79 @@ fn torn_log_tail_recovers_to_the_last_whole_record() {
     }
 }
 
+/// Synced InFile data (outside `Always` written with `synced = 0`) that a
+/// later record declares durable, then damaged: a full recovery fails with
+/// `Corrupt` naming the data file, instead of taking the damage for a lost
+/// unsynced tail and silently dropping that commit and every later one
+/// (FORMAT.md §7.4 step 3, Appendix A.10). Damage to the region of the last
+/// such record, which no record declares durable, still ends the log before
+/// it (the blind spot of §9).
+#[test]
+fn damaged_in_file_data_that_a_later_record_declares_durable_is_corrupt() {
+    let policies = [
+        Sync::Group {
+            max_delay: std::time::Duration::from_secs(3600),
+        },
+        Sync::OnFlush,
+        Sync::Never,
+    ];
+    for sync in policies {
+        let name = policy_name(sync);
+        let sim = SimVfs::new();
+        let s = open_sim(&sim, sync).unwrap();
+        s.save("a", arr(DType::U8, &[10, 1000], 1).r()).unwrap();
+        s.checkpoint().unwrap();
+        // 80 000 bytes each: InFile payloads (over 16 KiB), not in the log.
+        s.append("a", arr(DType::U8, &[80, 1000], 2).r()).unwrap();
+        s.flush().unwrap();
+        let first = snapshot(&s).unwrap();
+        // This record declares the first append durable (synced_seq).
+        s.append("a", arr(DType::U8, &[80, 1000], 3).r()).unwrap();
+        s.flush().unwrap();
+        let file = data_file_of(&s, "a");
+        // The power goes (a new boot: full recovery); every write was
+        // synced by the flushes. No close: it would checkpoint.
+        let image = sim.after_power_loss(7);
+        drop(s);
+        let orig = image.read_file(&file).unwrap();
+        assert_eq!(orig.len(), 170_000, "[{name}] data file");
+        for (region, at) in [(1, 10_000 + 12_345), (2, 90_000 + 4_321)] {
+            let mut b = orig.clone();
+            b[at] ^= 0x40;
+            let ctx = format!("[{name}] byte {at} of append {region} flipped");
+            for ro in [false, true] {
+                let fs = image.after_crash(true);
+                fs.write_file(&file, b.clone());
+                let opened = if ro {
+                    Store::open(SIM_PATH, ro_opts(&fs))
+                } else {
+                    open_sim(&fs, Sync::OnFlush)
+                };
+                match (region, opened) {
+                    (1, Err(e)) => {
+                        assert!(matches!(e, Error::Corrupt { .. }), "{ctx}: {e:?}");
+                        let shown = file.display().to_string();
+                        assert!(
+                            e.to_string().contains(&shown),
+                            "{ctx}: {e} does not name {shown}"
+                        );
+                        assert!(e.to_string().contains("durable"), "{ctx}: {e}");
+                    }
+                    (1, Ok(s)) => panic!(
+                        "{ctx} (read-only {ro}): opened with {:?} rows instead of failing",
+                        s.shape("a").unwrap()
+                    ),
+                    (_, Ok(s)) => {
+                        assert_eq!(snapshot(&s).unwrap(), first, "{ctx} (read-only {ro})");
+                        assert_verify_clean(&s, &ctx);
+                    }
+                    (_, Err(e)) => panic!("{ctx} (read-only {ro}): {e}"),
+                }
+            }
+        }
+    }
+}
+
 // -------------------------------------------------------------------- fuzz
 
 fn xorshift(x: &mut u64) -> u64 {

@@ -3,13 +3,14 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::{read_disk_pair, DiskPair};
 use crate::data::check::read_chunk;
 use crate::data::DataFile;
 use crate::format::manifest::decode_manifest;
 use crate::format::record::decode_log_header;
-use crate::format::{DATA_DIR, LOG_HEADER_BYTES};
+use crate::format::{DATA_DIR, LOCK, LOG_HEADER_BYTES};
 use crate::io::vfs::{OpenMode, Vfs};
 use crate::log::walker::{LogEnd, LogWalker};
 use crate::model::state::ArrayMeta;
@@ -95,7 +96,8 @@ pub(crate) type ArrayToCheck = (String, Arc<ArrayMeta>, PathBuf);
 /// Check the MANIFEST and the live log on disk (they may be newer than the
 /// handle's state) and, if `arrays` is given, every checksummed chunk of
 /// those arrays. `writer`: an incomplete record at the end of the log is a
-/// problem (on a reader it may be a write in progress).
+/// problem (on a reader it may be a write in progress); that and a damaged
+/// one are judged on a second look (see [`check_log`]).
 pub(crate) fn verify_store(
     vfs: &dyn Vfs,
     dir: &Path,
@@ -112,10 +114,46 @@ pub(crate) fn verify_store(
     rep
 }
 
-/// FORMAT.md §14 steps 1–2. A writer's checkpoint can replace the MANIFEST
-/// and delete the log it named between two reads: read a consistent pair,
-/// as open does.
+/// How long `verify()` waits for the writer lock before it looks again at
+/// a log that ends in an incomplete or damaged record (an exclusive writer,
+/// this handle perhaps, holds the lock until it closes).
+const TAIL_WAIT: Duration = Duration::from_secs(1);
+
+/// FORMAT.md §14 steps 1–2. A reported incomplete or damaged record at the
+/// end of the log may be one that another writer is writing right now (a
+/// writer holds the writer lock while it commits, and others read the log
+/// meanwhile; under `Sync::Always` a record is written over preallocated
+/// zeros, so a part of it looks damaged): such a log is read once more,
+/// under the writer lock if it can be had within [`TAIL_WAIT`] (no record
+/// is then being written), else as found by then; only that second reading
+/// is judged.
 fn check_log(rep: &mut VerifyReport, vfs: &dyn Vfs, dir: &Path, writer: bool) {
+    let mut walked = walk_disk_log(vfs, dir, writer);
+    if walked.tail_in_doubt {
+        let held = vfs.lock_exclusive(&dir.join(LOCK), Some(TAIL_WAIT));
+        walked = walk_disk_log(vfs, dir, writer);
+        drop(held);
+    }
+    rep.records += walked.records;
+    rep.problems.extend(walked.problems);
+}
+
+/// What one reading of the MANIFEST and its log found.
+#[derive(Default)]
+struct Walked {
+    records: u64,
+    problems: Vec<Problem>,
+    /// The log ends in an incomplete or damaged record, reported as a
+    /// problem: perhaps a write in progress.
+    tail_in_doubt: bool,
+}
+
+/// Read a consistent MANIFEST and live-log pair (a writer's checkpoint can
+/// replace the MANIFEST and delete the log it named between two reads, as
+/// at open) and walk the log. `writer`: an incomplete record at the end is
+/// a problem (on a reader it may be a write in progress).
+fn walk_disk_log(vfs: &dyn Vfs, dir: &Path, writer: bool) -> Walked {
+    let mut out = Walked::default();
     let DiskPair {
         manifest_path,
         manifest,
@@ -125,50 +163,56 @@ fn check_log(rep: &mut VerifyReport, vfs: &dyn Vfs, dir: &Path, writer: bool) {
         Ok(Ok((s, _))) => s,
         Ok(Err(e)) => {
             let e = crate::recovery::header_err(&manifest_path, e);
-            rep.problems
+            out.problems
                 .push(Problem::in_file(&manifest_path, e.to_string()));
-            return;
+            return out;
         }
         Err(e) => {
-            rep.problems
+            out.problems
                 .push(Problem::in_file(&manifest_path, e.to_string()));
-            return;
+            return out;
         }
     };
     let Some((lpath, log)) = log else {
-        return;
+        return out;
     };
     let bytes = match log {
         Ok(b) => b,
-        Err(e) => return rep.problems.push(Problem::in_file(&lpath, e.to_string())),
+        Err(e) => {
+            out.problems.push(Problem::in_file(&lpath, e.to_string()));
+            return out;
+        }
     };
     if let Err(e) = decode_log_header(&bytes) {
         let e = crate::recovery::header_err(&lpath, e);
-        return rep
-            .problems
+        out.problems
             .push(Problem::in_file(&lpath, format!("bad log header: {e}")));
+        return out;
     }
     let mut walker = LogWalker::new(&bytes, LOG_HEADER_BYTES, disk_state.seq, disk_state.chain);
-    rep.records += walker.by_ref().count() as u64;
+    out.records = walker.by_ref().count() as u64;
     let len = bytes.len() as u64;
     let at = walker.pos();
     match walker.into_end() {
         LogEnd::Clean => {}
         LogEnd::Incomplete(_) => {
             if writer {
+                out.tail_in_doubt = true;
                 let p = Problem::in_file(&lpath, "incomplete record at the end of the log");
-                rep.problems.push(p.with_range((at, len)));
+                out.problems.push(p.with_range((at, len)));
             }
         }
         LogEnd::Damaged(e) => {
+            out.tail_in_doubt = true;
             let p = Problem::in_file(&lpath, e.what.clone());
-            rep.problems.push(p.with_range((at, len)));
+            out.problems.push(p.with_range((at, len)));
         }
         end @ LogEnd::ChainBroken { offset, len, .. } => {
             let p = Problem::in_file(&lpath, end.describe());
-            rep.problems.push(p.with_range((offset, offset + len)));
+            out.problems.push(p.with_range((offset, offset + len)));
         }
     }
+    out
 }
 
 /// FORMAT.md §14 step 3: every checksummed chunk of every array.

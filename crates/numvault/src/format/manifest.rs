@@ -17,8 +17,14 @@ use crate::model::sums::ChunkSums;
 const ENTRY_FIXED_BYTES: u64 = 2 + 1 + 4 + 8 + 8 + 8 + 4 + 4 + 8 + 4;
 
 /// The exact size of the MANIFEST [`encode_manifest`] would write for
-/// `state`, without encoding it: writers check it against the cap before
-/// committing a state they could not checkpoint (FORMAT.md §2.1).
+/// `state`, without encoding it. A checkpoint checks it against the cap
+/// before it writes anything, and a writer measures with it a state it
+/// loads (at open, or reloading another writer's checkpoint) and one whose
+/// checksums a checkpoint refreshed (FORMAT.md §2.1). Commits do not call
+/// it: they keep that size up to date entry by entry ([`entry_len`]) and
+/// check it, plus an upper bound of what their ops add, against the cap
+/// before anything is logged (debug builds assert after each commit that
+/// the size kept equals this).
 pub(crate) fn manifest_len(state: &State) -> u64 {
     let header = MANIFEST_HEADER_BYTES as u64 + 8 + 8 + 32 + 8 + 8 + 4;
     state

@@ -423,14 +423,7 @@ impl Engine {
         match self.sync {
             SyncPolicy::Always => {
                 self.note_syncing();
-                if let Some(log) = self.log.as_mut() {
-                    if let Err(f) = log.sync() {
-                        return Err(self.absorb(f));
-                    }
-                }
-                self.synced_seq = self.state.seq;
-                self.fresh.clear();
-                self.inherited = false;
+                self.sync_log_and_declare()?;
             }
             SyncPolicy::Group { .. } => {
                 if self.dirty_since.is_none() {

@@ -69,14 +69,7 @@ impl Engine {
             self.poison(&dir);
             return Err(Error::io(dir, e));
         }
-        if let Some(log) = self.log.as_mut() {
-            if let Err(f) = log.sync() {
-                return Err(self.absorb(f));
-            }
-        }
-        self.synced_seq = self.state.seq;
-        self.fresh.clear();
-        self.inherited = false;
+        self.sync_log_and_declare()?;
         self.dirty_since = None;
         // history: bound the memory of summaries between checkpoints (their
         // records are durable now); the checkpoint fdatasyncs them.
@@ -85,6 +78,20 @@ impl Engine {
         if self.pending_history.len() >= HISTORY_BATCH && !self.is_shared() {
             let _ = self.write_history(false);
         }
+        Ok(())
+    }
+
+    /// fdatasync the log (the data it needs is synced): every record so far
+    /// is durable, and the next record declares it.
+    pub(crate) fn sync_log_and_declare(&mut self) -> Result<()> {
+        if let Some(log) = self.log.as_mut() {
+            if let Err(f) = log.sync() {
+                return Err(self.absorb(f));
+            }
+        }
+        self.synced_seq = self.state.seq;
+        self.fresh.clear();
+        self.inherited = false;
         Ok(())
     }
 

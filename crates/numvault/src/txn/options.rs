@@ -22,8 +22,12 @@ pub enum Sync {
     #[default]
     OnFlush,
     /// No fsync for ordinary commits, for throwaway data; `flush()`,
-    /// checkpoints (close) and writable sessions still sync. Still
-    /// consistent after any crash.
+    /// checkpoints (automatic ones included) and the start of a writable
+    /// session still sync. A close syncs only if it checkpoints (a long log,
+    /// rows its checksums do not cover yet, much space held by superseded
+    /// files: FORMAT.md §7.6), so what was committed since the last sync can
+    /// be lost to a power loss even after a clean close. Still consistent
+    /// after any crash.
     Never,
 }
 
