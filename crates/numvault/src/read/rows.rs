@@ -116,18 +116,75 @@ impl<'a> Verifier<'a> {
     }
 }
 
-/// The remap of `a` as `(base slot, shadow slot)` pairs sorted by base slot,
-/// for callers that read many ranges of one snapshot (see
-/// [`read_rows_into`]).
-pub(crate) fn sorted_remap(a: &ArrayMeta) -> Vec<(u64, u64)> {
-    // The map is ordered by base slot.
-    a.remap.iter().map(|(&b, &s)| (b, s)).collect()
+/// The replaced rows of one array snapshot, for callers that read many
+/// ranges of it in order (a stream, a compaction): the remap sorted by base
+/// slot and, when they fit in [`SHADOW_PRELOAD_BYTES`], the shadow rows
+/// themselves, read once (in file order, through the caller's verifier).
+/// Without the preload each range reads the shadow rows it needs, and
+/// ranges whose replaced rows are scattered over a large shadow region
+/// would read that region again and again.
+pub(crate) struct ShadowRows {
+    /// `(base slot, shadow slot)`, sorted by base slot.
+    sorted: Vec<(u64, u64)>,
+    /// Row `k` of `sorted` at `bytes[k * row_bytes..]`, if preloaded.
+    bytes: Option<Vec<u8>>,
+}
+
+/// The most bytes of shadow rows [`ShadowRows::load`] keeps in memory. After
+/// automatic compaction an array's dead rows stay under a sixteenth of its
+/// rows, so arrays up to about 1 GiB are streamed with their shadow rows
+/// preloaded.
+pub(crate) const SHADOW_PRELOAD_BYTES: u64 = 64 << 20;
+
+impl ShadowRows {
+    /// Whether the shadow rows are in memory.
+    #[cfg(test)]
+    pub fn is_preloaded(&self) -> bool {
+        self.bytes.is_some()
+    }
+
+    /// Sort `a`'s remap and preload its shadow rows if they fit in
+    /// [`SHADOW_PRELOAD_BYTES`].
+    pub fn load(a: &ArrayMeta, df: &DataFile, verify: Option<&mut Verifier<'_>>) -> Result<Self> {
+        Self::load_within(a, df, verify, SHADOW_PRELOAD_BYTES)
+    }
+
+    /// [`ShadowRows::load`] with another preload limit (tests).
+    pub fn load_within(
+        a: &ArrayMeta,
+        df: &DataFile,
+        verify: Option<&mut Verifier<'_>>,
+        limit: u64,
+    ) -> Result<Self> {
+        // The map is ordered by base slot.
+        let sorted: Vec<(u64, u64)> = a.remap.iter().map(|(&b, &s)| (b, s)).collect();
+        let rb = a.row_bytes;
+        let total = (sorted.len() as u64).saturating_mul(rb);
+        if sorted.is_empty() || rb == 0 || total > limit {
+            return Ok(ShadowRows {
+                sorted,
+                bytes: None,
+            });
+        }
+        let mut wanted: Vec<(u64, u64)> = sorted
+            .iter()
+            .enumerate()
+            .map(|(k, &(_, shadow))| (shadow, k as u64))
+            .collect();
+        wanted.sort_unstable();
+        let mut bytes = vec![0u8; total as usize];
+        read_slots(rb, df, &wanted, &mut bytes, verify)?;
+        Ok(ShadowRows {
+            sorted,
+            bytes: Some(bytes),
+        })
+    }
 }
 
 /// Read logical rows `start..end` of `a` into `out` (exactly their bytes).
-/// `sorted`: the array's [`sorted_remap`], if the caller keeps one; without
-/// it, finding the replaced rows in the range costs a pass over the remap
-/// or over the range.
+/// `shadow`: the snapshot's [`ShadowRows`], if the caller keeps them;
+/// without, finding the replaced rows in the range costs a pass over the
+/// remap or over the range, and their rows are read from the file.
 pub(crate) fn read_rows_into(
     a: &ArrayMeta,
     df: &DataFile,
@@ -135,7 +192,7 @@ pub(crate) fn read_rows_into(
     end: u64,
     out: &mut [u8],
     mut verify: Option<&mut Verifier<'_>>,
-    sorted: Option<&[(u64, u64)]>,
+    shadow: Option<&ShadowRows>,
 ) -> Result<()> {
     let rb = a.row_bytes;
     debug_assert_eq!(out.len() as u64, (end - start) * rb);
@@ -152,22 +209,53 @@ pub(crate) fn read_rows_into(
         }
         i += run;
     }
-    patch_replaced(a, df, start, end, out, verify, sorted)
+    if a.remap.is_empty() || end <= start || rb == 0 {
+        return Ok(());
+    }
+    match shadow {
+        Some(ShadowRows {
+            sorted,
+            bytes: Some(bytes),
+        }) => {
+            let rb = rb as usize;
+            for (k, l) in replaced_in(a, start, end, Some(sorted)) {
+                let (src, dst) = (k as usize * rb, (l - start) as usize * rb);
+                out[dst..dst + rb].copy_from_slice(&bytes[src..src + rb]);
+            }
+            Ok(())
+        }
+        _ => {
+            let sorted = shadow.map(|s| &s.sorted[..]);
+            let mut patches: Vec<(u64, u64)> = replaced_in(a, start, end, sorted)
+                .into_iter()
+                .map(|(k, l)| {
+                    let shadow = match sorted {
+                        Some(idx) => idx[k as usize].1,
+                        None => k,
+                    };
+                    (shadow, l - start)
+                })
+                .collect();
+            patches.sort_unstable();
+            read_slots(rb, df, &patches, out, verify)
+        }
+    }
 }
 
-/// The replaced rows among logical `start..end`: (shadow slot, logical
-/// row), sorted by shadow slot.
+/// The replaced rows among logical `start..end`, as `(key, logical row)`:
+/// with `sorted` (the remap sorted by base slot), the key is the entry's
+/// index in it; without, the shadow slot.
 fn replaced_in(
     a: &ArrayMeta,
     start: u64,
     end: u64,
     sorted: Option<&[(u64, u64)]>,
 ) -> Vec<(u64, u64)> {
-    let mut patches: Vec<(u64, u64)> = Vec::new();
-    let mut add = |base: u64, shadow: u64| {
+    let mut found: Vec<(u64, u64)> = Vec::new();
+    let mut add = |key: u64, base: u64| {
         if let Some(l) = a.rowmap.logical_of(base) {
             if l >= start && l < end {
-                patches.push((shadow, l));
+                found.push((key, l));
             }
         }
     };
@@ -177,41 +265,56 @@ fn replaced_in(
     match sorted {
         Some(idx) => {
             let from = idx.partition_point(|&(b, _)| b < lo);
-            for &(base, shadow) in idx[from..].iter().take_while(|&&(b, _)| b <= hi) {
-                add(base, shadow);
+            for (k, &(base, _)) in idx.iter().enumerate().skip(from) {
+                if base > hi {
+                    break;
+                }
+                add(k as u64, base);
             }
         }
         None => {
             for (&base, &shadow) in a.remap.range(lo..=hi) {
-                add(base, shadow);
+                add(shadow, base);
             }
         }
     }
-    patches.sort_unstable();
-    patches
+    found
 }
 
 /// Overwrite the replaced rows among logical `start..end` in `out` (which
-/// holds those rows as read from their base slots) with their shadow rows,
-/// in file order, one read per cluster of nearby shadow rows rather than
-/// one per row.
+/// holds those rows as read from their base slots) with their shadow rows.
 pub(crate) fn patch_replaced(
     a: &ArrayMeta,
     df: &DataFile,
     start: u64,
     end: u64,
     out: &mut [u8],
+    verify: Option<&mut Verifier<'_>>,
+) -> Result<()> {
+    if a.remap.is_empty() || end <= start || a.row_bytes == 0 {
+        return Ok(());
+    }
+    let mut patches: Vec<(u64, u64)> = replaced_in(a, start, end, None)
+        .into_iter()
+        .map(|(shadow, l)| (shadow, l - start))
+        .collect();
+    patches.sort_unstable();
+    read_slots(a.row_bytes, df, &patches, out, verify)
+}
+
+/// Copy the rows at the given slots (`(slot, index in out)`, sorted by
+/// slot) into `out`, in file order, one read per cluster of nearby slots
+/// rather than one per row.
+fn read_slots(
+    rb: u64,
+    df: &DataFile,
+    patches: &[(u64, u64)],
+    out: &mut [u8],
     mut verify: Option<&mut Verifier<'_>>,
-    sorted: Option<&[(u64, u64)]>,
 ) -> Result<()> {
     /// Unwanted bytes worth reading to save a read call.
     const GAP: u64 = 8 << 10;
     const SPAN_MAX: u64 = CHUNK_BYTES;
-    let rb = a.row_bytes;
-    if a.remap.is_empty() || end <= start || rb == 0 {
-        return Ok(());
-    }
-    let patches = replaced_in(a, start, end, sorted);
     let mut scratch = Vec::new();
     let mut k = 0;
     while k < patches.len() {
@@ -234,10 +337,11 @@ pub(crate) fn patch_replaced(
                 .read_exact_at(&mut scratch, first * rb)
                 .ctx(&df.path)?,
         }
-        for &(s, l) in &patches[k..j] {
-            let src = ((s - first) * rb) as usize;
-            let dst = ((l - start) * rb) as usize;
-            out[dst..dst + rb as usize].copy_from_slice(&scratch[src..src + rb as usize]);
+        let rb = rb as usize;
+        for &(s, d) in &patches[k..j] {
+            let src = (s - first) as usize * rb;
+            let dst = d as usize * rb;
+            out[dst..dst + rb].copy_from_slice(&scratch[src..src + rb]);
         }
         k = j;
     }

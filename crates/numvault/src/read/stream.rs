@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use super::ahead::ReadAhead;
-use super::rows::{read_rows_into, sorted_remap, Verifier, VerifyState};
+use super::rows::{read_rows_into, ShadowRows, Verifier, VerifyState};
 use super::whole::check_out_len;
 use crate::data::DataFile;
 use crate::model::array::ArrayData;
@@ -24,8 +24,8 @@ pub struct Batches {
     next: u64,
     batch_rows: u64,
     verify: VerifyState,
-    /// The snapshot's remap sorted by base slot, built at the first batch.
-    sorted_remap: Option<Vec<(u64, u64)>>,
+    /// The snapshot's replaced rows, loaded at the first batch.
+    shadow: Option<ShadowRows>,
     /// Large identity-mapped arrays: chunks read and checked ahead.
     ahead: Option<ReadAhead>,
 }
@@ -46,7 +46,7 @@ impl Batches {
             next: 0,
             batch_rows,
             verify: VerifyState::default(),
-            sorted_remap: None,
+            shadow: None,
             ahead: None,
         }
     }
@@ -109,18 +109,22 @@ impl Batches {
             &self.df,
             std::mem::take(&mut self.verify),
         );
-        if self.sorted_remap.is_none() && !self.meta.remap.is_empty() {
-            self.sorted_remap = Some(sorted_remap(&self.meta));
+        let mut res = Ok(());
+        if self.shadow.is_none() && !self.meta.remap.is_empty() {
+            res = ShadowRows::load(&self.meta, &self.df, Some(&mut v))
+                .map(|shadow| self.shadow = Some(shadow));
         }
-        let res = read_rows_into(
-            &self.meta,
-            &self.df,
-            start,
-            end,
-            out,
-            Some(&mut v),
-            self.sorted_remap.as_deref(),
-        );
+        let res = res.and_then(|()| {
+            read_rows_into(
+                &self.meta,
+                &self.df,
+                start,
+                end,
+                out,
+                Some(&mut v),
+                self.shadow.as_ref(),
+            )
+        });
         self.verify = v.into_state();
         if let Err(e) = res {
             self.next = self.meta.rows();

@@ -16,7 +16,7 @@ use crate::model::name::validate_name;
 use crate::model::op::{Op, Payload};
 use crate::model::state::{ArrayMeta, State};
 use crate::model::sums::{ChunkSums, SumBuilder, CHUNK_BYTES};
-use crate::read::rows::{read_rows_into, sorted_remap, Verifier};
+use crate::read::rows::{read_rows_into, ShadowRows, Verifier};
 
 /// Payloads up to this size travel inside the log record (redo), so that
 /// `Sync::Always` needs a single fsync per commit (100 rows of 10 float32 is
@@ -455,8 +455,12 @@ fn copy_rows(name: &str, a: &ArrayMeta, src: &DataFile, dst: &DataFile) -> Resul
     let mut row = 0u64;
     let mut offset = 0u64;
     let mut verifier = Verifier::new(name, a, src);
-    // Many blocks: find each block's replaced rows in a sorted remap.
-    let sorted = (a.rows() > block_rows && !a.remap.is_empty()).then(|| sorted_remap(a));
+    // Many blocks: the replaced rows are loaded once, not for each block.
+    let shadow = if a.rows() > block_rows && !a.remap.is_empty() {
+        Some(ShadowRows::load(a, src, Some(&mut verifier))?)
+    } else {
+        None
+    };
     while row < a.rows() {
         let end = (row + block_rows).min(a.rows());
         let n = ((end - row) * a.row_bytes) as usize;
@@ -468,7 +472,7 @@ fn copy_rows(name: &str, a: &ArrayMeta, src: &DataFile, dst: &DataFile) -> Resul
             end,
             &mut buf,
             Some(&mut verifier),
-            sorted.as_deref(),
+            shadow.as_ref(),
         )?;
         dst.file.write_all_at(&buf, offset).ctx(&dst.path)?;
         sums.feed(&buf);
