@@ -193,6 +193,7 @@ fn decode_entry(d: &mut Dec) -> DecResult<(String, ArrayMeta)> {
         remap,
         sums: Arc::new(sums),
         mtime_ns,
+        cache: Default::default(),
     };
     Ok((name, meta))
 }

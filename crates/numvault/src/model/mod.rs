@@ -18,6 +18,7 @@ pub(crate) mod error;
 pub(crate) mod name;
 pub(crate) mod op;
 pub(crate) mod rowmap;
+pub(crate) mod slot_index;
 pub(crate) mod state;
 pub(crate) mod sums;
 

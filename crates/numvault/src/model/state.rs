@@ -10,6 +10,7 @@ use std::sync::Arc;
 use super::dtype::DType;
 use super::op::{Op, Payload};
 use super::rowmap::RowMap;
+use super::slot_index::{SlotIndex, SnapshotCache};
 use super::sums::ChunkSums;
 use super::CheckResult;
 
@@ -34,6 +35,9 @@ pub(crate) struct ArrayMeta {
     pub remap: Remap,
     pub sums: Arc<ChunkSums>,
     pub mtime_ns: u64,
+    /// Derived on demand from this snapshot (the remap's lookup index);
+    /// empty in a clone, reset when the meta is changed in place.
+    pub cache: SnapshotCache,
 }
 
 impl ArrayMeta {
@@ -52,12 +56,41 @@ impl ArrayMeta {
     /// Physical slot holding logical row `i`.
     #[inline]
     pub fn slot(&self, i: u64) -> u64 {
-        let b = self.rowmap.base_slot(i);
-        if self.remap.is_empty() {
-            b
-        } else {
-            self.remap.get(&b).copied().unwrap_or(b)
+        self.slot_in(i, None)
+    }
+
+    /// [`ArrayMeta::slot`], through this snapshot's slot index if given
+    /// (see [`ArrayMeta::slot_index`]).
+    #[inline]
+    pub fn slot_in(&self, i: u64, index: Option<&SlotIndex>) -> u64 {
+        let Some(x) = index else {
+            let b = self.rowmap.base_slot(i);
+            return match self.remap.is_empty() {
+                true => b,
+                false => self.remap.get(&b).copied().unwrap_or(b),
+            };
+        };
+        let b = match &x.guide {
+            Some(g) => g.base_slot(&self.rowmap, i),
+            None => self.rowmap.base_slot(i),
+        };
+        match &x.remap {
+            Some(r) => r.get(b).unwrap_or(b),
+            None if self.remap.is_empty() => b,
+            None => self.remap.get(&b).copied().unwrap_or(b),
         }
+    }
+
+    /// The slot index of this snapshot, for a read about to look up `rows`
+    /// rows: built once the lookups in this snapshot make up for its cost
+    /// ([`SnapshotCache::slot_index`]); `None` before, and for an
+    /// identity-mapped array (nothing to look up).
+    pub fn slot_index(&self, rows: u64) -> Option<&SlotIndex> {
+        if self.is_identity() {
+            return None;
+        }
+        self.cache
+            .slot_index(&self.rowmap, &self.remap, self.phys_slots, rows)
     }
 
     /// True when logical rows are exactly slots `0..rows` (zero-copy reads).
@@ -130,10 +163,14 @@ impl State {
     }
 
     fn get_mut(&mut self, name: &str) -> CheckResult<&mut ArrayMeta> {
-        self.arrays
+        let a = self
+            .arrays
             .get_mut(name)
             .map(Arc::make_mut)
-            .ok_or_else(|| format!("record refers to unknown array '{name}'"))
+            .ok_or_else(|| format!("record refers to unknown array '{name}'"))?;
+        // What was derived from the array as it was is stale now.
+        a.cache = SnapshotCache::default();
+        Ok(a)
     }
 
     /// True if some array's data lives in file `file_id`.
@@ -237,6 +274,7 @@ impl State {
             remap: Remap::new(),
             sums: Arc::new(sums.clone()),
             mtime_ns: time_ns,
+            cache: SnapshotCache::default(),
         };
         Ok(self
             .arrays

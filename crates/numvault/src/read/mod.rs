@@ -149,9 +149,10 @@ impl View {
                 dst.copy_from_slice(&bytes[i * rb..(i + 1) * rb]);
             }
         } else {
+            let index = self.meta.slot_index(indices.len() as u64);
             for (dst, &idx) in out.chunks_exact_mut(rb).zip(indices) {
                 let i = normalize_index(&self.name, idx, rows)?;
-                dst.copy_from_slice(self.slot_bytes(self.meta.slot(i)));
+                dst.copy_from_slice(self.slot_bytes(self.meta.slot_in(i, index)));
             }
         }
         Ok(())
@@ -189,8 +190,9 @@ impl View {
         if rb == 0 {
             return Ok(());
         }
+        let index = self.meta.slot_index(end - start);
         for (dst, i) in out.chunks_exact_mut(rb).zip(start..end) {
-            dst.copy_from_slice(self.slot_bytes(self.meta.slot(i)));
+            dst.copy_from_slice(self.slot_bytes(self.meta.slot_in(i, index)));
         }
         Ok(())
     }

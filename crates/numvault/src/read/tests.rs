@@ -505,3 +505,58 @@ fn whole_reads_of_a_mapped_array_match_the_model_and_check_every_chunk() {
         }
     }
 }
+
+/// Gathers and range reads through views of an array with replaced,
+/// deleted and appended rows match the model, before and after the
+/// snapshot's slot index is built (enough rows looked up), and on the next
+/// snapshot after more changes (the index is rebuilt, never reused).
+#[test]
+fn view_gathers_match_the_model_before_and_after_the_slot_index() {
+    let (_, s, mut model) = mapped_array();
+    let mut x = 5u64;
+    for round in 0..3u64 {
+        let v = s.view("a").unwrap();
+        let (meta, _) = s.snapshot("a").unwrap();
+        assert!(
+            meta.slot_index(0).is_none(),
+            "round {round}: built too early"
+        );
+        let n = model.len();
+        let mut built = false;
+        for k in 0..40 {
+            let idx: Vec<i64> = random_rows(&mut x, 500, n)
+                .into_iter()
+                .rev()
+                .chain([0, n as i64 - 1, -1])
+                .collect();
+            let got = v.gather(&idx).unwrap().to_vec::<u64>().unwrap();
+            let want: Vec<u64> = idx
+                .iter()
+                .map(|&i| model[if i < 0 { n - 1 } else { i as usize }])
+                .collect();
+            assert!(got == want, "round {round}, gather {k}: wrong rows");
+            let (start, end) = (k * 7_000, k * 7_000 + 3_000);
+            let mut out = vec![0u8; 3_000 * 8];
+            v.read_range_into(start as u64, end as u64, &mut out)
+                .unwrap();
+            let want: Vec<u8> = model[start..end]
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect();
+            assert!(out == want, "round {round}, range {start}..{end}");
+            built |= v.meta.slot_index(0).is_some();
+        }
+        assert!(built, "round {round}: the slot index was never built");
+        // More history: a new snapshot, whose index starts empty.
+        let idx = random_rows(&mut x, 2_000, model.len());
+        let vals: Vec<u64> = idx.iter().map(|&i| (round + 9) << 44 | i as u64).collect();
+        s.replace("a", &idx, ArrayRef::of(&[idx.len() as u64], &vals))
+            .unwrap();
+        for (i, v) in idx.iter().zip(&vals) {
+            model[*i as usize] = *v;
+        }
+        s.delete_rows("a", &[3, 400_000]).unwrap();
+        model.remove(400_000);
+        model.remove(3);
+    }
+}
