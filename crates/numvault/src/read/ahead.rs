@@ -1,10 +1,15 @@
-//! Streaming an identity-mapped array in batches with two workers.
+//! Streaming an array in batches with two workers.
 //!
 //! The array's file is cut into units, one per checksum chunk. A unit is
 //! claimed by whichever worker is free (a helper thread, or the consumer
 //! while it waits for its next batch), read straight into the batch buffers
 //! it overlaps, in pieces that stay in the CPU cache, and checksummed piece
-//! by piece right after each read. A batch is handed out, as the `Vec` it
+//! by piece right after each read. The row map says where a unit's bytes
+//! go: for an identity-mapped array, to the same offset of the stream; with
+//! deleted rows, base runs go to their logical rows and the bytes between
+//! them (deleted rows, shadow rows of replacements) are read into scratch,
+//! to be checksummed and dropped. Replaced rows are the caller's to patch
+//! in (`Batches`, from its preloaded shadow rows). A batch is handed out, as the `Vec` it
 //! was read into (no copy), only when every unit it overlaps has been read
 //! and its checksum matched; a damaged chunk fails the first batch that
 //! touches it. So each byte is read once and checksummed once, and the two
@@ -103,8 +108,10 @@ struct Shared {
     name: String,
     meta: Arc<ArrayMeta>,
     df: Arc<DataFile>,
-    /// Bytes streamed (rows times row bytes), from offset 0.
+    /// File bytes read, from offset 0.
     to: u64,
+    /// Bytes streamed (rows times row bytes).
+    out_len: u64,
     /// Bytes per batch.
     batch: u64,
     units: usize,
@@ -119,16 +126,60 @@ impl Shared {
         (s, (s + CHUNK_BYTES).min(self.to))
     }
 
-    /// File bytes of batch `j`.
+    /// Stream bytes of batch `j`.
     fn batch_range(&self, j: usize) -> (u64, u64) {
         let s = (j as u64).saturating_mul(self.batch);
-        (s, s.saturating_add(self.batch).min(self.to))
+        (s, s.saturating_add(self.batch).min(self.out_len))
     }
 
-    /// The last unit batch `j` overlaps.
+    /// The last unit batch `j` needs: the one holding the last byte of its
+    /// last row (base slots grow with the logical row).
     fn last_unit(&self, j: usize) -> usize {
         let (_, e) = self.batch_range(j);
-        (e.saturating_sub(1) / CHUNK_BYTES) as usize
+        let rb = self.meta.row_bytes.max(1);
+        let rows = self.meta.rows();
+        if rows == 0 {
+            return 0;
+        }
+        let slot = self
+            .meta
+            .rowmap
+            .base_slot((e.saturating_sub(1) / rb).min(rows - 1));
+        let last = (slot + 1).saturating_mul(rb).saturating_sub(1);
+        (last / CHUNK_BYTES) as usize
+    }
+
+    /// Where the bytes of file range `us..ue` go, in file order: `(file
+    /// start, file end, stream offset)`, the offset `None` for bytes no
+    /// row is read from.
+    fn segments(&self, us: u64, ue: u64) -> Vec<(u64, u64, Option<u64>)> {
+        let rb = self.meta.row_bytes.max(1);
+        let map = &self.meta.rowmap;
+        let (ext, starts) = (map.extents(), map.starts());
+        let mut k = ext.partition_point(|e| (e.start + e.len).saturating_mul(rb) <= us);
+        let mut out = Vec::with_capacity(2);
+        let mut pos = us;
+        while pos < ue {
+            match (ext.get(k), starts.get(k)) {
+                (Some(e), Some(&first)) if e.start.saturating_mul(rb) <= pos => {
+                    let end = ue.min((e.start + e.len).saturating_mul(rb));
+                    let at = first.saturating_mul(rb) + (pos - e.start.saturating_mul(rb));
+                    out.push((pos, end, Some(at)));
+                    pos = end;
+                    k += 1;
+                }
+                (Some(e), _) => {
+                    let end = ue.min(e.start.saturating_mul(rb));
+                    out.push((pos, end, None));
+                    pos = end;
+                }
+                (None, _) => {
+                    out.push((pos, ue, None));
+                    pos = ue;
+                }
+            }
+        }
+        out
     }
 
     fn wait<'a>(&self, g: MutexGuard<'a, State>) -> MutexGuard<'a, State> {
@@ -147,34 +198,52 @@ impl Shared {
         st.next_claim += 1;
         let (us, ue) = self.unit(u);
         let mut dest = Vec::with_capacity(4);
-        let mut pos = us;
-        while pos < ue {
-            let j = (pos / self.batch) as usize;
-            let (bs, be) = self.batch_range(j);
-            let end = ue.min(be);
-            let buf = st
-                .bufs
-                .entry(j)
-                .or_insert_with(|| RawBuf::new((be - bs) as usize));
-            // In bounds: bs <= pos < end <= be.
-            dest.push((
-                buf.ptr.wrapping_add((pos - bs) as usize) as usize,
-                (end - pos) as usize,
-            ));
-            pos = end;
+        for (fs, fe, at) in self.segments(us, ue) {
+            let Some(at) = at else {
+                dest.push((0, (fe - fs) as usize));
+                continue;
+            };
+            // Stream bytes `at..at + (fe - fs)`, across batch buffers.
+            let (mut pos, stop) = (at, at + (fe - fs));
+            while pos < stop {
+                let j = (pos / self.batch) as usize;
+                let (bs, be) = self.batch_range(j);
+                let end = stop.min(be);
+                let buf = st
+                    .bufs
+                    .entry(j)
+                    .or_insert_with(|| RawBuf::new((be - bs) as usize));
+                // In bounds: bs <= pos < end <= be.
+                dest.push((
+                    buf.ptr.wrapping_add((pos - bs) as usize) as usize,
+                    (end - pos) as usize,
+                ));
+                pos = end;
+            }
         }
         Some(Work { unit: u, dest })
     }
 
-    /// Read a claimed unit into its batch buffers and check its checksum.
+    /// Read a claimed unit into its batch buffers (bytes no row is read
+    /// from into scratch) and check its checksum.
     fn work(&self, w: &Work) -> Result<()> {
-        let dests = w.dest.iter().map(|&(addr, len)| {
-            // SAFETY: the range lies in a batch buffer held by `self.st`,
-            // which keeps it until this unit is marked done; no other unit
-            // writes to it, and nothing reads it before then. pread only
-            // writes to it.
-            unsafe { std::slice::from_raw_parts_mut(addr as *mut u8, len) }
-        });
+        let holes: usize = w.dest.iter().filter(|d| d.0 == 0).map(|d| d.1).sum();
+        let mut scratch = vec![0u8; holes];
+        let mut rest = &mut scratch[..];
+        let mut dests: Vec<&mut [u8]> = Vec::with_capacity(w.dest.len());
+        for &(addr, len) in &w.dest {
+            if addr == 0 {
+                let (piece, after) = std::mem::take(&mut rest).split_at_mut(len);
+                rest = after;
+                dests.push(piece);
+            } else {
+                // SAFETY: the range lies in a batch buffer held by
+                // `self.st`, which keeps it until this unit is marked done;
+                // no other unit writes to it, and nothing reads it before
+                // then. pread only writes to it.
+                dests.push(unsafe { std::slice::from_raw_parts_mut(addr as *mut u8, len) });
+            }
+        }
         if read_chunk(&self.df, &self.meta.sums, w.unit, dests)? {
             Ok(())
         } else {
@@ -273,23 +342,30 @@ pub(crate) struct ReadAhead {
 }
 
 impl ReadAhead {
-    /// Stream the first `rows` rows in batches of `batch_rows`, from row 0.
-    /// The caller checks that the array is identity-mapped and that `rows`
-    /// reach every checksummed byte.
+    /// Stream every row in batches of `batch_rows`, from row 0: the file up
+    /// to the end of the last base run or of the checksummed bytes,
+    /// whichever is further (so that every chunk read is read whole
+    /// enough to be checked). The caller patches replaced rows in.
     pub(crate) fn start(
         name: &str,
         meta: &Arc<ArrayMeta>,
         df: &Arc<DataFile>,
-        rows: u64,
         batch_rows: u64,
     ) -> ReadAhead {
-        let to = rows.saturating_mul(meta.row_bytes);
+        let rb = meta.row_bytes;
+        let out_len = meta.rows().saturating_mul(rb);
+        let to = meta
+            .rowmap
+            .end_slot()
+            .saturating_mul(rb)
+            .max(meta.sums.covered);
         let units = to.div_ceil(CHUNK_BYTES) as usize;
         let sh = Arc::new(Shared {
             name: name.to_string(),
             meta: meta.clone(),
             df: df.clone(),
             to,
+            out_len,
             batch: batch_rows.saturating_mul(meta.row_bytes).max(1),
             units,
             st: Mutex::new(State {

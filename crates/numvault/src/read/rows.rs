@@ -166,14 +166,33 @@ impl ShadowRows {
                 bytes: None,
             });
         }
-        let mut wanted: Vec<(u64, u64)> = sorted
-            .iter()
-            .enumerate()
-            .map(|(k, &(_, shadow))| (shadow, k as u64))
-            .collect();
-        wanted.sort_unstable();
         let mut bytes = vec![0u8; total as usize];
-        read_slots(rb, df, &wanted, &mut bytes, verify)?;
+        let (lo, hi) = sorted
+            .iter()
+            .fold((u64::MAX, 0), |(lo, hi), &(_, s)| (lo.min(s), hi.max(s)));
+        let span = (hi + 1 - lo).saturating_mul(rb);
+        if span <= total.saturating_mul(2) && span <= limit {
+            // Dense (the usual case: shadow rows are written one after
+            // another): read their span in one go, no sort.
+            let mut region = vec![0u8; span as usize];
+            match verify {
+                Some(v) => v.read(&mut region, lo * rb)?,
+                None => df.file.read_exact_at(&mut region, lo * rb).ctx(&df.path)?,
+            }
+            let rb = rb as usize;
+            for (row, &(_, shadow)) in bytes.chunks_exact_mut(rb).zip(&sorted) {
+                let at = (shadow - lo) as usize * rb;
+                row.copy_from_slice(&region[at..at + rb]);
+            }
+        } else {
+            let mut wanted: Vec<(u64, u64)> = sorted
+                .iter()
+                .enumerate()
+                .map(|(k, &(_, shadow))| (shadow, k as u64))
+                .collect();
+            wanted.sort_unstable();
+            read_slots(rb, df, &wanted, &mut bytes, verify)?;
+        }
         Ok(ShadowRows {
             sorted,
             bytes: Some(bytes),
@@ -213,17 +232,7 @@ pub(crate) fn read_rows_into(
         return Ok(());
     }
     match shadow {
-        Some(ShadowRows {
-            sorted,
-            bytes: Some(bytes),
-        }) => {
-            let rb = rb as usize;
-            for (k, l) in replaced_in(a, start, end, Some(sorted)) {
-                let (src, dst) = (k as usize * rb, (l - start) as usize * rb);
-                out[dst..dst + rb].copy_from_slice(&bytes[src..src + rb]);
-            }
-            Ok(())
-        }
+        Some(s) if patch_preloaded(a, start, end, out, s) => Ok(()),
         _ => {
             let sorted = shadow.map(|s| &s.sorted[..]);
             let mut patches: Vec<(u64, u64)> = replaced_in(a, start, end, sorted)
@@ -242,6 +251,30 @@ pub(crate) fn read_rows_into(
     }
 }
 
+/// Overwrite the replaced rows among logical `start..end` in `out` (which
+/// holds those rows as read from their base slots) with their preloaded
+/// shadow rows; `false` (nothing done) if `shadow` holds no rows.
+pub(crate) fn patch_preloaded(
+    a: &ArrayMeta,
+    start: u64,
+    end: u64,
+    out: &mut [u8],
+    shadow: &ShadowRows,
+) -> bool {
+    let Some(bytes) = &shadow.bytes else {
+        return false;
+    };
+    let rb = a.row_bytes as usize;
+    if end <= start || rb == 0 || shadow.sorted.is_empty() {
+        return true;
+    }
+    for (k, l) in replaced_in(a, start, end, Some(&shadow.sorted)) {
+        let (src, dst) = (k as usize * rb, (l - start) as usize * rb);
+        out[dst..dst + rb].copy_from_slice(&bytes[src..src + rb]);
+    }
+    true
+}
+
 /// The replaced rows among logical `start..end`, as `(key, logical row)`:
 /// with `sorted` (the remap sorted by base slot), the key is the entry's
 /// index in it; without, the shadow slot.
@@ -252,11 +285,24 @@ fn replaced_in(
     sorted: Option<&[(u64, u64)]>,
 ) -> Vec<(u64, u64)> {
     let mut found: Vec<(u64, u64)> = Vec::new();
+    // Bases come in ascending order: find each one's extent by walking
+    // the extents along with them, not by a search each.
+    let (ext, starts) = (a.rowmap.extents(), a.rowmap.starts());
+    let mut e = 0usize;
     let mut add = |key: u64, base: u64| {
-        if let Some(l) = a.rowmap.logical_of(base) {
-            if l >= start && l < end {
-                found.push((key, l));
-            }
+        if e == 0 {
+            e = ext.partition_point(|x| x.start + x.len <= base);
+        }
+        while ext.get(e).is_some_and(|x| x.start + x.len <= base) {
+            e += 1;
+        }
+        let l = match (ext.get(e), starts.get(e)) {
+            (Some(x), Some(&first)) if x.start <= base => first + (base - x.start),
+            _ => return,
+        };
+        debug_assert_eq!(a.rowmap.logical_of(base), Some(l));
+        if l >= start && l < end {
+            found.push((key, l));
         }
     };
     // Base slots grow with the logical index: the range's replaced rows

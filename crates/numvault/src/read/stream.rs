@@ -3,7 +3,9 @@
 use std::sync::Arc;
 
 use super::ahead::ReadAhead;
-use super::rows::{read_rows_into, ShadowRows, Verifier, VerifyState};
+use super::rows::{
+    patch_preloaded, read_rows_into, ShadowRows, Verifier, VerifyState, SHADOW_PRELOAD_BYTES,
+};
 use super::whole::check_out_len;
 use crate::data::DataFile;
 use crate::model::array::ArrayData;
@@ -136,17 +138,16 @@ impl Batches {
 }
 
 impl Batches {
-    /// Whether batches come from the read-ahead workers: an identity-mapped
-    /// array (file bytes at the row offsets) whose rows reach every
-    /// checksummed byte, streamed from its first row. Such batches are
-    /// read straight into buffers the iterator hands out (see
-    /// [`ReadAhead`]), so iterating costs no copy; [`Batches::read_next_into`]
-    /// copies them once into the caller's buffer.
+    /// Whether batches come from the read-ahead workers: streams from the
+    /// first row of arrays whose replaced rows, if any, can be preloaded
+    /// ([`ShadowRows`]). Such batches are read straight into buffers the
+    /// iterator hands out (see [`ReadAhead`]), so iterating costs no copy;
+    /// [`Batches::read_next_into`] copies them once into the caller's
+    /// buffer.
     pub fn reads_ahead(&self) -> bool {
         let m = &self.meta;
-        m.is_identity()
-            && m.row_bytes > 0
-            && m.rows().saturating_mul(m.row_bytes) >= m.sums.covered
+        m.row_bytes > 0
+            && (m.remap.len() as u64).saturating_mul(m.row_bytes) <= SHADOW_PRELOAD_BYTES
             && (self.ahead.is_some() || self.next == 0)
     }
 
@@ -154,17 +155,26 @@ impl Batches {
     /// [`Batches::reads_ahead`] and that a batch is left).
     fn take_ahead(&mut self) -> Result<Vec<u8>> {
         let n = self.next_rows();
+        if self.ahead.is_none() && !self.meta.remap.is_empty() {
+            // The replaced rows first, read once and checked.
+            let mut v = Verifier::new(&self.name, &self.meta, &self.df);
+            match ShadowRows::load(&self.meta, &self.df, Some(&mut v)) {
+                Ok(shadow) => self.shadow = Some(shadow),
+                Err(e) => {
+                    self.next = self.meta.rows();
+                    return Err(e);
+                }
+            }
+        }
         let ahead = self.ahead.get_or_insert_with(|| {
-            ReadAhead::start(
-                &self.name,
-                &self.meta,
-                &self.df,
-                self.meta.rows(),
-                self.batch_rows,
-            )
+            ReadAhead::start(&self.name, &self.meta, &self.df, self.batch_rows)
         });
         match ahead.take((self.next / self.batch_rows) as usize) {
-            Ok(data) => {
+            Ok(mut data) => {
+                if let Some(shadow) = &self.shadow {
+                    let (start, end) = (self.next, self.next + n);
+                    patch_preloaded(&self.meta, start, end, &mut data, shadow);
+                }
                 self.next += n;
                 Ok(data)
             }

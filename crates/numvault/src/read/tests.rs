@@ -370,16 +370,18 @@ fn read_ahead_serves_next_and_read_next_into_alike() {
         assert!(err.is_none(), "batch {batch}: {err:?}");
         assert!(got == want, "batch {batch}: wrong data");
     }
-    // Rows deleted from the end leave checksummed bytes past the rows:
-    // streamed without the workers, still right.
+    // Rows deleted from the end leave checksummed bytes past the rows: the
+    // workers read them too (to check their chunk) and drop them.
     let rows = want.len() as u64 / 12;
     let last: Vec<i64> = (rows as i64 - 5..rows as i64).collect();
     s.delete_rows("a", &last).unwrap();
     s.checkpoint().unwrap();
-    assert!(!s.batches("a", 1000).unwrap().reads_ahead());
-    let (got, err) = stream_all(&s, 1000, false);
-    assert!(err.is_none());
-    assert!(got == want[..want.len() - 60]);
+    assert!(s.batches("a", 1000).unwrap().reads_ahead());
+    for mixed in [false, true] {
+        let (got, err) = stream_all(&s, 1000, mixed);
+        assert!(err.is_none());
+        assert!(got == want[..want.len() - 60]);
+    }
 }
 
 #[test]
@@ -559,4 +561,74 @@ fn view_gathers_match_the_model_before_and_after_the_slot_index() {
         model.remove(400_000);
         model.remove(3);
     }
+}
+
+/// Streams of an array with replaced, deleted and appended rows go through
+/// the read-ahead workers (helper thread included) and match the model for
+/// any batch size, before and after a checkpoint; damage to a live row, a
+/// deleted row or a shadow row fails the stream naming the chunk, with
+/// every batch before it right; a failed read anywhere is an error, never
+/// wrong data.
+#[test]
+fn read_ahead_streams_a_mapped_array_and_checks_every_chunk() {
+    let (fs, s, model) = mapped_array();
+    let want: Vec<u8> = model.iter().flat_map(|v| v.to_le_bytes()).collect();
+    for checkpoint in [false, true] {
+        if checkpoint {
+            s.checkpoint().unwrap();
+        }
+        let (meta, _) = s.snapshot("a").unwrap();
+        assert!(!meta.is_identity() && !meta.remap.is_empty());
+        for batch in [1u64 << 20, 100_000, 65_537, 10_000, 777] {
+            assert!(s.batches("a", batch).unwrap().reads_ahead());
+            for mixed in [false, true] {
+                let (got, err) = stream_all(&s, batch, mixed);
+                assert!(err.is_none(), "batch {batch}: {err:?}");
+                assert!(
+                    got == want,
+                    "checkpoint {checkpoint}, batch {batch}: wrong data"
+                );
+            }
+        }
+    }
+    let file = s.view("a").unwrap().path().to_path_buf();
+    let (meta, _) = s.snapshot("a").unwrap();
+    let shadow = *meta.remap.values().max().unwrap();
+    for at in [8 * 900_000 + 3, 5, shadow * 8 + 1] {
+        let orig = fs.inner.read_file(&file).unwrap();
+        let mut bad = orig.clone();
+        bad[at as usize] ^= 0x10;
+        fs.inner.write_file(&file, bad);
+        for batch in [100_000u64, 4_096] {
+            let (got, err) = stream_all(&s, batch, false);
+            match err {
+                Some(Error::ChecksumMismatch { chunk, .. }) => {
+                    assert_eq!(chunk, at / CHUNK_BYTES, "byte {at}")
+                }
+                other => panic!("byte {at}, batch {batch}: {other:?}"),
+            }
+            assert!(
+                got == want[..got.len()],
+                "byte {at}: wrong data before the error"
+            );
+        }
+        fs.inner.write_file(&file, orig);
+    }
+    let mut failures = 0;
+    for n in [0u64, 1, 4, 9, 13] {
+        fs.inner.set_plan(FaultPlan {
+            fail_read_at: Some(n),
+            ..FaultPlan::default()
+        });
+        let (got, err) = stream_all(&s, 50_000, true);
+        fs.inner.set_plan(FaultPlan::default());
+        assert!(got == want[..got.len()], "read {n}: wrong data");
+        match err {
+            Some(_) => failures += 1,
+            None => assert_eq!(got.len(), want.len(), "read {n}: short stream"),
+        }
+    }
+    assert!(failures >= 4, "only {failures} streams saw the failed read");
+    let (got, err) = stream_all(&s, 50_000, false);
+    assert!(err.is_none() && got == want);
 }
