@@ -69,6 +69,17 @@ pub(crate) fn data_name(id: u64) -> String {
     format!("{id:016x}.{DATA_EXT}")
 }
 
+/// The data file id a name within [`DATA_DIR`] stands for, if it is one
+/// [`data_name`] gives (16 lowercase hex digits, then the extension).
+pub(crate) fn data_file_id(name: &str) -> Option<u64> {
+    let hex = name.strip_suffix(DATA_EXT)?.strip_suffix('.')?;
+    let lower = |b: &u8| b.is_ascii_digit() || (b'a'..=b'f').contains(b);
+    if hex.len() != 16 || !hex.as_bytes().iter().all(lower) {
+        return None;
+    }
+    u64::from_str_radix(hex, 16).ok()
+}
+
 /// A header that is either malformed or of another version.
 #[derive(Debug)]
 pub(crate) enum HeaderError {
@@ -146,6 +157,30 @@ impl LockNote {
     /// "pid 1234", for errors.
     pub fn holder(&self) -> Option<String> {
         self.pid.map(|p| format!("pid {p}"))
+    }
+}
+
+#[cfg(test)]
+mod name_tests {
+    use super::*;
+
+    #[test]
+    fn data_file_names_give_back_their_ids_and_nothing_else_does() {
+        for id in [0u64, 1, 0xab, u64::MAX, 1 << 40] {
+            assert_eq!(data_file_id(&data_name(id)), Some(id));
+        }
+        for bad in [
+            "00000000000000AB.nvd",
+            "00000000000000ab.nvd.tmp",
+            "0000000000000ab.nvd",
+            "000000000000000ab.nvd",
+            "00000000000000ab",
+            "00000000000000abnvd",
+            "+000000000000000.nvd",
+            "stage-1.nvd",
+        ] {
+            assert_eq!(data_file_id(bad), None, "{bad}");
+        }
     }
 }
 

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::path::Path;
 
 use crate::format::{
-    data_name, is_log_name, log_name, DATA_DIR, DATA_EXT, LOCK, LOG_HEADER_BYTES, MANIFEST_TMP,
+    data_file_id, is_log_name, log_name, DATA_DIR, DATA_EXT, LOCK, LOG_HEADER_BYTES, MANIFEST_TMP,
     STAGE_PREFIX,
 };
 use crate::io::vfs::{OpenMode, Vfs};
@@ -31,16 +31,15 @@ pub(crate) fn collect_stray_files(
         vfs.create_dir_all(&data_dir).ctx(&data_dir)?;
         return Ok(());
     }
-    let live: HashSet<String> = state
-        .arrays
-        .values()
-        .map(|a| data_name(a.file_id))
-        .collect();
+    let live: HashSet<u64> = state.arrays.values().map(|a| a.file_id).collect();
     let ext = format!(".{DATA_EXT}");
     let mut doomed = Vec::new();
     let mut staged = Vec::new();
     for name in vfs.list_dir(&data_dir).ctx(&data_dir)? {
-        if folded && name.ends_with(&ext) && !live.contains(&name) {
+        // A data file's name is that of its id (names not of that form
+        // but with the extension are strays too).
+        let referenced = data_file_id(&name).is_some_and(|id| live.contains(&id));
+        if folded && name.ends_with(&ext) && !referenced {
             doomed.push(data_dir.join(&name));
         } else if name.starts_with(STAGE_PREFIX) {
             staged.push(data_dir.join(&name));
