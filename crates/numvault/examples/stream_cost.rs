@@ -18,6 +18,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         return Ok(());
     }
+    if args.get(3).is_some_and(|a| a == "read") {
+        for _ in 0..200 {
+            std::hint::black_box(s.read(name)?);
+        }
+        return Ok(());
+    }
     if args.get(3).is_some_and(|a| a == "stream") {
         for _ in 0..200 {
             for b in s.batches(name, 10_000)? {
