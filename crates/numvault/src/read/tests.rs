@@ -454,8 +454,10 @@ fn mapped_array() -> (Counting, Store, Vec<u64>) {
     (fs, s, model)
 }
 
-#[test]
-fn whole_reads_of_a_mapped_array_match_the_model_and_check_every_chunk() {
+/// [`mapped_array`] with the model's bytes, for each of: before and after
+/// a checkpoint, `check(checkpointed)` (after asserting the array is still
+/// not identity-mapped and has replaced rows).
+fn mapped_array_both_ways(check: impl Fn(&Store, &[u8], bool)) -> (Counting, Store, Vec<u8>) {
     let (fs, s, model) = mapped_array();
     let want: Vec<u8> = model.iter().flat_map(|v| v.to_le_bytes()).collect();
     for checkpoint in [false, true] {
@@ -464,18 +466,16 @@ fn whole_reads_of_a_mapped_array_match_the_model_and_check_every_chunk() {
         }
         let (meta, _) = s.snapshot("a").unwrap();
         assert!(!meta.is_identity() && meta.rowmap.extents().len() > 3);
-        assert!(
-            mapped_read_pays(&meta, &want),
-            "the two-thread path is taken"
-        );
-        assert!(s.read("a").unwrap().data == want, "checkpoint {checkpoint}");
-        let mut buf = vec![7u8; want.len()];
-        s.reader("a").unwrap().read_into(&mut buf).unwrap();
-        assert!(buf == want);
+        assert!(!meta.remap.is_empty());
+        check(&s, &want, checkpoint);
     }
-    // Damage one byte of each kind of region: a live row, a deleted row
-    // (row 0's slot) and a shadow row: every whole read fails naming
-    // the chunk, and the store's file is restored after each.
+    (fs, s, want)
+}
+
+/// Damage one byte of each kind of region of "a" in turn: a live row, a
+/// deleted row (row 0's slot) and a shadow row; `check(at)` runs with the
+/// damage, and the file is restored after each.
+fn with_each_region_damaged(fs: &Counting, s: &Store, check: impl Fn(u64)) {
     let file = s.view("a").unwrap().path().to_path_buf();
     let (meta, _) = s.snapshot("a").unwrap();
     let shadow = *meta.remap.values().max().unwrap();
@@ -484,14 +484,31 @@ fn whole_reads_of_a_mapped_array_match_the_model_and_check_every_chunk() {
         let mut bad = orig.clone();
         bad[at as usize] ^= 0x10;
         fs.inner.write_file(&file, bad);
-        match s.read("a") {
-            Err(Error::ChecksumMismatch { chunk, .. }) => {
-                assert_eq!(chunk, at / CHUNK_BYTES, "byte {at}")
-            }
-            other => panic!("byte {at}: {:?}", other.map(|d| d.data.len())),
-        }
+        check(at);
         fs.inner.write_file(&file, orig);
     }
+}
+
+#[test]
+fn whole_reads_of_a_mapped_array_match_the_model_and_check_every_chunk() {
+    let (fs, s, want) = mapped_array_both_ways(|s, want, checkpoint| {
+        let (meta, _) = s.snapshot("a").unwrap();
+        assert!(
+            mapped_read_pays(&meta, want),
+            "the two-thread path is taken"
+        );
+        assert!(s.read("a").unwrap().data == want, "checkpoint {checkpoint}");
+        let mut buf = vec![7u8; want.len()];
+        s.reader("a").unwrap().read_into(&mut buf).unwrap();
+        assert!(buf == want);
+    });
+    // Every whole read with a damaged region fails naming the chunk.
+    with_each_region_damaged(&fs, &s, |at| match s.read("a") {
+        Err(Error::ChecksumMismatch { chunk, .. }) => {
+            assert_eq!(chunk, at / CHUNK_BYTES, "byte {at}")
+        }
+        other => panic!("byte {at}: {:?}", other.map(|d| d.data.len())),
+    });
     assert!(s.read("a").unwrap().data == want);
     // A failed read at every point: an error, never wrong data.
     for n in [0u64, 2, 9, 30, 47] {
@@ -571,18 +588,11 @@ fn view_gathers_match_the_model_before_and_after_the_slot_index() {
 /// wrong data.
 #[test]
 fn read_ahead_streams_a_mapped_array_and_checks_every_chunk() {
-    let (fs, s, model) = mapped_array();
-    let want: Vec<u8> = model.iter().flat_map(|v| v.to_le_bytes()).collect();
-    for checkpoint in [false, true] {
-        if checkpoint {
-            s.checkpoint().unwrap();
-        }
-        let (meta, _) = s.snapshot("a").unwrap();
-        assert!(!meta.is_identity() && !meta.remap.is_empty());
+    let (fs, s, want) = mapped_array_both_ways(|s, want, checkpoint| {
         for batch in [1u64 << 20, 100_000, 65_537, 10_000, 777] {
             assert!(s.batches("a", batch).unwrap().reads_ahead());
             for mixed in [false, true] {
-                let (got, err) = stream_all(&s, batch, mixed);
+                let (got, err) = stream_all(s, batch, mixed);
                 assert!(err.is_none(), "batch {batch}: {err:?}");
                 assert!(
                     got == want,
@@ -590,15 +600,8 @@ fn read_ahead_streams_a_mapped_array_and_checks_every_chunk() {
                 );
             }
         }
-    }
-    let file = s.view("a").unwrap().path().to_path_buf();
-    let (meta, _) = s.snapshot("a").unwrap();
-    let shadow = *meta.remap.values().max().unwrap();
-    for at in [8 * 900_000 + 3, 5, shadow * 8 + 1] {
-        let orig = fs.inner.read_file(&file).unwrap();
-        let mut bad = orig.clone();
-        bad[at as usize] ^= 0x10;
-        fs.inner.write_file(&file, bad);
+    });
+    with_each_region_damaged(&fs, &s, |at| {
         for batch in [100_000u64, 4_096] {
             let (got, err) = stream_all(&s, batch, false);
             match err {
@@ -612,8 +615,7 @@ fn read_ahead_streams_a_mapped_array_and_checks_every_chunk() {
                 "byte {at}: wrong data before the error"
             );
         }
-        fs.inner.write_file(&file, orig);
-    }
+    });
     let mut failures = 0;
     for n in [0u64, 1, 4, 9, 13] {
         fs.inner.set_plan(FaultPlan {
