@@ -155,35 +155,3 @@ fn store_is_send_and_sync_and_usable_from_threads() {
     }
     assert!(s.verify().unwrap().is_clean());
 }
-
-/// A truncating open (NumPack's `drop_if_exists`) is one commit: after a
-/// power loss the store holds the old arrays or none, never some; under
-/// `Always` the emptying is durable when the open returns, under the other
-/// policies once a sync covers it (a save that follows and its flush).
-#[test]
-fn a_truncating_open_is_one_commit_durable_as_the_policy_says() {
-    for sync in [Sync::Always, Sync::OnFlush, Sync::Never] {
-        let fs = SimVfs::new();
-        let s = open(&fs, Sync::OnFlush);
-        for name in ["a", "b", "c"] {
-            s.save(name, ArrayRef::of(&[2], &[1u64, 2])).unwrap();
-        }
-        s.close().unwrap();
-        let opts = OpenOptions {
-            truncate: true,
-            ..OpenOptions::default().sync(sync).vfs(Arc::new(fs.clone()))
-        };
-        let t = Store::open(Path::new("/s"), opts).unwrap();
-        assert!(t.list("").is_empty(), "{sync:?}");
-        let after = open(&fs.after_crash(false), Sync::OnFlush).list("");
-        match sync {
-            Sync::Always => assert!(after.is_empty(), "{sync:?}: {after:?}"),
-            _ => assert!(after.is_empty() || after.len() == 3, "{sync:?}: {after:?}"),
-        }
-        t.save("d", ArrayRef::of(&[1], &[7u64])).unwrap();
-        t.flush().unwrap();
-        let after = open(&fs.after_crash(false), Sync::OnFlush).list("");
-        assert_eq!(after, vec!["d".to_string()], "{sync:?}");
-        std::mem::forget(t);
-    }
-}

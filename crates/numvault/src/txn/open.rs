@@ -92,18 +92,20 @@ impl Engine {
     }
 
     /// `OpenOptions::truncate`: one commit that drops every array (atomic:
-    /// a crash leaves the old store or an empty one), durable as any
-    /// commit under the policy (at once under `Always`, at the next sync
-    /// otherwise: a save that follows is made durable with it, by one sync).
-    /// The dropped files are garbage, deleted by a later checkpoint like any
-    /// superseded file (FORMAT.md §7.1).
+    /// a crash leaves the old store or an empty one), durable at once
+    /// unless the policy is `Never`. The dropped files are garbage, deleted
+    /// by a later checkpoint like any superseded file (FORMAT.md §7.1).
     fn drop_every_array(&mut self) -> Result<()> {
         let names: Vec<String> = self.state.arrays.keys().cloned().collect();
         if names.is_empty() {
             return Ok(());
         }
         let intents: Vec<Intent<'_>> = names.iter().map(|name| Intent::Drop { name }).collect();
-        self.commit(&intents)
+        self.commit(&intents)?;
+        if self.sync != super::SyncPolicy::Never {
+            self.sync_all()?;
+        }
+        Ok(())
     }
 
     /// No MANIFEST: create the store, unless the directory holds something
