@@ -122,6 +122,24 @@ impl LazyArray {
     }
 
     /// The whole array as NumPy: zero-copy over the mapping when possible.
+    /// The array's values as a read-only ndarray (zero-copy when possible),
+    /// for operators, which NumPy computes on them; nothing writes back.
+    fn values<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(Self::full(slf, false)?.into_any())
+    }
+
+    /// `values <op> other` through NumPy's operator `method` (reflected
+    /// ones included), so results, broadcasting and errors are NumPy's. An
+    /// in-place operator (`lazy += 1`) falls back to these and rebinds the
+    /// name to the new ndarray; the store is never changed.
+    fn binary<'py>(
+        slf: &Bound<'py, Self>,
+        method: &str,
+        other: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        Self::values(slf)?.call_method1(method, (other,))
+    }
+
     fn full<'py>(slf: &Bound<'py, Self>, force_copy: bool) -> PyResult<Bound<'py, PyUntypedArray>> {
         let me = slf.get();
         let py = slf.py();
@@ -335,6 +353,148 @@ impl LazyArray {
                 .unwrap_or_else(|| PyBufferError::new_err("cannot export the buffer")));
         }
         Ok(())
+    }
+
+    /// Comparisons are NumPy's, element-wise, on the array's values (an
+    /// ndarray of bools, never an identity test).
+    fn __richcmp__<'py>(
+        slf: &Bound<'py, Self>,
+        other: &Bound<'py, PyAny>,
+        op: pyo3::basic::CompareOp,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        Self::values(slf)?.rich_compare(other, op)
+    }
+
+    fn __add__<'py>(slf: &Bound<'py, Self>, o: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        Self::binary(slf, "__add__", o)
+    }
+    fn __radd__<'py>(slf: &Bound<'py, Self>, o: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        Self::binary(slf, "__radd__", o)
+    }
+    fn __sub__<'py>(slf: &Bound<'py, Self>, o: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        Self::binary(slf, "__sub__", o)
+    }
+    fn __rsub__<'py>(slf: &Bound<'py, Self>, o: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        Self::binary(slf, "__rsub__", o)
+    }
+    fn __mul__<'py>(slf: &Bound<'py, Self>, o: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        Self::binary(slf, "__mul__", o)
+    }
+    fn __rmul__<'py>(slf: &Bound<'py, Self>, o: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        Self::binary(slf, "__rmul__", o)
+    }
+    fn __truediv__<'py>(
+        slf: &Bound<'py, Self>,
+        o: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        Self::binary(slf, "__truediv__", o)
+    }
+    fn __rtruediv__<'py>(
+        slf: &Bound<'py, Self>,
+        o: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        Self::binary(slf, "__rtruediv__", o)
+    }
+    fn __floordiv__<'py>(
+        slf: &Bound<'py, Self>,
+        o: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        Self::binary(slf, "__floordiv__", o)
+    }
+    fn __rfloordiv__<'py>(
+        slf: &Bound<'py, Self>,
+        o: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        Self::binary(slf, "__rfloordiv__", o)
+    }
+    fn __mod__<'py>(slf: &Bound<'py, Self>, o: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        Self::binary(slf, "__mod__", o)
+    }
+    fn __rmod__<'py>(slf: &Bound<'py, Self>, o: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        Self::binary(slf, "__rmod__", o)
+    }
+    fn __pow__<'py>(
+        slf: &Bound<'py, Self>,
+        o: &Bound<'py, PyAny>,
+        modulo: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        match modulo {
+            Some(m) if !m.is_none() => Self::values(slf)?.call_method1("__pow__", (o, m)),
+            _ => Self::binary(slf, "__pow__", o),
+        }
+    }
+    fn __rpow__<'py>(
+        slf: &Bound<'py, Self>,
+        o: &Bound<'py, PyAny>,
+        _modulo: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        Self::binary(slf, "__rpow__", o)
+    }
+    fn __matmul__<'py>(
+        slf: &Bound<'py, Self>,
+        o: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        Self::binary(slf, "__matmul__", o)
+    }
+    fn __rmatmul__<'py>(
+        slf: &Bound<'py, Self>,
+        o: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        Self::binary(slf, "__rmatmul__", o)
+    }
+    fn __and__<'py>(slf: &Bound<'py, Self>, o: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        Self::binary(slf, "__and__", o)
+    }
+    fn __rand__<'py>(slf: &Bound<'py, Self>, o: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        Self::binary(slf, "__rand__", o)
+    }
+    fn __or__<'py>(slf: &Bound<'py, Self>, o: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        Self::binary(slf, "__or__", o)
+    }
+    fn __ror__<'py>(slf: &Bound<'py, Self>, o: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        Self::binary(slf, "__ror__", o)
+    }
+    fn __xor__<'py>(slf: &Bound<'py, Self>, o: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        Self::binary(slf, "__xor__", o)
+    }
+    fn __rxor__<'py>(slf: &Bound<'py, Self>, o: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        Self::binary(slf, "__rxor__", o)
+    }
+    fn __lshift__<'py>(
+        slf: &Bound<'py, Self>,
+        o: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        Self::binary(slf, "__lshift__", o)
+    }
+    fn __rlshift__<'py>(
+        slf: &Bound<'py, Self>,
+        o: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        Self::binary(slf, "__rlshift__", o)
+    }
+    fn __rshift__<'py>(
+        slf: &Bound<'py, Self>,
+        o: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        Self::binary(slf, "__rshift__", o)
+    }
+    fn __rrshift__<'py>(
+        slf: &Bound<'py, Self>,
+        o: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        Self::binary(slf, "__rrshift__", o)
+    }
+    fn __neg__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        Self::values(slf)?.call_method0("__neg__")
+    }
+    fn __pos__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        Self::values(slf)?.call_method0("__pos__")
+    }
+    fn __invert__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        Self::values(slf)?.call_method0("__invert__")
+    }
+    fn __abs__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        Self::values(slf)?.call_method0("__abs__")
     }
 
     fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
