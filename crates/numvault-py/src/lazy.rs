@@ -365,6 +365,10 @@ impl LazyArray {
         Self::values(slf)?.rich_compare(other, op)
     }
 
+    // One method per Python number slot, each a one-line call of `binary`:
+    // pyo3 reads the methods of this block as written, so a macro_rules
+    // expansion here would not be seen (it would take the
+    // `multiple-pymethods` feature and its `inventory` dependency).
     fn __add__<'py>(slf: &Bound<'py, Self>, o: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         Self::binary(slf, "__add__", o)
     }
