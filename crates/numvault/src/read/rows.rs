@@ -233,21 +233,15 @@ pub(crate) fn read_rows_into(
     }
     match shadow {
         Some(s) if patch_preloaded(a, start, end, out, s) => Ok(()),
-        _ => {
-            let sorted = shadow.map(|s| &s.sorted[..]);
-            let mut patches: Vec<(u64, u64)> = replaced_in(a, start, end, sorted)
-                .into_iter()
-                .map(|(k, l)| {
-                    let shadow = match sorted {
-                        Some(idx) => idx[k as usize].1,
-                        None => k,
-                    };
-                    (shadow, l - start)
-                })
-                .collect();
-            patches.sort_unstable();
-            read_slots(rb, df, &patches, out, verify)
-        }
+        _ => patch_replaced(
+            a,
+            df,
+            start,
+            end,
+            out,
+            verify,
+            shadow.map(|s| &s.sorted[..]),
+        ),
     }
 }
 
@@ -328,7 +322,9 @@ fn replaced_in(
 }
 
 /// Overwrite the replaced rows among logical `start..end` in `out` (which
-/// holds those rows as read from their base slots) with their shadow rows.
+/// holds those rows as read from their base slots) with their shadow rows,
+/// read from the file; `sorted`: the remap sorted by base slot, if the
+/// caller keeps it (see [`replaced_in`]).
 pub(crate) fn patch_replaced(
     a: &ArrayMeta,
     df: &DataFile,
@@ -336,13 +332,18 @@ pub(crate) fn patch_replaced(
     end: u64,
     out: &mut [u8],
     verify: Option<&mut Verifier<'_>>,
+    sorted: Option<&[(u64, u64)]>,
 ) -> Result<()> {
     if a.remap.is_empty() || end <= start || a.row_bytes == 0 {
         return Ok(());
     }
-    let mut patches: Vec<(u64, u64)> = replaced_in(a, start, end, None)
+    let mut patches: Vec<(u64, u64)> = replaced_in(a, start, end, sorted)
         .into_iter()
-        .map(|(shadow, l)| (shadow, l - start))
+        .map(|(k, l)| {
+            // With `sorted`, the key is the entry's index in it.
+            let shadow = sorted.map_or(k, |idx| idx[k as usize].1);
+            (shadow, l - start)
+        })
         .collect();
     patches.sort_unstable();
     read_slots(a.row_bytes, df, &patches, out, verify)

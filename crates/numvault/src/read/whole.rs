@@ -151,7 +151,7 @@ fn read_mapped_verified(name: &str, a: &ArrayMeta, df: &DataFile, out: &mut [u8]
         (c < units).then_some(c)
     };
     two_workers(claim, read_unit)?;
-    patch_replaced(a, df, 0, a.rows(), out, None)
+    patch_replaced(a, df, 0, a.rows(), out, None, None)
 }
 
 /// The segments of checksum chunk `c` of `a`'s file (up to `phys` bytes),
