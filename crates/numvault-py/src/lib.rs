@@ -6,6 +6,7 @@ mod conv;
 mod errors;
 mod index;
 mod lazy;
+mod lazy_interop;
 mod stream;
 mod txn;
 mod vault;

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -209,24 +210,139 @@ pub struct Vault {
     sync: String,
     /// Fork generation at open (see `crate::fork_gen`).
     fork_gen: u64,
+    /// Process id at open: a handle used from another process (a child
+    /// after fork(), however it was made) is refused.
+    pid: u32,
+    /// Descriptors of the writer lock this handle holds, neutralised in a
+    /// forked child (see [`lock_fds`]).
+    lock_fds: Mutex<Vec<i32>>,
+}
+
+/// Bytes of the stored chunk grid: data files are checksummed (and
+/// verified when read whole) in chunks of this size from the file's start
+/// (the engine's `CHUNK_BYTES`, FORMAT.md). Reported by `info()` so that
+/// readers (Dask) can align their blocks with it.
+const CHUNK_BYTES: u64 = 1 << 20;
+
+/// Slots of [`LOCK_FDS`]: descriptors of held writer locks (-1: free).
+const LOCK_SLOTS: usize = 64;
+
+/// The descriptors of the `LOCK` files that this process's writer handles
+/// hold their flock(2) lock through. A flock lock belongs to the open file
+/// description, which fork() shares with the child: a child that lives on
+/// (a DataLoader worker, a Pool process) would keep the parent's writer
+/// lock held after the parent closed its handle, and the next writer open
+/// (the parent's own included) would find the store locked. In the child,
+/// right after fork(), each of these descriptors is pointed at /dev/null
+/// (dup2: the child's reference to the lock goes, the number stays taken so
+/// that the abandoned handle can never touch another file through it). The
+/// parent's lock is unaffected. Atomics only: the handler runs in the child
+/// of a possibly multi-threaded process.
+static LOCK_FDS: [AtomicI32; LOCK_SLOTS] = [const { AtomicI32::new(-1) }; LOCK_SLOTS];
+
+extern "C" fn release_locks_in_child() {
+    // SAFETY: open, dup2 and close are async-signal-safe; the path is a
+    // NUL-terminated literal.
+    unsafe {
+        let mut null = -1;
+        for slot in &LOCK_FDS {
+            let fd = slot.swap(-1, Ordering::SeqCst);
+            if fd < 0 {
+                continue;
+            }
+            if null < 0 {
+                null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+                if null < 0 {
+                    return;
+                }
+            }
+            libc::dup2(null, fd);
+        }
+        if null >= 0 {
+            libc::close(null);
+        }
+    }
+}
+
+fn register_lock_fds(fds: &[i32]) {
+    static HANDLER: std::sync::Once = std::sync::Once::new();
+    // SAFETY: the handler touches only atomics and async-signal-safe calls.
+    HANDLER.call_once(|| unsafe {
+        libc::pthread_atfork(None, None, Some(release_locks_in_child));
+    });
+    for &fd in fds {
+        for slot in &LOCK_FDS {
+            if slot
+                .compare_exchange(-1, fd, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                break;
+            }
+        }
+    }
+}
+
+fn unregister_lock_fds(fds: &[i32]) {
+    for &fd in fds {
+        for slot in &LOCK_FDS {
+            if slot
+                .compare_exchange(fd, -1, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+            {
+                break;
+            }
+        }
+    }
+}
+
+/// Descriptors of this process open on `dir`/LOCK (Linux: /proc/self/fd).
+#[cfg(target_os = "linux")]
+fn lock_fds(dir: &std::path::Path) -> Vec<i32> {
+    let Ok(target) = std::fs::canonicalize(dir.join("LOCK")) else {
+        return Vec::new();
+    };
+    let Ok(rd) = std::fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for e in rd.flatten() {
+        let Ok(fd) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if std::fs::read_link(e.path()).is_ok_and(|l| l == target) {
+            out.push(fd);
+        }
+    }
+    out
+}
+
+#[cfg(not(target_os = "linux"))]
+fn lock_fds(_dir: &std::path::Path) -> Vec<i32> {
+    Vec::new()
 }
 
 impl Vault {
     fn forked(&self) -> bool {
-        crate::fork_gen() != self.fork_gen
+        crate::fork_gen() != self.fork_gen || std::process::id() != self.pid
     }
 
     /// In a child process after fork(): give up the handle without closing
     /// it (closing would write to the parent's store).
+    ///
+    /// Never waits: a lock held by a parent's thread at fork time stays
+    /// held forever in the child (that thread is gone), so a busy lock
+    /// leaves the handle to [`Drop`], which needs none.
     fn abandon(&self) {
-        let store = match self.store.write() {
+        let store = match self.store.try_write() {
             Ok(mut g) => g.take(),
-            Err(p) => p.into_inner().take(),
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner().take(),
+            Err(std::sync::TryLockError::WouldBlock) => None,
         };
         std::mem::forget(store);
-        let sessions = match self.sessions.lock() {
+        let sessions = match self.sessions.try_lock() {
             Ok(mut g) => std::mem::take(&mut *g),
-            Err(p) => std::mem::take(&mut *p.into_inner()),
+            Err(std::sync::TryLockError::Poisoned(p)) => std::mem::take(&mut *p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) => Vec::new(),
         };
         for w in sessions {
             w.get().abandon();
@@ -236,9 +352,13 @@ impl Vault {
     fn store(&self) -> PyResult<Arc<Store>> {
         if self.forked() {
             return Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
-                "this Vault ({}) was opened before fork(); open the store again in the child \
-                 process (e.g. Vault(path, \"r\")); LazyArrays made before the fork stay usable",
-                self.path.display()
+                "this Vault ({}) was opened in process {} and is used from process {} (a \
+                 child after fork()); it cannot be used here: open the store again in the \
+                 child process (e.g. Vault(path, \"r\")); LazyArrays made before the fork \
+                 stay usable",
+                self.path.display(),
+                self.pid,
+                std::process::id()
             )));
         }
         let g = match self.store.read() {
@@ -329,7 +449,26 @@ where
 impl Drop for Vault {
     fn drop(&mut self) {
         if self.forked() {
-            self.abandon();
+            // Exclusive access: no lock to take (one held by a thread of the
+            // parent at fork time would never be released here).
+            let store = match self.store.get_mut() {
+                Ok(g) => g.take(),
+                Err(p) => p.into_inner().take(),
+            };
+            std::mem::forget(store);
+            let sessions = match self.sessions.get_mut() {
+                Ok(g) => std::mem::take(g),
+                Err(p) => std::mem::take(p.into_inner()),
+            };
+            for w in sessions {
+                w.get().abandon();
+            }
+        } else {
+            let fds = match self.lock_fds.get_mut() {
+                Ok(v) => std::mem::take(v),
+                Err(p) => std::mem::take(p.into_inner()),
+            };
+            unregister_lock_fds(&fds);
         }
     }
 }
@@ -374,7 +513,24 @@ impl Vault {
             opts.lock_timeout = Some(Duration::from_secs_f64(t));
         }
         let p = path.clone();
+        // A writer that is not `shared` holds the lock from open to close:
+        // note its descriptor(s) (those open on LOCK after the open and not
+        // before) for the fork handler.
+        let holds_lock = mode != "r" && !shared;
+        let before = if holds_lock {
+            lock_fds(&path)
+        } else {
+            Vec::new()
+        };
         let store = nogil(py, move || Store::open(&p, opts))?;
+        let lock_fds = if holds_lock {
+            let mut fds = lock_fds(&path);
+            fds.retain(|fd| !before.contains(fd));
+            register_lock_fds(&fds);
+            fds
+        } else {
+            Vec::new()
+        };
         Ok(Vault {
             sessions: Mutex::new(Vec::new()),
             store: RwLock::new(Some(Arc::new(store))),
@@ -382,6 +538,8 @@ impl Vault {
             mode: mode.to_string(),
             sync: sync.to_string(),
             fork_gen: crate::fork_gen(),
+            pid: std::process::id(),
+            lock_fds: Mutex::new(lock_fds),
         })
     }
 
@@ -513,6 +671,16 @@ impl Vault {
         self.lazy_array(py, name)
     }
 
+    /// Array ``name`` as a ``pyarrow.Array`` (1-d: primitive, 2-d:
+    /// ``FixedSizeList``, more: ``arrow.fixed_shape_tensor``): zero-copy over
+    /// the store's mapping when the array has no deleted or replaced rows
+    /// (and its dtype is not bool), a copy otherwise. The memory stays
+    /// valid after the Vault is closed. Needs pyarrow.
+    fn to_arrow<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        let lazy = Bound::new(py, self.lazy_array(py, name)?)?;
+        lazy.call_method0("to_arrow")
+    }
+
     /// ``array[index]`` for the stored array, read through a memory map
     /// (NumPy indexing; returns a new array).
     fn getitem<'py>(
@@ -570,7 +738,8 @@ impl Vault {
 
     /// Everything about array ``name`` as a dict: name, dtype, shape,
     /// dead_rows (deleted or superseded rows not yet compacted), data_bytes,
-    /// mtime_ns, unchecksummed_bytes.
+    /// mtime_ns, unchecksummed_bytes, chunk_bytes (the stored checksum-chunk
+    /// grid: chunks of this many bytes from the data file's start).
     fn info<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyDict>> {
         let s = self.store()?;
         let i = nogil(py, move || s.info(name))?;
@@ -587,6 +756,7 @@ impl Vault {
                     "unchecksummed_bytes",
                     i.unchecksummed_bytes.into_pyobject(py)?.into_any(),
                 ),
+                ("chunk_bytes", CHUNK_BYTES.into_pyobject(py)?.into_any()),
             ],
         )
     }
@@ -747,6 +917,14 @@ impl Vault {
             Ok(mut g) => g.take(),
             Err(p) => p.into_inner().take(),
         };
+        if taken.is_some() {
+            // Before the lock's descriptor is closed (and its number reused).
+            let fds = match self.lock_fds.lock() {
+                Ok(mut v) => std::mem::take(&mut *v),
+                Err(p) => std::mem::take(&mut *p.into_inner()),
+            };
+            unregister_lock_fds(&fds);
+        }
         if let Some(arc) = taken {
             // Other threads hold clones only for the duration of a call.
             let res = py.detach(move || {

@@ -106,6 +106,11 @@ impl View {
     pub fn path(&self) -> &std::path::Path {
         &self.path
     }
+    /// Time of the commit that last changed the array as this snapshot
+    /// shows it, ns since the epoch (`ArrayInfo::mtime_ns` of that state).
+    pub fn mtime_ns(&self) -> u64 {
+        self.meta.mtime_ns
+    }
 
     /// All rows as one contiguous slice of the mapping, when the array has
     /// no deleted or replaced rows (zero-copy); `None` otherwise.
