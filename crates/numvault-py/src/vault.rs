@@ -213,9 +213,60 @@ pub struct Vault {
     /// Process id at open: a handle used from another process (a child
     /// after fork(), however it was made) is refused.
     pid: u32,
-    /// Descriptors of the writer lock this handle holds, neutralised in a
-    /// forked child (see [`lock_fds`]).
-    lock_fds: Mutex<Vec<i32>>,
+    /// Descriptors of the writer lock this handle holds (see [`LockFds`]).
+    lock_fds: Mutex<LockFds>,
+}
+
+/// The writer lock of a handle as seen by the fork handling: `fds`, the
+/// engine's descriptors open on `LOCK` (registered in [`LOCK_FDS`]), and
+/// `dup`, a descriptor of our own on the same open file description (also
+/// registered). flock(2) locks belong to the open file description, shared
+/// with every forked child until the child's handler runs: after the engine
+/// closed the store, `LOCK_UN` through `dup` releases the lock even if a
+/// child forked a moment ago still holds a copy.
+#[derive(Default)]
+struct LockFds {
+    fds: Vec<i32>,
+    dup: Option<i32>,
+}
+
+impl LockFds {
+    fn new(fds: Vec<i32>) -> LockFds {
+        // SAFETY: fcntl on a descriptor we just found open; the result is
+        // checked.
+        let dup = fds
+            .first()
+            .map(|&fd| unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) })
+            .filter(|&d| d >= 0);
+        register_lock_fds(&fds);
+        if let Some(d) = dup {
+            register_lock_fds(&[d]);
+        }
+        LockFds { fds, dup }
+    }
+
+    /// Forget the engine's descriptors: call before the store closes them
+    /// (their numbers may be reused at once).
+    fn forget_engine_fds(&mut self) {
+        unregister_lock_fds(&std::mem::take(&mut self.fds));
+    }
+
+    /// The store is closed (`closed`: by us, its lock released by the
+    /// engine) or handed to whoever holds it last: drop our descriptor,
+    /// first unlocking the lock's open file description if `closed`.
+    fn release(&mut self, closed: bool) {
+        self.forget_engine_fds();
+        if let Some(d) = self.dup.take() {
+            unregister_lock_fds(&[d]);
+            // SAFETY: `d` is our own descriptor, closed once here.
+            unsafe {
+                if closed {
+                    libc::flock(d, libc::LOCK_UN);
+                }
+                libc::close(d);
+            }
+        }
+    }
 }
 
 /// Bytes of the stored chunk grid: data files are checksummed (and
@@ -464,11 +515,24 @@ impl Drop for Vault {
                 w.get().abandon();
             }
         } else {
-            let fds = match self.lock_fds.get_mut() {
-                Ok(v) => std::mem::take(v),
-                Err(p) => std::mem::take(p.into_inner()),
+            let lock = match self.lock_fds.get_mut() {
+                Ok(v) => v,
+                Err(p) => p.into_inner(),
             };
-            unregister_lock_fds(&fds);
+            lock.forget_engine_fds();
+            let store = match self.store.get_mut() {
+                Ok(g) => g.take(),
+                Err(p) => p.into_inner().take(),
+            };
+            // Closed here only if this was the last reference.
+            let closed = match store.map(Arc::try_unwrap) {
+                Some(Ok(store)) => {
+                    drop(store);
+                    true
+                }
+                Some(Err(_)) | None => false,
+            };
+            lock.release(closed);
         }
     }
 }
@@ -526,7 +590,6 @@ impl Vault {
         let lock_fds = if holds_lock {
             let mut fds = lock_fds(&path);
             fds.retain(|fd| !before.contains(fd));
-            register_lock_fds(&fds);
             fds
         } else {
             Vec::new()
@@ -539,7 +602,7 @@ impl Vault {
             sync: sync.to_string(),
             fork_gen: crate::fork_gen(),
             pid: std::process::id(),
-            lock_fds: Mutex::new(lock_fds),
+            lock_fds: Mutex::new(LockFds::new(lock_fds)),
         })
     }
 
@@ -918,13 +981,13 @@ impl Vault {
             Err(p) => p.into_inner().take(),
         };
         if taken.is_some() {
-            // Before the lock's descriptor is closed (and its number reused).
-            let fds = match self.lock_fds.lock() {
-                Ok(mut v) => std::mem::take(&mut *v),
-                Err(p) => std::mem::take(&mut *p.into_inner()),
-            };
-            unregister_lock_fds(&fds);
+            // Before the lock's descriptors are closed (and their numbers reused).
+            match self.lock_fds.lock() {
+                Ok(mut v) => v.forget_engine_fds(),
+                Err(p) => p.into_inner().forget_engine_fds(),
+            }
         }
+        let mut closed = false;
         if let Some(arc) = taken {
             // Other threads hold clones only for the duration of a call.
             let res = py.detach(move || {
@@ -933,14 +996,17 @@ impl Vault {
                 loop {
                     match Arc::try_unwrap(a) {
                         Ok(store) => {
-                            return std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                                store.close()
-                            }))
+                            return (
+                                true,
+                                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                                    store.close()
+                                })),
+                            );
                         }
                         Err(back) => {
                             if Instant::now() > deadline {
                                 // The last call to finish closes it on drop.
-                                return Ok(Ok(()));
+                                return (false, Ok(Ok(())));
                             }
                             a = back;
                             std::thread::sleep(Duration::from_millis(1));
@@ -948,15 +1014,22 @@ impl Vault {
                     }
                 }
             });
+            let (finished, res) = res;
             match res {
-                Ok(Ok(())) => {}
+                Ok(Ok(())) => closed = finished,
                 Ok(Err(e)) => {
+                    // The store is consumed: its files (the lock's) closed.
+                    closed = finished;
                     first_err.get_or_insert(to_py(e));
                 }
                 Err(p) => {
                     first_err.get_or_insert(panic_err(p));
                 }
             }
+        }
+        match self.lock_fds.lock() {
+            Ok(mut v) => v.release(closed),
+            Err(p) => p.into_inner().release(closed),
         }
         match first_err {
             Some(e) => Err(e),
