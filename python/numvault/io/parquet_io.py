@@ -1,0 +1,168 @@
+"""Parquet files and Arrow tables <-> numvault (pyarrow).
+
+Files stream: ``from_parquet_file`` reads record batches
+(``ParquetFile.iter_batches``), ``to_parquet_file`` writes one row group
+batch at a time. ``from_parquet_table`` / ``to_parquet_table`` work on an
+in-memory ``pyarrow.Table`` (the whole table is in memory by nature).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, List, Optional, Union
+
+import numpy as np
+
+from . import _arrow
+from .utils import (
+    DEFAULT_CHUNK_SIZE,
+    ConversionError,
+    Progress,
+    StoreWriter,
+    Widen,
+    _check_pyarrow,
+    atomic_path,
+    check_source,
+    conform,
+    open_result,
+    open_store,
+    pick_one,
+    rows_per_batch,
+    store_batches,
+)
+
+
+def from_parquet_table(
+    table: Any,
+    output_path: Union[str, Path],
+    array_name: Optional[str] = None,
+    columns: Optional[List[str]] = None,
+    drop_if_exists: bool = False,
+    return_npk_obj: bool = False,
+) -> Any:
+    """Save an in-memory ``pyarrow.Table`` as one array (``array_name``,
+    default ``'data'``): its (selected) numeric columns side by side, shape
+    ``(rows, columns)``. In memory: the table and its array. One atomic
+    commit."""
+    pa = _check_pyarrow()
+    arr = _arrow.table_to_array(pa, table, "table", columns)
+    with StoreWriter(output_path, drop_if_exists) as w:
+        w.save(array_name or "data", arr)
+    return open_result(output_path) if return_npk_obj else None
+
+
+def to_parquet_table(
+    input_path: Union[str, Path],
+    array_name: Optional[str] = None,
+    column_names: Optional[List[str]] = None,
+) -> Any:
+    """One array (``array_name``, or the store's only array) as an in-memory
+    ``pyarrow.Table``: 1-D: column 'data'; 2-D: 'col0', 'col1', ... (or
+    ``column_names``); N-D: one fixed-size-list column of flattened rows. The
+    row shape is kept in the schema metadata. In memory: the whole array."""
+    pa = _check_pyarrow()
+    with open_store(input_path) as v:
+        name = pick_one(v, array_name, "export")
+        return _arrow.array_to_table(pa, v.load(name), column_names)
+
+
+def _file_batches(pa: Any, pq: Any, src: Path, columns: Optional[List[str]], chunk_size: int,
+                  forced: Optional[np.dtype], progress: Progress):
+    try:
+        pf = pq.ParquetFile(str(src))
+    except (pa.ArrowException, OSError, ValueError) as e:
+        raise ConversionError(src, None, f"cannot open as Parquet: {e}") from e
+    schema = pf.schema_arrow
+    ncols = len(columns) if columns is not None else len(schema.names)
+    rows = rows_per_batch((max(1, ncols),), np.dtype(np.float64), chunk_size)
+    current = forced
+    done = 0
+    it = pf.iter_batches(batch_size=rows, columns=columns)
+    rg = 0
+    while True:
+        try:
+            batch = next(it)
+        except StopIteration:
+            break
+        except (pa.ArrowException, OSError, ValueError) as e:
+            raise ConversionError(src, f"rows from {done}", f"cannot read: {e}") from e
+        tbl = pa.Table.from_batches([batch]).replace_schema_metadata(schema.metadata)
+        arr = _arrow.table_to_array(pa, tbl, src, columns, place=f"rows {done}..{done + batch.num_rows - 1}, ")
+        arr = conform(arr, current, forced is not None, src, f"rows from {done}")
+        current = arr.dtype
+        done += len(arr)
+        progress.update(arr.nbytes)
+        yield arr
+        rg += 1
+    if current is None:  # no rows at all
+        empty = pa.Table.from_batches([], schema=schema.remove_metadata()).replace_schema_metadata(schema.metadata)
+        yield _arrow.table_to_array(pa, empty, src, columns)
+
+
+def from_parquet_file(
+    input_path: Union[str, Path],
+    output_path: Union[str, Path],
+    array_name: Optional[str] = None,
+    columns: Optional[List[str]] = None,
+    drop_if_exists: bool = False,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    return_npk_obj: bool = False,
+) -> Any:
+    """Import a Parquet file as one array (``array_name``, default the
+    file's stem): its (selected) numeric columns side by side. Streams
+    record batches of about ``chunk_size / 2`` bytes (pyarrow decodes one
+    row group at a time, so memory also holds a row group); one atomic
+    commit. Integer columns that turn out to hold nulls make the array
+    float64 (NaN). A damaged file raises :class:`~numvault.io.ConversionError`
+    naming the rows; nothing is written."""
+    pa = _check_pyarrow()
+    import pyarrow.parquet as pq
+
+    src = check_source(input_path)
+    forced = None
+    while True:
+        try:
+            with Progress(src.stat().st_size, f"from_parquet {src.name}") as progress:
+                with StoreWriter(output_path, drop_if_exists) as w:
+                    w.save_batches(array_name or src.stem, _file_batches(pa, pq, src, columns, chunk_size, forced,
+                                                                        progress))
+            break
+        except Widen as wd:
+            forced = wd.dtype
+    return open_result(output_path) if return_npk_obj else None
+
+
+def to_parquet_file(
+    input_path: Union[str, Path],
+    output_path: Union[str, Path],
+    array_name: Optional[str] = None,
+    compression: str = "snappy",
+    row_group_size: int = 100000,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+) -> None:
+    """Export one array (``array_name``, or the store's only array) to a
+    Parquet file (columns as :func:`to_parquet_table`), one batch at a time;
+    the file appears only once complete."""
+    pa = _check_pyarrow()
+    import pyarrow.parquet as pq
+
+    with open_store(input_path) as v:
+        name = pick_one(v, array_name, "export")
+        shape, dtype = tuple(v.shape(name)), v.dtype(name)
+        schema = _arrow.schema_for(pa, dtype, shape)
+        with Progress(v.info(name)["data_bytes"], f"to_parquet {Path(output_path).name}") as progress:
+            with atomic_path(output_path) as tmp:
+                with pq.ParquetWriter(str(tmp), schema, compression=compression) as writer:
+                    wrote = False
+                    for b in store_batches(v, name, chunk_size):
+                        if len(b) or not wrote:
+                            writer.write_table(_arrow.array_to_table(pa, b), row_group_size=row_group_size)
+                            wrote = True
+                        progress.update(b.nbytes)
+
+
+from_parquet = from_parquet_file
+to_parquet = to_parquet_file
+
+__all__ = ["from_parquet_table", "to_parquet_table", "from_parquet_file", "to_parquet_file", "from_parquet",
+           "to_parquet"]
