@@ -37,7 +37,7 @@ from ._core import (
     WritableArray,
     __version__,
 )
-from .numpack import BatchModeContext, NumPack, WritableBatchMode
+from .numpack import BatchModeContext, NumPack, WritableBatchMode, force_cleanup_windows_handles
 
 __all__ = [
     "FORMAT_VERSION",
@@ -56,4 +56,5 @@ __all__ = [
     "WritableArray",
     "WritableBatchMode",
     "__version__",
+    "force_cleanup_windows_handles",
 ]

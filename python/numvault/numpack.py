@@ -3,9 +3,10 @@
 Code written against NumPack runs unchanged: same class name, constructor
 and method signatures, same return types. What differs is what NumPack got
 wrong: every call is atomic and crash-safe (a commit log, not metadata
-written at close), data is checksummed, a store is locked against a second
-writer, ``drop(name)`` removes the array, ``batch_mode`` commits atomically
-and raises its errors, and indexes follow NumPy everywhere.
+written at close), data is checksummed, instances writing one store take
+turns through a per-commit writer lock (no lost update), ``batch_mode``
+commits atomically and raises its errors, and indexes follow NumPy. The
+deliberate differences from NumPack 0.7 are listed in docs/MIGRATING.md.
 """
 
 from __future__ import annotations
@@ -50,6 +51,42 @@ def _is_store(path: Path) -> bool:
     return (path / "MANIFEST").is_file()
 
 
+def _is_numpack_store(path: Path) -> bool:
+    """A directory written by NumPack itself (not numvault)."""
+    return (path / "metadata.npkm").is_file() and not _is_store(path)
+
+
+# NumPack 0.7's dtype names (its Rust DataType), for get_metadata().
+_NUMPACK_DTYPE_NAMES = {
+    "bool": "Bool", "uint8": "Uint8", "uint16": "Uint16", "uint32": "Uint32",
+    "uint64": "Uint64", "int8": "Int8", "int16": "Int16", "int32": "Int32",
+    "int64": "Int64", "float16": "Float16", "float32": "Float32", "float64": "Float64",
+    "complex64": "Complex64", "complex128": "Complex128",
+}
+
+
+def _check_indexes(indexes: Any) -> None:
+    """NumPack's error for an index of a type no array can be indexed with
+    (a string, a float, None...)."""
+    ok = (int, np.integer, np.bool_, slice, list, tuple, range, np.ndarray, type(Ellipsis))
+    if isinstance(indexes, (str, bytes)) or not isinstance(indexes, ok):
+        raise ValueError(
+            "The indexes must be int or list or numpy.ndarray or slice, "
+            f"not {type(indexes).__name__}"
+        )
+
+
+def force_cleanup_windows_handles() -> bool:
+    """NumPack compatibility: NumPack releases Windows file handles here.
+    numvault holds no handles that outlive their objects, so this only runs
+    ``gc.collect()`` (dropping unreferenced lazy arrays and their mappings)
+    and returns True."""
+    import gc
+
+    gc.collect()
+    return True
+
+
 def _as_input(name: str, arr: Any) -> np.ndarray:
     """Validate a value to be saved, as the engine will (raise now, not at
     commit time)."""
@@ -73,8 +110,17 @@ class NumPack:
     is opened by ``open()`` or by entering a ``with`` block. numvault adds
     keyword-only options: ``sync`` ("always", "group", "flush" -- the
     default -- or "never", see :class:`numvault.Vault`), ``max_delay_ms``
-    (for "group"), ``lock_timeout`` (seconds to wait for another writer) and
-    ``read_only``.
+    (for "group"), ``lock_timeout`` (seconds to wait for another writer's
+    commit, 30 by default), ``read_only`` and ``shared``.
+
+    Many instances may be open on one store at once, in threads and in
+    processes (``shared=True``, the default): reads never wait, and each
+    write takes the store's writer lock only while it commits (after
+    catching up with what the other instances committed), so no update is
+    lost. A write that cannot get the lock within ``lock_timeout`` raises
+    :class:`numvault.LockedError` naming the process that holds it.
+    ``shared=False`` holds the writer lock from ``open()`` to ``close()``
+    (slightly faster writes; a second writer gets ``LockedError`` at once).
 
     Every mutating call is atomic: after a crash the store holds the state
     before or after it, and a process crash never loses a call that
@@ -95,8 +141,10 @@ class NumPack:
         max_delay_ms: float = 10.0,
         lock_timeout: Optional[float] = None,
         read_only: bool = False,
+        shared: bool = True,
     ) -> None:
         self._filename = Path(filename)
+        self._shared = shared
         self._drop_if_exists = drop_if_exists
         self._strict_context_mode = strict_context_mode
         self._force_gc_on_close = force_gc_on_close
@@ -125,6 +173,13 @@ class NumPack:
         if self._vault is not None:
             return
         mode: Literal["r", "a", "w"] = "r" if self._read_only else "a"
+        if _is_numpack_store(self._filename) and not (self._drop_if_exists and not self._read_only):
+            raise ValueError(
+                f"'{self._filename}' is a store written by NumPack (it holds metadata.npkm), "
+                "not a numvault store. Convert it once, then open the copy: "
+                f"`numvault import NEW_STORE {self._filename}` or "
+                f"numvault.io.from_numpack({str(self._filename)!r}, 'NEW_STORE')"
+            )
         if self._drop_if_exists and not self._read_only:
             p = self._filename
             if _is_store(p):
@@ -139,6 +194,7 @@ class NumPack:
             self._sync,  # type: ignore[arg-type]  # checked at runtime by Vault
             max_delay_ms=self._max_delay_ms,
             lock_timeout=self._lock_timeout,
+            shared=self._shared and not self._read_only,
         )
         self._drop_if_exists = False
 
@@ -265,6 +321,7 @@ class NumPack:
         v = self._v()
         if not isinstance(arrays, dict):
             raise ValueError("arrays must be a dictionary")
+        _check_indexes(indexes)
         if self._batch is not None:
             for name, arr in arrays.items():
                 self._batch._replace(name, arr, indexes)
@@ -276,29 +333,49 @@ class NumPack:
             v.commit([("replace", n, indexes, a) for n, a in arrays.items()])
 
     def drop(self, array_name: Union[str, Iterable[str]], indexes: Optional[IndexLike] = None) -> None:
-        """Without ``indexes``: remove the array(s) entirely. With ``indexes``:
+        """Without ``indexes``: empty the array(s), as NumPack 0.7 does: each
+        stays listed with shape ``(0, ...)`` and its dtype (its data is freed
+        at the next checkpoint); unknown names are ignored. To remove an
+        array from the store use ``vault.drop(name)``. With ``indexes``:
         delete those rows from each array (``numpy.delete`` semantics; the
-        space is reclaimed by ``update``). Atomic; unknown arrays raise
-        ``KeyError`` and change nothing."""
+        space is reclaimed by ``update``); unknown arrays raise ``KeyError``.
+        Atomic: all the arrays or none change."""
         v = self._v()
         names = [array_name] if isinstance(array_name, str) else list(array_name)
+        if indexes is None:
+            self._empty(names)
+            return
+        _check_indexes(indexes)
         if self._batch is not None:
             for name in names:
-                if indexes is None:
-                    self._batch._drop(name)
-                else:
-                    self._batch._delete_rows(name, indexes)
+                self._batch._delete_rows(name, indexes)
             return
-        if indexes is None:
-            if len(names) == 1:
-                v.drop(names[0])
-            elif names:
-                v.commit([("drop", n) for n in names])
-        else:
-            if len(names) == 1:
-                v.delete_rows(names[0], indexes)
-            elif names:
-                v.commit([("delete_rows", n, indexes) for n in names])
+        if len(names) == 1:
+            v.delete_rows(names[0], indexes)
+        elif names:
+            v.commit([("delete_rows", n, indexes) for n in names])
+
+    def _empty(self, names: List[str]) -> None:
+        """Replace each existing array of ``names`` by an empty one of the
+        same dtype and trailing shape (NumPack's ``drop(name)``)."""
+        empties = []
+        for name in dict.fromkeys(names):
+            if not self.has_array(name):
+                continue
+            dtype = self._dtype(name)
+            shape = self.get_shape(name)
+            empties.append((name, np.empty((0, *shape[1:]), dtype=dtype)))
+        if self._batch is not None:
+            for name, e in empties:
+                self._batch._save(name, e)
+            return
+        if empties:
+            self._v().commit([("save", n, e) for n, e in empties])
+
+    def _dtype(self, name: str) -> np.dtype:
+        if self._batch is not None and self._batch._pending(name):
+            return self._batch._dtype(name)
+        return self._v().dtype(name)
 
     def update(self, array_name: str) -> None:
         """Compact the array: rewrite it without deleted and superseded rows
@@ -344,9 +421,13 @@ class NumPack:
         return v.load(array_name)
 
     def getitem(self, array_name: str, indexes: IndexLike) -> np.ndarray:
-        """``stored[indexes]`` with NumPy's meaning, read through a memory map
-        (an int drops the first axis, as in NumPy)."""
+        """``stored[indexes]`` with NumPy's meaning, read through a memory map,
+        except that an int selects a one-row array of shape ``(1, ...)``, as in
+        NumPack (``Vault.getitem`` drops the axis, as NumPy does)."""
         v = self._v()
+        _check_indexes(indexes)
+        if isinstance(indexes, (int, np.integer)) and not isinstance(indexes, (bool, np.bool_)):
+            indexes = [int(indexes)]
         if self._batch is not None and self._batch._pending(array_name):
             sel: np.ndarray = self._batch._load(array_name, False)[indexes]  # type: ignore[index]
             return sel.copy() if isinstance(sel, np.ndarray) and sel.base is not None else sel
@@ -398,32 +479,51 @@ class NumPack:
             return None
 
     def get_metadata(self) -> Dict[str, Any]:
-        """Store metadata: ``{"version", "path", "total_size", "arrays": {name:
-        {"name", "shape", "dtype", "size_bytes", "data_bytes", "dead_rows",
-        "last_modified"}}}`` (sizes in bytes, ``last_modified`` in
-        microseconds since the epoch)."""
+        """Store metadata with NumPack 0.7's keys: ``{"arrays": {name:
+        {"shape", "data_file", "last_modified", "size_bytes", "dtype"}},
+        "base_dir", "total_arrays"}`` (``dtype`` named as NumPack names it,
+        e.g. ``"Float32"``; ``last_modified`` in microseconds since the
+        epoch; ``size_bytes`` of the visible rows), plus numvault's keys:
+        ``version``, ``path``, ``total_size`` and, per array, ``name``,
+        ``numpy_dtype``, ``data_bytes`` and ``dead_rows``."""
         v = self._v()
         arrays = {}
         total = 0
-        for name in v.names():
-            i = v.info(name)
-            size = int(np.prod(i["shape"], dtype=np.int64)) * i["dtype"].itemsize
+        for name in self.get_member_list():
+            if self._batch is not None and self._batch._pending(name):
+                shape = self._batch._shape(name)
+                dt = self._batch._dtype(name)
+                i = {"data_bytes": None, "dead_rows": None, "mtime_ns": time.time_ns()}
+            else:
+                i = v.info(name)
+                shape, dt = tuple(i["shape"]), i["dtype"]
+            size = int(np.prod(shape, dtype=np.int64)) * dt.itemsize
             arrays[name] = {
-                "name": name,
-                "shape": list(i["shape"]),
-                "dtype": str(i["dtype"]),
+                "shape": list(shape),
+                "data_file": f"data/{name}",
+                "last_modified": i["mtime_ns"] // 1000,
                 "size_bytes": size,
+                "dtype": _NUMPACK_DTYPE_NAMES.get(dt.name, dt.name),
+                "name": name,
+                "numpy_dtype": str(dt),
                 "data_bytes": i["data_bytes"],
                 "dead_rows": i["dead_rows"],
-                "last_modified": i["mtime_ns"] // 1000,
             }
             total += size
         return {
+            "arrays": arrays,
+            "base_dir": str(self._filename),
+            "total_arrays": len(arrays),
             "version": _core.FORMAT_VERSION,
             "path": str(self._filename),
             "total_size": total,
-            "arrays": arrays,
         }
+
+    def get_io_stats(self) -> Dict[str, Any]:
+        """NumPack compatibility: ``{"stats_available": False}``, as NumPack
+        0.7 returns."""
+        self._v()
+        return {"stats_available": False}
 
     def __getitem__(self, key: str) -> np.ndarray:
         """``npk["name"]``: ``load(name)``."""
@@ -471,7 +571,15 @@ class BatchModeContext:
     changes made to it before the block exits (or before another change to
     that array) are committed, as in NumPack. In-place changes to a loaded
     array that is not saved again are not committed. ``memory_limit`` (MB)
-    bounds the cache of loaded, unchanged arrays.
+    bounds the cache of loaded, unchanged arrays. A ``batch_mode`` block
+    nested in another on the same NumPack joins the outer one (its changes
+    commit with the outer block's).
+
+    With several instances on one store (``shared=True``), the staged
+    changes are checked again at the commit against what other instances
+    committed meanwhile; if they no longer apply (an array they change was
+    dropped or shrunk), :class:`numvault.ConflictError` is raised and
+    nothing is committed.
     """
 
     def __init__(self, npk: NumPack, memory_limit: Optional[float] = None) -> None:
@@ -487,17 +595,24 @@ class BatchModeContext:
         # Loads of arrays without changes, bounded by memory_limit.
         self._clean: "OrderedDict[str, np.ndarray]" = OrderedDict()
         self._active = False
+        self._outer: Optional[BatchModeContext] = None
 
     def __enter__(self) -> "BatchModeContext":
         v = self._npk._v()
         if self._npk._batch is not None:
-            raise RuntimeError("batch_mode is already active on this NumPack")
+            # Nested: this block joins the outer batch; its changes commit
+            # (or are discarded) with the outer block's.
+            self._outer = self._npk._batch
+            return self._outer
         self._txn = v.begin()
         self._npk._batch = self
         self._active = True
         return self
 
     def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Literal[False]:
+        if self._outer is not None:
+            self._outer = None
+            return False  # a nested block: the outer one commits
         if self._npk._batch is not self:
             return False  # already committed by close()
         self._npk._batch = None
@@ -633,6 +748,12 @@ class BatchModeContext:
             return tuple(saved.shape)
         return tuple(self._txn.shape(name))
 
+    def _dtype(self, name: str) -> np.dtype:
+        saved = self._saved.get(name)
+        if saved is not None:
+            return saved.dtype
+        return np.dtype(self._txn.dtype(name))
+
     def _names(self) -> List[str]:
         return sorted(set(self._txn.names()) | set(self._saved))
 
@@ -697,6 +818,11 @@ class WritableBatchMode:
         if b is not None and b._pending(array_name):
             raise ValueError(
                 f"array '{array_name}' has uncommitted batch_mode changes; leave the batch first"
+            )
+        if 0 in v.shape(array_name):
+            raise ValueError(
+                f"array '{array_name}' is empty: cannot mmap an empty file for writing "
+                "(append rows first)"
             )
         try:
             s = v.writable(array_name)

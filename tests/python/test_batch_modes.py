@@ -95,8 +95,9 @@ def test_batch_errors_raise_at_the_call(npk):
             npk.drop("b", [-6])
         with pytest.raises(KeyError):
             npk.append({"nope": np.zeros(2)})
+        npk.drop("nope")  # NumPack 0.7: an unknown array is ignored
         with pytest.raises(KeyError):
-            npk.drop("nope")
+            npk.drop("nope", [0])
         with pytest.raises(ValueError):
             npk.save({"": np.zeros(2)})
         with pytest.raises(ValueError):
@@ -132,20 +133,31 @@ def test_batch_memory_limit_and_close_commits(npk, store_path):
     np.testing.assert_array_equal(npk.load("new"), np.arange(3))
 
 
-def test_batch_nesting_refused(npk):
-    with npk.batch_mode():
-        with pytest.raises(RuntimeError):
+def test_batch_nesting_joins_the_outer_batch(npk):
+    with npk.batch_mode() as outer:
+        with npk.batch_mode() as inner:
+            assert inner is outer
+            npk.save({"c": np.arange(3)})
+        # the inner block's exit committed nothing
+        assert not npk.vault.has("c") and npk.has_array("c")
+    assert npk.vault.has("c")
+    with pytest.raises(RuntimeError, match="boom"):
+        with npk.batch_mode():
             with npk.batch_mode():
-                pass
+                npk.save({"d": np.arange(3)})
+            raise RuntimeError("boom")
+    assert not npk.has_array("d")  # discarded with the outer block
 
 
 def test_batch_lazy_and_clone(npk):
     with npk.batch_mode():
         npk.clone("a", "a2")
-        npk.drop("b")
-        assert npk.get_member_list() == ["a", "a2"]
+        npk.drop("b")  # emptied, still listed (NumPack 0.7)
+        assert npk.get_member_list() == ["a", "a2", "b"] and npk.get_shape("b") == (0,)
         assert isinstance(npk.load("a2", lazy=True), np.ndarray)
-        assert npk.get_modify_time("b") is None
+        assert npk.get_modify_time("b") is not None
+        npk.vault  # the store is unchanged until the block exits
+        assert npk.vault.shape("b") == (5,)
         npk.reset()
         assert npk.get_member_list() == []
         npk.save({"b": np.arange(2)})

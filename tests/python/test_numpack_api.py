@@ -120,8 +120,16 @@ def test_every_method(store_path):
         assert isinstance(t, int) and t > 1_600_000_000 * 10**6
         assert npk.get_modify_time("z") is None
         md = npk.get_metadata()
-        assert md["arrays"]["x"]["shape"] == [100, 5] and md["arrays"]["x"]["dtype"] == "float32"
+        # NumPack 0.7's keys and dtype names, plus numvault's
+        assert set(md) >= {"arrays", "base_dir", "total_arrays", "version", "total_size"}
+        assert md["total_arrays"] == 2 and md["base_dir"] == str(store_path)
+        mx = md["arrays"]["x"]
+        assert set(mx) >= {"shape", "data_file", "last_modified", "size_bytes", "dtype"}
+        assert mx["shape"] == [100, 5] and mx["dtype"] == "Float32" and mx["numpy_dtype"] == "float32"
+        assert md["arrays"]["y"]["dtype"] == "Int64" and mx["size_bytes"] == x.nbytes
+        assert mx["last_modified"] == t
         assert md["total_size"] == x.nbytes + y.nbytes
+        assert npk.get_io_stats() == {"stats_available": False}
 
         # save overwrites
         npk.save({"y": y * 2})
@@ -130,7 +138,15 @@ def test_every_method(store_path):
         npk.replace({"x": np.zeros((2, 5), np.float32), "y": np.array([-1, -2])}, [0, 99])
         assert npk.load("x")[[0, 99]].sum() == 0 and npk.load("y")[[0, 99]].tolist() == [-1, -2]
         npk.replace({"x": np.ones(5, np.float32)}, 3)
-        np.testing.assert_array_equal(npk.getitem("x", 3), np.ones(5, np.float32))
+        # an int selects a one-row array, as in NumPack 0.7 (not NumPy's row)
+        assert npk.getitem("x", 3).shape == (1, 5) and npk.getitem("x", -1).shape == (1, 5)
+        np.testing.assert_array_equal(npk.getitem("x", 3), np.ones((1, 5), np.float32))
+        np.testing.assert_array_equal(npk.getitem("x", np.int64(-100)), npk.load("x")[:1])
+        assert npk.vault.getitem("x", 3).shape == (5,)  # Vault keeps NumPy's rule
+        with pytest.raises(ValueError, match="indexes must be int or list"):
+            npk.getitem("x", "3")
+        with pytest.raises(ValueError, match="indexes must be int or list"):
+            npk.replace({"x": np.ones(5, np.float32)}, 3.0)
         # append
         npk.append({"x": x[:10], "y": y[:10]})
         assert npk.get_shape("x") == (110, 5) and npk.get_shape("y") == (110,)
@@ -155,11 +171,19 @@ def test_every_method(store_path):
             npk.clone("x", "y")
         with pytest.raises(KeyError):
             npk.clone("nope", "z")
-        # drop removes the array (not just its rows)
+        # drop empties the array and keeps it listed, as NumPack 0.7 does
         npk.drop("x2")
+        assert npk.has_array("x2") and npk.get_shape("x2") == (0, 5)
+        assert npk.load("x2").dtype == np.float32
+        npk.drop(["x", "y", "never-saved"])  # unknown names are ignored
+        assert npk.get_member_list() == ["x", "x2", "y"]
+        assert npk.get_shape("x") == (0, 5) and npk.get_shape("y") == (0,)
+        assert npk.load("y").dtype == np.int64
+        npk.append({"y": y[:3]})  # an emptied array takes appends
+        np.testing.assert_array_equal(npk.load("y"), y[:3])
+        npk.vault.drop("x2")  # Vault.drop removes the array
         assert not npk.has_array("x2")
-        npk.drop(["x", "y"])
-        assert npk.get_member_list() == []
+        npk.reset()
         npk.save({"a": y, "b": y})
         npk.reset()
         assert npk.get_member_list() == []
@@ -167,8 +191,10 @@ def test_every_method(store_path):
             npk.save([("a", y)])  # NumPack requires a dict
         with pytest.raises(KeyError):
             npk.load("nope")
+        npk.drop("nope")  # silently ignored, as in NumPack 0.7
+        assert not npk.has_array("nope")
         with pytest.raises(KeyError):
-            npk.drop("nope")
+            npk.drop("nope", [0])  # row deletion in an unknown array raises
         with pytest.raises(KeyError):
             npk.get_shape("nope")
 
@@ -183,7 +209,11 @@ def test_multi_array_calls_are_atomic(store_path):
             npk.replace({"a": np.arange(2), "b": np.arange(2.0)}, [0, 9])
         np.testing.assert_array_equal(npk.load("a"), np.arange(5))
         with pytest.raises(KeyError):
-            npk.drop(["a", "missing"])
+            npk.drop(["a", "missing"], [0])
+        assert npk.get_shape("a") == (5,)  # nothing deleted from "a" either
+        with pytest.raises(IndexError):
+            npk.drop(["a", "b"], [4, 5])
+        assert npk.get_shape("a") == (5,) and npk.get_shape("b") == (5,)
         assert npk.get_member_list() == ["a", "b"]
         with pytest.raises(ValueError):
             npk.save({"ok": np.arange(3), "": np.arange(3)})

@@ -7,7 +7,7 @@ use numpy::PyUntypedArray;
 use numvault::{DType, OpenOptions, Store, View};
 use pyo3::exceptions::{PyBufferError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyList, PySlice, PyTuple};
+use pyo3::types::{PyDict, PyList, PySlice, PyTuple};
 
 use crate::conv::{alloc, borrowed_array, descr, make_read_only, out_slice, shape_tuple};
 use crate::errors::{guard, nogil, withgil};
@@ -121,6 +121,37 @@ impl LazyArray {
         self.view.dtype()
     }
 
+    /// True when `reshape` gave this array other trailing dimensions than
+    /// the stored ones (the rows are the same).
+    fn reshaped(&self) -> bool {
+        self.shape[1..] != self.view.shape()[1..]
+    }
+
+    /// `select` on the stored rows, shaped with this array's trailing
+    /// dimensions.
+    fn select_rows<'py>(&self, py: Python<'py>, sel: &Rows<'_>) -> PyResult<Bound<'py, PyAny>> {
+        let got = select(py, &self.view, sel)?;
+        if !self.reshaped() {
+            return Ok(got);
+        }
+        let mut dims: Vec<u64> = match sel {
+            Rows::One(_) => Vec::new(),
+            Rows::Range { len, .. } => vec![*len],
+            Rows::List { shape, .. } => shape.clone(),
+        };
+        dims.extend_from_slice(&self.shape[1..]);
+        let arr = got.call_method1("reshape", (shape_tuple(py, &dims)?,))?;
+        if dims.is_empty() {
+            return arr.get_item(());
+        }
+        Ok(arr)
+    }
+
+    /// Python helpers of this class (`numvault._lazy`).
+    fn helper<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        py.import("numvault._lazy")?.getattr(name)
+    }
+
     /// The whole array as NumPy: zero-copy over the mapping when possible.
     /// The array's values as a read-only ndarray (zero-copy when possible),
     /// for operators, which NumPy computes on them; nothing writes back.
@@ -137,7 +168,38 @@ impl LazyArray {
         method: &str,
         other: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        const BITWISE: [&str; 10] = [
+            "__and__",
+            "__rand__",
+            "__or__",
+            "__ror__",
+            "__xor__",
+            "__rxor__",
+            "__lshift__",
+            "__rlshift__",
+            "__rshift__",
+            "__rrshift__",
+        ];
+        if BITWISE.contains(&method) {
+            slf.get().check_bitwise()?;
+        }
         Self::values(slf)?.call_method1(method, (other,))
+    }
+
+    /// NumPack's error for a bitwise operator on a float or complex array
+    /// (a `TypeError`, as NumPy's).
+    fn check_bitwise(&self) -> PyResult<()> {
+        if matches!(
+            self.dtype_(),
+            DType::F16 | DType::F32 | DType::F64 | DType::Complex64 | DType::Complex128
+        ) {
+            return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                "Bitwise operations are only supported for integer arrays; array '{}' is {}",
+                self.view.name(),
+                self.dtype_()
+            )));
+        }
+        Ok(())
     }
 
     fn full<'py>(slf: &Bound<'py, Self>, force_copy: bool) -> PyResult<Bound<'py, PyUntypedArray>> {
@@ -158,7 +220,12 @@ impl LazyArray {
                 };
             }
         }
-        materialize(py, &me.view)
+        let arr = materialize(py, &me.view)?;
+        if me.reshaped() {
+            let shaped = arr.call_method1("reshape", (shape_tuple(py, &me.shape)?,))?;
+            return Ok(shaped.cast_into::<PyUntypedArray>()?);
+        }
+        Ok(arr)
     }
 
     fn getitem_inner<'py>(
@@ -189,7 +256,7 @@ impl LazyArray {
             let Some(sel) = parse_rows(&first, rows, false)? else {
                 return Self::fallback(slf, key);
             };
-            let head = select(py, &me.view, &sel)?;
+            let head = me.select_rows(py, &sel)?;
             if rest.is_empty() {
                 return Ok(head);
             }
@@ -211,7 +278,7 @@ impl LazyArray {
             return head.get_item(key2);
         }
         match parse_rows(key, rows, false)? {
-            Some(sel) => select(py, &me.view, &sel),
+            Some(sel) => me.select_rows(py, &sel),
             None => Self::fallback(slf, key),
         }
     }
@@ -495,6 +562,7 @@ impl LazyArray {
         Self::values(slf)?.call_method0("__pos__")
     }
     fn __invert__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        slf.get().check_bitwise()?;
         Self::values(slf)?.call_method0("__invert__")
     }
     fn __abs__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
@@ -503,10 +571,16 @@ impl LazyArray {
 
     fn __reduce__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let f = py.import("numvault._core")?.getattr("_open_lazy")?;
-        let args = PyTuple::new(py, [self.path(), self.view.name().to_string()])?;
+        let shape = if self.reshaped() {
+            shape_tuple(py, &self.shape)?.into_any()
+        } else {
+            py.None().into_bound(py)
+        };
+        let args = (self.path(), self.view.name().to_string(), shape).into_pyobject(py)?;
         PyTuple::new(py, [f, args.into_any()])
     }
 
+    /// ``LazyArray('name', shape=(..), dtype=.., store='path')``.
     fn __repr__(&self) -> String {
         let dims: Vec<String> = self.shape.iter().map(u64::to_string).collect();
         let shape = if dims.len() == 1 {
@@ -515,10 +589,144 @@ impl LazyArray {
             format!("({})", dims.join(", "))
         };
         format!(
-            "LazyArray({:?}, shape={shape}, dtype={})",
+            "LazyArray({:?}, shape={shape}, dtype={}, store={:?})",
             self.view.name(),
-            self.dtype_()
+            self.dtype_(),
+            self.path()
         )
+    }
+
+    /// NumPy's ufunc protocol: ``np.add(lazy, 1)``, ``np.sqrt(lazy)``...
+    /// give NumPy's result on the values; reductions (``np.add.reduce``,
+    /// ``np.maximum.reduce``...) stream the array in batches.
+    #[pyo3(signature = (ufunc, method, *inputs, **kwargs))]
+    fn __array_ufunc__<'py>(
+        slf: &Bound<'py, Self>,
+        ufunc: &Bound<'py, PyAny>,
+        method: &Bound<'py, PyAny>,
+        inputs: &Bound<'py, PyTuple>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = slf.py();
+        let kw = match kwargs {
+            Some(k) => k.clone(),
+            None => PyDict::new(py),
+        };
+        Self::helper(py, "array_ufunc")?.call1((slf, ufunc, method, inputs, kw))
+    }
+
+    /// NumPy's function protocol: ``np.mean(lazy)``, ``np.concatenate([lazy,
+    /// x])``, ``np.where(lazy > 0)``...; whole-array reductions (sum, prod,
+    /// min, max, any, all, mean, std, var) stream the array in batches.
+    fn __array_function__<'py>(
+        slf: &Bound<'py, Self>,
+        func: &Bound<'py, PyAny>,
+        types: &Bound<'py, PyAny>,
+        args: &Bound<'py, PyAny>,
+        kwargs: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        Self::helper(slf.py(), "array_function")?.call1((slf, func, types, args, kwargs))
+    }
+
+    /// ``reshape(*shape)`` or ``reshape(shape)`` (``-1`` allowed): a lazy
+    /// array when the number of rows stays the same, else NumPy's reshape of
+    /// the values.
+    #[pyo3(signature = (*shape, order="C"))]
+    fn reshape<'py>(
+        slf: &Bound<'py, Self>,
+        shape: &Bound<'py, PyTuple>,
+        order: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        Self::helper(slf.py(), "reshape")?.call1((slf, shape, order))
+    }
+
+    /// This array's rows with other trailing dimensions (used by `reshape`).
+    fn _with_shape(&self, shape: Vec<u64>) -> PyResult<LazyArray> {
+        let stored = self.view.shape();
+        let elems = |s: &[u64]| s.iter().skip(1).try_fold(1u64, |a, &d| a.checked_mul(d));
+        if shape.first() != stored.first() || elems(&shape) != elems(&stored) {
+            return Err(PyValueError::new_err(format!(
+                "cannot view array '{}' of shape {:?} as {:?}: rows and row size must stay the same",
+                self.view.name(),
+                stored,
+                shape
+            )));
+        }
+        Ok(LazyArray {
+            view: self.view.clone(),
+            store_path: self.store_path.clone(),
+            shape,
+        })
+    }
+
+    /// The transposed values (NumPy's ``T``; a read-only view of the mapping
+    /// when zero-copy).
+    #[getter(T)]
+    fn transposed<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        Self::values(slf)?.getattr("T")
+    }
+
+    /// ``astype(dtype, ...)``: a new ndarray (NumPy's ``astype`` arguments).
+    #[pyo3(signature = (dtype, **kwargs))]
+    fn astype<'py>(
+        slf: &Bound<'py, Self>,
+        dtype: &Bound<'py, PyAny>,
+        kwargs: Option<&Bound<'py, PyDict>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        Self::values(slf)?.call_method("astype", (dtype,), kwargs)
+    }
+
+    /// A new, writable ndarray holding the values.
+    #[pyo3(signature = (order="C"))]
+    fn copy<'py>(slf: &Bound<'py, Self>, order: &str) -> PyResult<Bound<'py, PyAny>> {
+        let arr = Self::full(slf, true)?.into_any();
+        if order == "C" {
+            return Ok(arr);
+        }
+        arr.call_method1("copy", (order,))
+    }
+
+    /// ``copy.copy(lazy)``: a new ndarray.
+    fn __copy__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        Ok(Self::full(slf, true)?.into_any())
+    }
+
+    /// ``copy.deepcopy(lazy)``: a new ndarray.
+    fn __deepcopy__<'py>(
+        slf: &Bound<'py, Self>,
+        _memo: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        Ok(Self::full(slf, true)?.into_any())
+    }
+
+    /// The values as nested Python lists.
+    fn tolist<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
+        Self::values(slf)?.call_method0("tolist")
+    }
+
+    /// NumPy's rule: the truth of the one element; an error for any other size.
+    fn __bool__(slf: &Bound<'_, Self>) -> PyResult<bool> {
+        Self::values(slf)?.is_truthy()
+    }
+
+    /// NumPack compatibility: a lazy array holds no handle to close (its
+    /// mapping is released when the last reference goes); a no-op.
+    fn close(&self) {}
+
+    fn __enter__(slf: Bound<'_, Self>) -> Bound<'_, Self> {
+        slf
+    }
+
+    #[pyo3(signature = (*_args))]
+    fn __exit__(&self, _args: &Bound<'_, PyTuple>) -> bool {
+        false
+    }
+
+    /// NumPack's accelerator methods (``vectorized_gather``,
+    /// ``mega_batch_get_rows``, ``boolean_index_*``...) and NumPy's array
+    /// methods (``sum``, ``mean``, ``max``...), from `numvault._lazy`.
+    fn __getattr__<'py>(slf: &Bound<'py, Self>, name: &str) -> PyResult<Bound<'py, PyAny>> {
+        Self::helper(slf.py(), "getattr_")?.call1((slf, name))
     }
 }
 
@@ -541,7 +749,7 @@ impl LazyIter {
         if i >= a.view.rows() {
             return Ok(None);
         }
-        select(py, &a.view, &Rows::One(i)).map(Some)
+        a.select_rows(py, &Rows::One(i)).map(Some)
     }
 
     fn __length_hint__(&self) -> u64 {
@@ -555,11 +763,21 @@ impl LazyIter {
 /// Reopen a pickled [`LazyArray`]: open the store read-only and take a new
 /// snapshot of the array.
 #[pyfunction]
-pub fn _open_lazy(py: Python<'_>, path: PathBuf, name: String) -> PyResult<LazyArray> {
+#[pyo3(signature = (path, name, shape=None))]
+pub fn _open_lazy(
+    py: Python<'_>,
+    path: PathBuf,
+    name: String,
+    shape: Option<Vec<u64>>,
+) -> PyResult<LazyArray> {
     let p = path.clone();
     let view = nogil(py, move || {
         let store = Store::open(&p, OpenOptions::read_only())?;
         store.view(&name)
     })?;
-    Ok(LazyArray::new(view, path))
+    let lazy = LazyArray::new(view, path);
+    match shape {
+        Some(s) => lazy._with_shape(s),
+        None => Ok(lazy),
+    }
 }
