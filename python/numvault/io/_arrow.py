@@ -34,14 +34,14 @@ def row_shape_of(schema: Any) -> Optional[Tuple[int, ...]]:
 
 
 def _column(pa: Any, col: Any, name: str, source: Any, place: str) -> np.ndarray:
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
     t = col.type
     if pa.types.is_fixed_size_list(t):
-        width = t.list_size
-        flat = col.flatten() if hasattr(col, "flatten") else col.values
-        if hasattr(flat, "combine_chunks"):
-            flat = flat.combine_chunks()
-        vals = _column(pa, flat, name, source, place)
-        return vals.reshape(len(col), width)
+        if col.null_count:
+            raise ConversionError(source, f"{place}column '{name}'", "list column holds null rows")
+        vals = _column(pa, col.flatten(), name, source, place)
+        return vals.reshape(len(col), t.list_size)
     if not (pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t)):
         raise ConversionError(source, f"{place}column '{name}'", f"Arrow type {t} is not numeric")
     arr = col.to_numpy(zero_copy_only=False) if hasattr(col, "to_numpy") else np.asarray(col)

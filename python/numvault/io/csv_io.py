@@ -68,6 +68,20 @@ def _first_bad(df: Any, pd: Any) -> Optional[tuple]:
     return best
 
 
+def _frame_to_array(df: Any, forced: Optional[np.dtype], src: Path, line: int) -> np.ndarray:
+    """The chunk's columns as one 2-D array, column by column: of ``forced``
+    if given, else of the columns' common type; a column whose values the
+    target cannot hold exactly is an error naming the line."""
+    cols = [df[c].to_numpy() for c in df.columns]
+    target = forced if forced is not None else np.result_type(*[c.dtype for c in cols])
+    out = np.empty((len(df), len(cols)), dtype=target)
+    for i, c in enumerate(cols):
+        if c.dtype == object:
+            c = c.astype(np.float64)
+        out[:, i] = _convert(c, target, src, line, "line")
+    return out
+
+
 def _convert(arr: np.ndarray, dtype: Optional[np.dtype], src: Path, first_line: int, what: str) -> np.ndarray:
     """``arr`` cast to ``dtype`` if given, refusing casts that change values."""
     if dtype is None or arr.dtype == dtype:
@@ -125,6 +139,12 @@ def _numpy_chunks(src: Path, delimiter: Optional[str], skiprows: int, max_rows: 
             try:
                 arr = np.loadtxt(lines, delimiter=delimiter, dtype=np.float64, ndmin=2, **keep)
             except ValueError as e:
+                # find the line at fault, parsing the batch's lines one by one
+                for k, ln in enumerate(lines):
+                    try:
+                        np.loadtxt([ln], delimiter=delimiter, dtype=np.float64, ndmin=2, **keep)
+                    except ValueError as e1:
+                        raise ConversionError(src, f"line {line + k}", str(e1)) from e
                 raise ConversionError(src, f"lines {line}..{line + len(lines) - 1}", str(e)) from e
             yield line, arr
             line += len(lines)
@@ -166,12 +186,7 @@ def _arrays(src: Path, pd: Any, delimiter: Optional[str], skiprows: int, max_row
             if bad is not None:
                 r, c, val = bad
                 raise ConversionError(src, f"line {line + r}, column {c + 1}", f"{val!r} is not a number")
-            try:
-                arr = chunk.to_numpy()
-            except (TypeError, ValueError) as e:
-                raise ConversionError(src, f"lines {line}..{line + len(chunk) - 1}", str(e)) from e
-            if arr.dtype == object:
-                arr = arr.astype(np.float64)
+            arr = _frame_to_array(chunk, forced, src, line)
         else:
             arr = chunk
         if width is None:
