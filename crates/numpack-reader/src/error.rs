@@ -35,6 +35,8 @@ pub enum Error {
     },
     /// Memory for one chunk of rows could not be had.
     OutOfMemory { array: String, bytes: u64 },
+    /// The progress callback stopped the import (nothing was committed).
+    Cancelled(String),
     /// The numvault store refused the import (nothing was committed).
     Target {
         array: Option<String>,
@@ -132,6 +134,7 @@ impl fmt::Display for Error {
                 f,
                 "array '{array}': could not allocate {bytes} bytes for one chunk of rows"
             ),
+            Error::Cancelled(why) => write!(f, "import cancelled: {why}"),
             Error::Target { array, source } => match array {
                 Some(a) => write!(f, "importing array '{a}': {source}"),
                 None => write!(f, "{source}"),

@@ -23,6 +23,8 @@ pub struct ImportOptions {
     pub select: Option<Select>,
     /// Bytes of rows read and staged at a time (at least one row).
     pub chunk_bytes: usize,
+    /// Drop every array the target store has, in the same commit.
+    pub replace_all: bool,
 }
 
 impl Default for ImportOptions {
@@ -31,6 +33,7 @@ impl Default for ImportOptions {
             prefix: None,
             select: None,
             chunk_bytes: DEFAULT_CHUNK_BYTES,
+            replace_all: false,
         }
     }
 }
@@ -103,7 +106,7 @@ pub fn stage_array(
     src: &NumPackStore,
     p: &Planned<'_>,
     chunk_bytes: usize,
-    progress: &mut dyn FnMut(u64),
+    progress: &mut dyn FnMut(u64) -> Result<()>,
 ) -> Result<ImportedArray> {
     let a = p.array;
     let shape = a.shape();
@@ -118,8 +121,7 @@ pub fn stage_array(
             .map_err(&terr)?;
         src.stream_rows(a, chunk_bytes, |rows| {
             w.write(rows).map_err(&terr)?;
-            progress(rows.len() as u64);
-            Ok::<(), Error>(())
+            progress(rows.len() as u64)
         })?;
         if w.rows() != a.live_rows() {
             return Err(Error::corrupt(
@@ -148,15 +150,23 @@ pub fn stage_array(
 
 /// Import `planned` arrays of `src` into `store` in one transaction: every
 /// array or, on any error, none (the store is left as it was). Arrays of the
-/// same name in `store` are replaced. `progress` gets bytes of rows staged.
+/// same name in `store` are replaced; with `replace_all` every other array
+/// of `store` is dropped in the same commit. `progress` gets the bytes of
+/// rows staged; an error from it cancels the import.
 pub fn import_into(
     store: &Store,
     src: &NumPackStore,
     planned: &[Planned<'_>],
-    chunk_bytes: usize,
-    progress: &mut dyn FnMut(u64),
+    opts: &ImportOptions,
+    progress: &mut dyn FnMut(u64) -> Result<()>,
 ) -> Result<Vec<ImportedArray>> {
+    let chunk_bytes = opts.chunk_bytes;
     let mut txn = store.begin()?;
+    if opts.replace_all {
+        for n in txn.names() {
+            txn.drop_array(&n)?;
+        }
+    }
     let mut out = Vec::with_capacity(planned.len());
     for p in planned {
         out.push(stage_array(&mut txn, src, p, chunk_bytes, progress)?);
@@ -181,13 +191,13 @@ pub fn import_dir(
     src: &Path,
     dst: &Path,
     opts: &ImportOptions,
-    progress: &mut dyn FnMut(u64),
+    progress: &mut dyn FnMut(u64) -> Result<()>,
 ) -> Result<ImportReport> {
     let np = NumPackStore::open(src)?;
     let planned = plan(&np, opts)?;
     let existed = dst.exists();
     let store = Store::open(dst, numvault::OpenOptions::default())?;
-    match import_into(&store, &np, &planned, opts.chunk_bytes, progress) {
+    match import_into(&store, &np, &planned, opts, progress) {
         Ok(arrays) => {
             store.close()?;
             Ok(ImportReport {

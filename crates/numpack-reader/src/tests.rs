@@ -130,7 +130,11 @@ fn import_matches_the_reader_and_reopens() {
             chunk_bytes: 100, // many chunks per array
             ..ImportOptions::default()
         };
-        let rep = import_dir(&dir, &dst, &opts, &mut |n| bytes += n).unwrap();
+        let rep = import_dir(&dir, &dst, &opts, &mut |n| {
+            bytes += n;
+            Ok(())
+        })
+        .unwrap();
         assert!(rep.created);
         let np = NumPackStore::open(&dir).unwrap();
         assert_eq!(rep.arrays.len(), np.arrays.len());
@@ -155,7 +159,7 @@ fn prefix_and_select() {
         select: Some(Box::new(|n: &str| n.starts_with("plain_"))),
         ..ImportOptions::default()
     };
-    let rep = import_dir(dir, &dst, &opts, &mut |_| {}).unwrap();
+    let rep = import_dir(dir, &dst, &opts, &mut |_| Ok(())).unwrap();
     assert_eq!(rep.arrays.len(), 14);
     let st = Store::open(&dst, numvault::OpenOptions::read_only()).unwrap();
     assert!(st.has("np/plain_int8"));
@@ -176,14 +180,14 @@ fn import_fails_cleanly(bad: &Path, what: &str) -> Error {
         .unwrap();
         st.close().unwrap();
     }
-    let err = import_dir(bad, &dst, &ImportOptions::default(), &mut |_| {})
+    let err = import_dir(bad, &dst, &ImportOptions::default(), &mut |_| Ok(()))
         .err()
         .unwrap_or_else(|| panic!("{what}: imported a damaged store"));
     let st = Store::open(&dst, numvault::OpenOptions::read_only()).unwrap();
     assert_eq!(st.list(""), vec!["keep".to_string()], "{what}");
     drop(st);
     let fresh = t.path().join("fresh");
-    assert!(import_dir(bad, &fresh, &ImportOptions::default(), &mut |_| {}).is_err());
+    assert!(import_dir(bad, &fresh, &ImportOptions::default(), &mut |_| Ok(())).is_err());
     assert!(
         !fresh.exists(),
         "{what}: a failed import left a new store behind"
@@ -379,4 +383,41 @@ fn not_a_numpack_store() {
     ));
     assert!(!is_numpack_store(t.path()));
     assert!(is_numpack_store(&fixture_stores()[0]));
+}
+
+#[test]
+fn replace_all_and_cancel() {
+    let dir = &fixture_stores()[0];
+    let t = tempfile::tempdir().unwrap();
+    let dst = t.path().join("vault");
+    {
+        let st = Store::open(&dst, numvault::OpenOptions::default()).unwrap();
+        st.save("old", numvault::ArrayRef::new(DType::U8, &[1], &[9]))
+            .unwrap();
+        st.close().unwrap();
+    }
+    // Cancelled half-way: nothing changes.
+    let mut calls = 0;
+    let e = import_dir(dir, &dst, &ImportOptions::default(), &mut |_| {
+        calls += 1;
+        if calls > 3 {
+            return Err(Error::Cancelled("test".into()));
+        }
+        Ok(())
+    })
+    .unwrap_err();
+    assert!(matches!(e, Error::Cancelled(_)));
+    {
+        let st = Store::open(&dst, numvault::OpenOptions::read_only()).unwrap();
+        assert_eq!(st.list(""), vec!["old".to_string()]);
+    }
+    let opts = ImportOptions {
+        replace_all: true,
+        ..ImportOptions::default()
+    };
+    let rep = import_dir(dir, &dst, &opts, &mut |_| Ok(())).unwrap();
+    assert!(!rep.created);
+    let st = Store::open(&dst, numvault::OpenOptions::read_only()).unwrap();
+    assert!(!st.has("old"));
+    assert_eq!(st.len(), rep.arrays.len());
 }

@@ -38,9 +38,15 @@ const TRACKING_VERSION: u32 = 1;
 pub(crate) struct ImportArgs {
     #[command(flatten)]
     pub c: Common,
-    /// Files or directories to import (directories recursively).
+    /// Files or directories to import (directories recursively), or one
+    /// NumPack store directory (holding metadata.npkm): imported whole, in
+    /// one commit, without its deleted rows.
     #[arg(required = true)]
     pub paths: Vec<PathBuf>,
+    /// Read the source as this kind of store (default: a directory holding
+    /// metadata.npkm is a NumPack store, anything else files).
+    #[arg(long, value_enum)]
+    pub from: Option<SourceKind>,
     /// Only files whose path relative to PATH matches this glob (repeatable).
     #[arg(long)]
     pub include: Vec<String>,
@@ -62,6 +68,13 @@ pub(crate) struct ImportArgs {
     /// Show what would be imported without changing the store.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// A kind of source store `--from` can force.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum SourceKind {
+    /// A NumPack 0.5-0.7 store directory.
+    Numpack,
 }
 
 #[derive(Args, Debug)]
@@ -363,6 +376,9 @@ impl Outcome {
 }
 
 pub(crate) fn import(out: &Out, a: &ImportArgs) -> Result<(), Fail> {
+    if numpack::wanted(a) {
+        return numpack::import(out, a);
+    }
     let include = globs(&a.include)?;
     let exclude = globs(&a.exclude)?;
     let prefix = a.prefix.clone().unwrap_or_default();
@@ -827,6 +843,8 @@ pub(crate) fn status(out: &Out, a: &StatusArgs) -> Result<(), Fail> {
     }
     Ok(())
 }
+
+mod numpack;
 
 #[cfg(test)]
 mod tests;

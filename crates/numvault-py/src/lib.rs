@@ -7,6 +7,7 @@ mod errors;
 mod index;
 mod lazy;
 mod lazy_interop;
+mod numpack_import;
 mod stream;
 mod txn;
 mod vault;
@@ -66,6 +67,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(vault::resolve_index, m)?)?;
     m.add_function(wrap_pyfunction!(vault::validate_name, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
+    m.add_function(wrap_pyfunction!(numpack_import::_import_numpack, m)?)?;
     Ok(())
 }
 
