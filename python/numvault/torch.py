@@ -1,0 +1,186 @@
+"""PyTorch datasets over numvault stores.
+
+``ArrayDataset(path, names)`` is a map-style ``torch.utils.data.Dataset`` of
+the rows of one or more arrays of a store (all with the same number of
+rows): ``ds[i]`` is row ``i`` (a tensor, or a tuple of tensors, one per
+name), and ``ds.__getitems__(indices)`` (what ``DataLoader`` calls for a
+batch) gathers a whole batch at once: one tensor per name, rows in the order
+asked. The dataset reads a snapshot: the arrays as committed when it was
+made, in every worker.
+
+It works in ``DataLoader(num_workers=N)`` under every start method:
+
+* ``fork``: the workers inherit the dataset's LazyArrays, read-only memory
+  maps that stay valid in a child process (no Vault handle is used there).
+* ``spawn``/``forkserver``: the dataset pickles as (path, names, committed
+  states); each worker opens the store read-only once and checks that the
+  arrays are still in the state the dataset was made from
+  (``StaleSnapshotError`` otherwise, never a silent mix of states).
+
+Batches without an extra copy: in the main process a batch is gathered into
+a new NumPy array that the tensor wraps (``torch.from_numpy``); in a worker
+it is gathered straight into shared memory, which is how a worker hands a
+tensor to the main process. Use ``collate`` as the ``collate_fn`` (or
+``ds.loader(...)``): PyTorch's default collate would re-stack a batch that
+is already a tensor, copying it.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from ._core import LazyArray, Vault
+from .dask import StaleSnapshotError
+
+try:
+    import torch
+    from torch.utils.data import DataLoader, Dataset, get_worker_info
+except ImportError as e:  # pragma: no cover - depends on the environment
+    raise ImportError(
+        "numvault.torch needs PyTorch, which is not installed: pip install torch"
+    ) from e
+
+__all__ = ["ArrayDataset", "collate", "StaleSnapshotError"]
+
+
+def _torch_dtype(dtype: np.dtype) -> "torch.dtype":
+    try:
+        return torch.from_numpy(np.empty(0, dtype=dtype)).dtype
+    except TypeError as e:
+        raise TypeError(f"PyTorch has no dtype for {dtype}") from e
+
+
+class _Batch(tuple):
+    """A batch already collated by ``ArrayDataset.__getitems__``."""
+
+
+class ArrayDataset(Dataset):
+    """Rows of arrays ``names`` (a name or a sequence of names) of the store
+    at ``path``. ``transform``, if given, is applied to what ``__getitem__``
+    and ``__getitems__`` return."""
+
+    def __init__(
+        self,
+        path: "os.PathLike[str] | str",
+        names: Union[str, Sequence[str]],
+        *,
+        transform: Optional[Any] = None,
+    ) -> None:
+        self.path = os.path.abspath(os.fspath(path))
+        self.single = isinstance(names, str)
+        self.names: List[str] = [names] if isinstance(names, str) else list(names)
+        if not self.names:
+            raise ValueError("ArrayDataset needs at least one array name")
+        self.transform = transform
+        with Vault(self.path, "r") as v:
+            arrays = [v.lazy(n) for n in self.names]
+        lengths = {n: len(a) for n, a in zip(self.names, arrays)}
+        if len(set(lengths.values())) != 1:
+            raise ValueError(f"arrays of an ArrayDataset must have the same number of rows: {lengths}")
+        self._len = len(arrays[0])
+        self._states = [tuple(a._state) for a in arrays]
+        self._tdtypes = [_torch_dtype(np.dtype(a.dtype)) for a in arrays]
+        self._arrays: Optional[List[LazyArray]] = arrays
+
+    # -- pickling (spawn workers): the snapshot's identity, not its bytes
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_arrays"] = None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+
+    def _open(self) -> List[LazyArray]:
+        arrays = self._arrays
+        if arrays is None:
+            with Vault(self.path, "r") as v:
+                try:
+                    arrays = [v.lazy(n) for n in self.names]
+                except KeyError as e:
+                    raise StaleSnapshotError(
+                        f"an array of this ArrayDataset was dropped from {self.path} after the "
+                        f"dataset was made: {e}"
+                    ) from None
+            for n, a, s in zip(self.names, arrays, self._states):
+                if tuple(a._state) != s:
+                    raise StaleSnapshotError(
+                        f"array {n!r} of {self.path} was changed by a commit made after this "
+                        "ArrayDataset was made; make the dataset again"
+                    )
+            self._arrays = arrays
+        return arrays
+
+    def __len__(self) -> int:
+        return self._len
+
+    def _out(self, parts: List[Any]) -> Any:
+        out = parts[0] if self.single else tuple(parts)
+        return self.transform(out) if self.transform is not None else out
+
+    def __getitem__(self, index: int) -> Any:
+        parts = []
+        for a in self._open():
+            row = a[index]
+            parts.append(torch.from_numpy(np.ascontiguousarray(row)) if isinstance(row, np.ndarray)
+                         else torch.tensor(row))
+        return self._out(parts)
+
+    def __getitems__(self, indices: Iterable[int]) -> Any:
+        idx = np.asarray(indices if isinstance(indices, np.ndarray) else list(indices), dtype=np.int64)
+        if idx.ndim != 1:
+            raise IndexError("__getitems__ takes a 1-d sequence of row indices")
+        n = self._len
+        if idx.size and (int(idx.min()) < -n or int(idx.max()) >= n):
+            bad = idx[(idx < -n) | (idx >= n)][0]
+            raise IndexError(f"index {bad} is out of bounds for a dataset of {n} rows")
+        idx = np.where(idx < 0, idx + n, idx)
+        shared = get_worker_info() is not None
+        parts = [self._gather(a, td, idx, shared) for a, td in zip(self._open(), self._tdtypes)]
+        out = self._out(parts)
+        return _Batch((out,))
+
+    @staticmethod
+    def _gather(a: LazyArray, tdtype: "torch.dtype", idx: np.ndarray, shared: bool) -> "torch.Tensor":
+        shape = (len(idx),) + tuple(a.shape[1:])
+        if shared:
+            # In a worker: gather straight into shared memory (what the
+            # worker sends to the main process), one copy from the map.
+            try:
+                numel = int(np.prod(shape, dtype=np.int64))
+                proto = torch.empty(0, dtype=tdtype)
+                storage = proto._typed_storage()._new_shared(numel, device=proto.device)
+                out = proto.new(storage).view(shape)
+            except Exception:  # private API changed: fall back to one more copy
+                return torch.from_numpy(a[idx])
+            dst = out.numpy()
+            if a.zero_copy:
+                # mode='clip' (indices already checked): NumPy writes into
+                # `out` directly ('raise' would buffer).
+                np.take(np.asarray(a), idx, axis=0, out=dst, mode="clip")
+            else:
+                dst[...] = a[idx]
+            return out
+        return torch.from_numpy(a[idx])  # a new array: wrapped, not copied
+
+    def loader(self, **kwargs: Any) -> "DataLoader":
+        """``DataLoader(self, collate_fn=collate, **kwargs)``."""
+        kwargs.setdefault("collate_fn", collate)
+        return DataLoader(self, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"ArrayDataset({self.path!r}, {self.names if not self.single else self.names[0]!r}, rows={self._len})"
+
+
+def collate(batch: Any) -> Any:
+    """``collate_fn`` for ``ArrayDataset``: passes a batch from
+    ``__getitems__`` through as it is (tensors, no copy); anything else (a
+    list of samples) goes to PyTorch's ``default_collate``."""
+    if isinstance(batch, _Batch):
+        return batch[0]
+    from torch.utils.data import default_collate
+
+    return default_collate(batch)
