@@ -133,7 +133,13 @@ fn parse_err(path: &Path, e: format::ParseError, array: Option<&str>) -> Error {
 
 /// Length of a data file that must hold at least `need` bytes.
 fn check_data_file(path: &Path, array: &str, need: u64) -> Result<()> {
-    let m = fs::metadata(path).map_err(|e| Error::io(path, Some(array), e))?;
+    let m = fs::metadata(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            Error::corrupt(path, Some(array), 0, "the data file is missing")
+        } else {
+            Error::io(path, Some(array), e)
+        }
+    })?;
     if !m.is_file() {
         return Err(Error::corrupt(
             path,

@@ -54,7 +54,11 @@ fn select(include: Option<GlobSet>, exclude: Option<GlobSet>) -> Option<numpack_
 
 fn shape_str(s: &[u64]) -> String {
     let parts: Vec<String> = s.iter().map(u64::to_string).collect();
-    format!("({})", parts.join(", "))
+    if parts.len() == 1 {
+        format!("({},)", parts[0])
+    } else {
+        format!("({})", parts.join(", "))
+    }
 }
 
 pub(crate) fn import(out: &Out, a: &ImportArgs) -> Result<(), Fail> {
