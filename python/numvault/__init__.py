@@ -39,6 +39,18 @@ from ._core import (
 )
 from .numpack import BatchModeContext, NumPack, WritableBatchMode, force_cleanup_windows_handles
 
+
+def __getattr__(name: str):  # noqa: ANN201 - module attribute hook
+    """``numvault.pack``, ``numvault.unpack`` and ``numvault.get_package_info``
+    (from :mod:`numvault.io`, imported on first use), as NumPack exports
+    them."""
+    if name in ("pack", "unpack", "get_package_info"):
+        from . import io
+
+        return getattr(io, name)
+    raise AttributeError(f"module 'numvault' has no attribute '{name}'")
+
+
 __all__ = [
     "FORMAT_VERSION",
     "ArrayInUseError",
@@ -57,4 +69,7 @@ __all__ = [
     "WritableBatchMode",
     "__version__",
     "force_cleanup_windows_handles",
+    "get_package_info",
+    "pack",
+    "unpack",
 ]

@@ -6,7 +6,7 @@ wrong: every call is atomic and crash-safe (a commit log, not metadata
 written at close), data is checksummed, instances writing one store take
 turns through a per-commit writer lock (no lost update), ``batch_mode``
 commits atomically and raises its errors, and indexes follow NumPy. The
-deliberate differences from NumPack 0.7 are listed in docs/MIGRATING.md.
+deliberate differences from NumPack 0.7 are listed in docs/COMPAT.md.
 """
 
 from __future__ import annotations
