@@ -202,3 +202,95 @@ fn report(out: &Out, src: &Path, arrays: &[Row], dry_run: bool) -> Result<(), Fa
     ))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    fn fixture(v: &str) -> PathBuf {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../tests/fixtures/numpack")
+            .join(v)
+            .join("store")
+    }
+
+    fn run(args: &[&std::ffi::OsStr]) -> i32 {
+        let mut v: Vec<std::ffi::OsString> = vec!["numvault".into(), "--quiet".into()];
+        v.extend(args.iter().map(|a| a.to_os_string()));
+        crate::run(v)
+    }
+
+    #[test]
+    fn imports_each_version_and_refuses_damage() {
+        let t = tempfile::tempdir().unwrap();
+        for v in ["0.5.2", "0.6.0", "0.7.0"] {
+            let dst = t.path().join(v);
+            let src = fixture(v);
+            assert_eq!(
+                run(&["import".as_ref(), dst.as_os_str(), src.as_os_str()]),
+                0
+            );
+            let st = numvault::Store::open(&dst, numvault::OpenOptions::read_only()).unwrap();
+            let np = numpack_reader::NumPackStore::open(&src).unwrap();
+            assert_eq!(st.len(), np.arrays.len());
+            for a in &np.arrays {
+                assert_eq!(st.read(&a.name).unwrap().data, np.read_array(a).unwrap());
+            }
+        }
+        // Damaged: exit 1, the target unchanged, a new target not created.
+        let bad = t.path().join("bad");
+        std::fs::create_dir(&bad).unwrap();
+        for e in std::fs::read_dir(fixture("0.6.0")).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), bad.join(e.file_name())).unwrap();
+        }
+        let f = bad.join("data_cube.npkd");
+        let len = std::fs::metadata(&f).unwrap().len();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&f)
+            .unwrap()
+            .set_len(len - 1)
+            .unwrap();
+        let dst = t.path().join("0.5.2");
+        let before = numvault::Store::open(&dst, numvault::OpenOptions::read_only())
+            .unwrap()
+            .last_seq();
+        assert_eq!(
+            run(&["import".as_ref(), dst.as_os_str(), bad.as_os_str()]),
+            1
+        );
+        let after = numvault::Store::open(&dst, numvault::OpenOptions::read_only())
+            .unwrap()
+            .last_seq();
+        assert_eq!(before, after);
+        let fresh = t.path().join("fresh");
+        assert_eq!(
+            run(&["import".as_ref(), fresh.as_os_str(), bad.as_os_str()]),
+            1
+        );
+        assert!(!fresh.exists());
+        // Usage: --from numpack on a directory that is not one; two stores.
+        let empty = t.path().join("empty");
+        std::fs::create_dir(&empty).unwrap();
+        let args = [
+            "import".as_ref(),
+            fresh.as_os_str(),
+            empty.as_os_str(),
+            "--from".as_ref(),
+            "numpack".as_ref(),
+        ];
+        assert_eq!(run(&args), 2);
+        let src = fixture("0.7.0");
+        assert_eq!(
+            run(&[
+                "import".as_ref(),
+                fresh.as_os_str(),
+                src.as_os_str(),
+                src.as_os_str()
+            ]),
+            2
+        );
+        assert!(!fresh.exists());
+    }
+}
