@@ -130,41 +130,49 @@ class ArrayDataset(Dataset):
         return self._out(parts)
 
     def __getitems__(self, indices: Iterable[int]) -> Any:
-        idx = np.asarray(indices if isinstance(indices, np.ndarray) else list(indices), dtype=np.int64)
+        arrays = self._open()
+        if get_worker_info() is None:
+            # Main process: the LazyArray checks the indices and gathers into
+            # a new array, which the tensor wraps.
+            if not isinstance(indices, (list, np.ndarray)):
+                indices = list(indices)
+            parts = [torch.from_numpy(a[indices]) for a in arrays]
+            return _Batch((self._out(parts),))
+        idx = np.asarray(indices, dtype=np.int64)
         if idx.ndim != 1:
             raise IndexError("__getitems__ takes a 1-d sequence of row indices")
         n = self._len
-        if idx.size and (int(idx.min()) < -n or int(idx.max()) >= n):
-            bad = idx[(idx < -n) | (idx >= n)][0]
-            raise IndexError(f"index {bad} is out of bounds for a dataset of {n} rows")
-        idx = np.where(idx < 0, idx + n, idx)
-        shared = get_worker_info() is not None
-        parts = [self._gather(a, td, idx, shared) for a, td in zip(self._open(), self._tdtypes)]
-        out = self._out(parts)
-        return _Batch((out,))
+        if idx.size:
+            lo, hi = int(idx.min()), int(idx.max())
+            if lo < -n or hi >= n:
+                bad = idx[(idx < -n) | (idx >= n)][0]
+                raise IndexError(f"index {bad} is out of bounds for a dataset of {n} rows")
+            if lo < 0:
+                idx = np.where(idx < 0, idx + n, idx)
+        parts = [self._gather_shared(a, td, idx) for a, td in zip(arrays, self._tdtypes)]
+        return _Batch((self._out(parts),))
 
     @staticmethod
-    def _gather(a: LazyArray, tdtype: "torch.dtype", idx: np.ndarray, shared: bool) -> "torch.Tensor":
+    def _gather_shared(a: LazyArray, tdtype: "torch.dtype", idx: np.ndarray) -> "torch.Tensor":
+        """In a DataLoader worker: gather rows ``idx`` (checked, >= 0)
+        straight into shared memory, which is what the worker hands to the
+        main process: one copy from the map."""
         shape = (len(idx),) + tuple(a.shape[1:])
-        if shared:
-            # In a worker: gather straight into shared memory (what the
-            # worker sends to the main process), one copy from the map.
-            try:
-                numel = int(np.prod(shape, dtype=np.int64))
-                proto = torch.empty(0, dtype=tdtype)
-                storage = proto._typed_storage()._new_shared(numel, device=proto.device)
-                out = proto.new(storage).view(shape)
-            except Exception:  # private API changed: fall back to one more copy
-                return torch.from_numpy(a[idx])
-            dst = out.numpy()
-            if a.zero_copy:
-                # mode='clip' (indices already checked): NumPy writes into
-                # `out` directly ('raise' would buffer).
-                np.take(np.asarray(a), idx, axis=0, out=dst, mode="clip")
-            else:
-                dst[...] = a[idx]
-            return out
-        return torch.from_numpy(a[idx])  # a new array: wrapped, not copied
+        try:
+            numel = int(np.prod(shape, dtype=np.int64))
+            proto = torch.empty(0, dtype=tdtype)
+            storage = proto._typed_storage()._new_shared(numel, device=proto.device)
+            out = proto.new(storage).view(shape)
+        except Exception:  # private API changed: one more copy, when sent
+            return torch.from_numpy(a[idx])
+        dst = out.numpy()
+        if a.zero_copy:
+            # mode='clip' (indices already checked): NumPy writes into `dst`
+            # directly ('raise' would buffer).
+            np.take(np.asarray(a), idx, axis=0, out=dst, mode="clip")
+        else:
+            dst[...] = a[idx]
+        return out
 
     def loader(self, **kwargs: Any) -> "DataLoader":
         """``DataLoader(self, collate_fn=collate, **kwargs)``."""
