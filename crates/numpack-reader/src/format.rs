@@ -219,7 +219,7 @@ pub fn parse_metadata(b: &[u8]) -> Result<Metadata, ParseError> {
             let block_size = r.u64("the block size")?;
             let num_blocks = r.u64("the block count")?;
             let blocks = r.u32("the block list length")?;
-            r.take(blocks as usize * 24, "the block list")?;
+            r.take((blocks as usize).saturating_mul(24), "the block list")?;
             Some(BlockInfo {
                 enabled,
                 block_size,

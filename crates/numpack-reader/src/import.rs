@@ -186,7 +186,8 @@ pub struct ImportReport {
 
 /// Open the NumPack store `src`, check it whole, and import it into the
 /// numvault store `dst` (created if missing) in one commit. On any error
-/// nothing is committed, and a `dst` this call created is removed again.
+/// nothing is committed, and a `dst` this call created is removed again (an
+/// empty directory is left empty).
 pub fn import_dir(
     src: &Path,
     dst: &Path,
@@ -196,6 +197,11 @@ pub fn import_dir(
     let np = NumPackStore::open(src)?;
     let planned = plan(&np, opts)?;
     let existed = dst.exists();
+    // An empty directory is given back empty (not as an empty store).
+    let was_empty_dir = existed
+        && std::fs::read_dir(dst)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false);
     let store = Store::open(dst, numvault::OpenOptions::default())?;
     match import_into(&store, &np, &planned, opts, progress) {
         Ok(arrays) => {
@@ -207,9 +213,12 @@ pub fn import_dir(
         }
         Err(e) => {
             let _ = store.close();
-            if !existed {
+            if !existed || was_empty_dir {
                 // Nothing was committed to the store this call created.
                 let _ = std::fs::remove_dir_all(dst);
+                if was_empty_dir {
+                    let _ = std::fs::create_dir(dst);
+                }
             }
             Err(e)
         }

@@ -192,6 +192,14 @@ fn import_fails_cleanly(bad: &Path, what: &str) -> Error {
         !fresh.exists(),
         "{what}: a failed import left a new store behind"
     );
+    let empty = t.path().join("empty");
+    fs::create_dir(&empty).unwrap();
+    assert!(import_dir(bad, &empty, &ImportOptions::default(), &mut |_| Ok(())).is_err());
+    assert_eq!(
+        fs::read_dir(&empty).unwrap().count(),
+        0,
+        "{what}: empty dir not left empty"
+    );
     err
 }
 
