@@ -13,6 +13,8 @@ Reading
 * The graph's name is a token of (store path, array name, committed state)
   (``LazyArray.__dask_tokenize__``): the data is never hashed, and the same
   committed array always gives the same graph name.
+* A block of an array without deleted or replaced rows is a read-only view
+  of the store's mapping (no copy); otherwise a copy of its rows.
 * The tasks carry only (path, name, state, block slices): they pickle to
   worker processes, which open the store read-only themselves and check that
   the array's committed state is still the one the graph was built from
@@ -154,9 +156,14 @@ def _snapshot(path: str, name: str, state: tuple) -> LazyArray:
 def _read_block(path: str, name: str, state: tuple, bounds: Sequence[Tuple[int, int]]) -> np.ndarray:
     lazy = _snapshot(path, name, state)
     (a, b), rest = bounds[0], bounds[1:]
+    trailing = tuple(slice(lo, hi) for lo, hi in rest)
+    if lazy.zero_copy:
+        # A read-only view of the snapshot's mapping (Dask never writes into
+        # its inputs): no copy; the view keeps the mapping alive.
+        return np.asarray(lazy)[(slice(a, b),) + trailing]
     block = lazy[a:b]  # a new array, read from the snapshot
     if any((lo, hi) != (0, n) for (lo, hi), n in zip(rest, lazy.shape[1:])):
-        block = np.ascontiguousarray(block[(slice(None),) + tuple(slice(lo, hi) for lo, hi in rest)])
+        block = np.ascontiguousarray(block[(slice(None),) + trailing])
     return block
 
 
