@@ -1,7 +1,7 @@
 """Type stubs of the native extension ``numvault._core``."""
 
 from os import PathLike
-from typing import Any, Dict, Iterator, List, Literal, Optional, Sequence, Tuple, Union, final
+from typing import Any, Dict, Iterable, Iterator, List, Literal, Optional, Sequence, Tuple, Union, final
 
 import numpy as np
 import numpy.typing as npt
@@ -48,6 +48,7 @@ class Transaction:
     exception discards them)."""
 
     def save(self, name: str, array: npt.ArrayLike) -> None: ...
+    def save_batches(self, name: str, batches: Iterable[npt.ArrayLike]) -> int: ...
     def append(self, name: str, array: npt.ArrayLike) -> None: ...
     def replace(self, name: str, index: _IndexLike, value: npt.ArrayLike) -> None: ...
     def delete_rows(self, name: str, index: _IndexLike) -> None: ...

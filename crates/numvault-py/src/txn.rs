@@ -115,6 +115,63 @@ impl Transaction {
         self.with(|t| withgil(|| t.save(name, ArrayRef::new(inp.dtype, &inp.shape, inp.bytes()))))
     }
 
+    /// Stage creating or overwriting array ``name`` with the row batches of
+    /// ``batches`` (an iterable of arrays of one dtype and row shape, stacked
+    /// along the first axis), streamed into a staging file as they come: the
+    /// memory used is one batch, whatever the total (the rows never enter
+    /// the transaction's memory budget). Returns the number of rows; an
+    /// empty iterable stages nothing and returns 0. The iterable must not
+    /// use this transaction. Rows of 0 bytes (a zero-size row shape) cannot
+    /// be streamed: stage them with ``save``.
+    fn save_batches(&self, name: &str, batches: &Bound<'_, PyAny>) -> PyResult<u64> {
+        let what = format!("array '{name}'");
+        let mut it = batches.try_iter()?;
+        let first = match it.next() {
+            None => return Ok(0),
+            Some(x) => x?,
+        };
+        let inp = input(&first, &what)?;
+        if inp.shape.is_empty() {
+            return Err(PyValueError::new_err(format!(
+                "{what}: a batch must have at least one dimension"
+            )));
+        }
+        let (dtype, row_shape) = (inp.dtype, inp.shape[1..].to_vec());
+        let mut g = match self.txn.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                return Err(PyValueError::new_err(
+                    "the transaction is in use (save_batches' iterable must not use it)",
+                ))
+            }
+        };
+        let t = g
+            .as_mut()
+            .ok_or_else(|| PyValueError::new_err("the transaction was committed or discarded"))?;
+        let mut w = withgil(|| t.save_stream(name, dtype, &row_shape))?;
+        withgil(|| w.write(inp.bytes()))?;
+        drop(inp);
+        drop(first);
+        for item in it {
+            let item = item?;
+            let b = input(&item, &what)?;
+            if b.dtype != dtype
+                || b.shape.len() != row_shape.len() + 1
+                || b.shape[1..] != row_shape[..]
+            {
+                return Err(PyValueError::new_err(format!(
+                    "{what}: a batch of {} with shape {:?} does not stack on the earlier ones ({} rows of shape {:?})",
+                    b.dtype, b.shape, dtype, row_shape
+                )));
+            }
+            withgil(|| w.write(b.bytes()))?;
+        }
+        let rows = w.rows();
+        withgil(|| w.finish())?;
+        Ok(rows)
+    }
+
     /// Stage appending the rows of ``array`` to array ``name``.
     fn append(&self, name: &str, array: &Bound<'_, PyAny>) -> PyResult<()> {
         let inp = input(array, &format!("array '{name}'"))?;

@@ -32,6 +32,10 @@ from .utils import (
 )
 
 
+# to_feather_file has no chunk_size (NumPack's signature): batches of 8 MiB
+_EXPORT_CHUNK = 16 << 20
+
+
 def from_table(
     table: Any,
     output_path: Union[str, Path],
@@ -158,7 +162,7 @@ def to_feather_file(
         with Progress(v.info(name)["data_bytes"], f"to_feather {Path(output_path).name}") as progress:
             with atomic_output(output_path) as f:
                 with pa.ipc.new_file(f, schema, options=opts) as writer:
-                    for b in store_batches(v, name, DEFAULT_CHUNK_SIZE):
+                    for b in store_batches(v, name, _EXPORT_CHUNK):
                         if len(b):
                             for rb in _arrow.array_to_table(pa, b).to_batches(max_chunksize=65536):
                                 writer.write_batch(rb)

@@ -69,16 +69,18 @@ def to_parquet_table(
 def _file_batches(pa: Any, pq: Any, src: Path, columns: Optional[List[str]], chunk_size: int,
                   forced: Optional[np.dtype], progress: Progress):
     try:
-        pf = pq.ParquetFile(str(src))
+        # no pre-buffering: pyarrow would read whole row groups ahead
+        pf = pq.ParquetFile(str(src), pre_buffer=False, buffer_size=1 << 20)
     except (pa.ArrowException, OSError, ValueError) as e:
         raise ConversionError(src, None, f"cannot open as Parquet: {e}") from e
     schema = pf.schema_arrow
     ncols = len(columns) if columns is not None else len(schema.names)
-    rows = rows_per_batch((max(1, ncols),), np.dtype(np.float64), chunk_size)
+    # Arrow's decoding buffers and allocator hold several times a batch: a
+    # quarter of the usual batch keeps the whole within chunk_size
+    rows = rows_per_batch((max(1, ncols),), np.dtype(np.float64), max(1, chunk_size // 4))
     current = forced
     done = 0
-    it = pf.iter_batches(batch_size=rows, columns=columns)
-    rg = 0
+    it = pf.iter_batches(batch_size=rows, columns=columns, use_threads=False)
     while True:
         try:
             batch = next(it)
@@ -93,7 +95,6 @@ def _file_batches(pa: Any, pq: Any, src: Path, columns: Optional[List[str]], chu
         done += len(arr)
         progress.update(arr.nbytes)
         yield arr
-        rg += 1
     if current is None:  # no rows at all
         empty = pa.Table.from_batches([], schema=schema.remove_metadata()).replace_schema_metadata(schema.metadata)
         yield _arrow.table_to_array(pa, empty, src, columns)
@@ -152,14 +153,27 @@ def to_parquet_file(
         schema = _arrow.schema_for(pa, dtype, shape)
         with Progress(v.info(name)["data_bytes"], f"to_parquet {Path(output_path).name}") as progress:
             with atomic_path(output_path) as tmp:
-                with pq.ParquetWriter(str(tmp), schema, compression=compression) as writer:
-                    wrote = False
+                # floats seldom repeat: no dictionary pages (they cost memory
+                # when written and read, and space)
+                with pq.ParquetWriter(str(tmp), schema, compression=compression,
+                                      use_dictionary=np.dtype(dtype).kind != "f") as writer:
+                    # whole row groups of row_group_size rows (the memory of one)
+                    pending: list = []
+                    held = 0
                     for b in store_batches(v, name, chunk_size):
-                        if len(b) or not wrote:
-                            writer.write_table(_arrow.array_to_table(pa, b), row_group_size=row_group_size)
-                            wrote = True
+                        pending.append(b)
+                        held += len(b)
                         progress.update(b.nbytes)
-
+                        while held >= row_group_size:
+                            block = np.concatenate(pending) if len(pending) > 1 else pending[0]
+                            writer.write_table(_arrow.array_to_table(pa, block[:row_group_size]),
+                                               row_group_size=row_group_size)
+                            rest = block[row_group_size:]
+                            pending, held = ([rest] if len(rest) else []), len(rest)
+                            del block
+                    if held or not shape[0]:
+                        block = np.concatenate(pending) if pending else np.empty((0,) + shape[1:], dtype)
+                        writer.write_table(_arrow.array_to_table(pa, block), row_group_size=row_group_size)
 
 from_parquet = from_parquet_file
 to_parquet = to_parquet_file

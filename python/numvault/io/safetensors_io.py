@@ -184,7 +184,7 @@ def to_safetensors_file(
                 f.write(struct.pack("<Q", len(hb)))
                 f.write(hb)
                 for n in names:
-                    for b in store_batches(v, n, DEFAULT_CHUNK_SIZE):
+                    for b in store_batches(v, n, 32 << 20):  # no chunk_size in NumPack's signature
                         b = np.ascontiguousarray(b, dtype=np.dtype(b.dtype).newbyteorder("<"))
                         f.write(b.tobytes() if b.size else b"")
                         progress.update(b.nbytes)

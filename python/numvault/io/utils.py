@@ -153,16 +153,15 @@ def estimate_chunk_rows(
 
 
 def rows_per_batch(row_shape: Tuple[int, ...], dtype: np.dtype, chunk_size: int) -> int:
-    """Rows of one read batch of a streaming conversion: half of
-    ``chunk_size`` bytes (at least one row). Half, because a conversion holds
-    a batch while the engine's transaction keeps up to 64 MiB of staged rows
-    in memory and a converted batch may briefly exist twice (the source's
-    buffer and its converted copy): the peak stays within ``chunk_size``
-    plus 64 MiB."""
+    """Rows of one read batch of a streaming import: a quarter of
+    ``chunk_size`` bytes (at least one row). A quarter, because a batch may
+    exist several times at once (the source library's buffer, its converted
+    copy, and batches the allocator has not given back yet): the
+    converter's peak stays within ``chunk_size``."""
     if chunk_size <= 0:
         raise ValueError(f"chunk_size must be positive, got {chunk_size}")
     row_bytes = int(np.prod(row_shape, dtype=np.int64)) * np.dtype(dtype).itemsize
-    return max(1, (int(chunk_size) // 2) // max(1, row_bytes))
+    return max(1, (int(chunk_size) // 4) // max(1, row_bytes))
 
 
 def check_dtype(dtype: Any, source: Any, place: Optional[str]) -> np.dtype:
@@ -269,8 +268,9 @@ def replace_dir(new: Path, target: Path) -> None:
 
 class StoreWriter:
     """Writes arrays into the numvault store at ``output_path`` as one atomic
-    commit (a :meth:`numvault.Vault.begin` transaction, whose staged rows go
-    to staging files beyond the engine's 64 MiB memory budget).
+    commit (a :meth:`numvault.Vault.begin` transaction; arrays arriving in
+    batches are streamed into staging files by ``Transaction.save_batches``,
+    so memory holds one batch).
 
     * An existing numvault store is opened as a writer; with
       ``drop_if_exists`` its arrays are dropped in the same transaction.
@@ -322,24 +322,38 @@ class StoreWriter:
         self.tx.save(name, native(np.asarray(array)))
 
     def save_batches(self, name: str, batches: Iterable[np.ndarray], progress: Optional[Progress] = None) -> int:
-        """Stage array ``name`` from row batches (the first is saved, the next
-        appended): memory is one batch plus the engine's budget. Returns the
-        number of rows. An empty iterable is an error (the row shape would
-        be unknown)."""
+        """Stage array ``name`` from row batches, streamed into a staging
+        file by ``Transaction.save_batches`` (memory: one batch; the rows
+        never enter the transaction's memory budget). Returns the number of
+        rows. An empty iterable is an error (the row shape would be
+        unknown)."""
+        it = iter(batches)
+        try:
+            first = native(np.asarray(next(it)))
+        except StopIteration:
+            raise ValueError(f"array '{name}': no rows and no shape to save") from None
+
+        def stream() -> Iterator[np.ndarray]:
+            yield first
+            if progress is not None:
+                progress.update(first.nbytes)
+            for b in it:
+                b = native(np.asarray(b))
+                yield b
+                if progress is not None:
+                    progress.update(b.nbytes)
+
+        if first.ndim >= 1 and int(np.prod(first.shape[1:], dtype=np.int64)) * first.itemsize > 0 \
+                and hasattr(self.tx, "save_batches"):
+            return int(self.tx.save_batches(name, stream()))
+        # rows of 0 bytes (or an older extension): save, then append
         rows = 0
-        first = True
-        for b in batches:
-            b = native(np.asarray(b))
-            if first:
+        for i, b in enumerate(stream()):
+            if i == 0:
                 self.tx.save(name, b)
-                first = False
             elif len(b):
                 self.tx.append(name, b)
             rows += len(b)
-            if progress is not None:
-                progress.update(b.nbytes)
-        if first:
-            raise ValueError(f"array '{name}': no rows and no shape to save")
         return rows
 
     def names(self) -> list:
@@ -440,10 +454,12 @@ def pick_names(v: Any, array_names: Optional[Iterable[str]]) -> list:
 
 
 def store_batches(v: Any, name: str, chunk_size: int) -> Iterator[np.ndarray]:
-    """Row batches of about ``chunk_size`` bytes of array ``name`` (checksums
-    verified as read)."""
+    """Row batches of array ``name`` (checksums verified as read) for an
+    export: batches of ``chunk_size / 8`` bytes, because numvault's stream
+    reads up to three batches ahead of the one handed out (so about half of
+    ``chunk_size`` is in flight) and the export's library converts a batch."""
     shape = v.shape(name)
-    rows = rows_per_batch(tuple(shape[1:]), v.dtype(name), chunk_size)
+    rows = rows_per_batch(tuple(shape[1:]), v.dtype(name), max(1, chunk_size // 2))
     return iter(v.batches(name, rows))
 
 

@@ -127,7 +127,9 @@ def to_zarr(
                     *dirs, leaf = n.split("/")
                     for d in dirs:
                         parent = parent.require_group(d)
-                    crows = max(1, min(shape[0] or 1, rows_per_batch(shape[1:], dtype, 32 << 20)))
+                    # one Zarr chunk per batch read from the store: each batch
+                    # fills whole chunks (no read-modify-write of a chunk)
+                    crows = max(1, min(shape[0] or 1, rows_per_batch(shape[1:], dtype, max(1, chunk_size // 2))))
                     chunks = (crows,) + shape[1:]
                     chunks = tuple(max(1, c) for c in chunks)
                     kw: dict = {}
