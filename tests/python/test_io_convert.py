@@ -714,3 +714,36 @@ def test_lazy_view_and_zero_copy_helpers(tmp_path):
         del w, lz
     assert os.path.isdir(tmp_path / "s")
     assert numvault.__name__ == "numvault"
+
+
+# ---------------------------------------------------------------------------
+# Transaction.save_batches (the engine's streamed save that io stages with)
+# ---------------------------------------------------------------------------
+
+
+def test_transaction_save_batches(tmp_path):
+    make_store(tmp_path / "s", old=np.arange(3))
+    with Vault(str(tmp_path / "s"), "a") as v:
+        with v.begin() as tx:
+            n = tx.save_batches("a", (np.full((5, 2), i, np.int16) for i in range(7)))
+            assert n == 35 and tx.shape("a") == (35, 2)
+            assert tx.save_batches("nothing", iter([])) == 0 and "nothing" not in tx
+        got = v.load("a")
+    assert got.dtype == np.int16 and (got[::5, 0] == np.arange(7)).all()
+
+    def bad():
+        yield np.zeros((4, 2))
+        raise RuntimeError("source failed")
+
+    before = snapshot(tmp_path / "s")
+    with Vault(str(tmp_path / "s"), "a") as v:
+        tx = v.begin()
+        with pytest.raises(RuntimeError, match="source failed"):
+            tx.save_batches("b", bad())
+        with pytest.raises(ValueError, match="does not stack"):
+            tx.save_batches("c", [np.zeros((2, 3)), np.zeros((2, 4))])
+        with pytest.raises(ValueError, match="does not stack"):
+            tx.save_batches("d", [np.zeros((2, 3)), np.zeros((2, 3), np.float32)])
+        tx.discard()
+    assert snapshot(tmp_path / "s") == before
+    assert [p.name for p in (tmp_path / "s" / "data").iterdir() if p.name.startswith("stage-")] == []
