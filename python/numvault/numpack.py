@@ -33,7 +33,7 @@ from typing import (
 import numpy as np
 
 from . import _core
-from ._core import LazyArray, NeedsCompactionError, Vault, WritableArray
+from ._core import LazyArray, LockedError, NeedsCompactionError, Vault, WritableArray
 
 ArrayDict = Dict[str, Any]
 IndexLike = Union[int, slice, Sequence[int], Sequence[bool], np.ndarray]
@@ -153,6 +153,9 @@ class NumPack:
         self._lock_timeout = lock_timeout
         self._read_only = read_only
         self._vault: Optional[Vault] = None
+        # Opened for reading while another instance held the writer lock:
+        # reopen as a writer by turns at the first write.
+        self._upgrade = False
         self._context_entered = False
         self._batch: Optional[BatchModeContext] = None
         self._writable: List[WritableBatchMode] = []
@@ -188,15 +191,31 @@ class NumPack:
                 shutil.rmtree(p)
             elif p.exists():
                 p.unlink()
-        self._vault = Vault(
+        shared = self._shared and not self._read_only
+        if shared and mode == "a" and _is_store(self._filename):
+            # Opening takes the writer lock for a moment. If another instance
+            # holds it (one opened with shared=False, or a long commit), open
+            # for reading at once and become a writer at the first write
+            # (which waits for the lock): reads never wait.
+            try:
+                self._vault = self._open_vault(mode, True, 0.0)
+                self._vault.set_lock_timeout(self._lock_timeout)
+            except LockedError:
+                self._vault = self._open_vault("r", False, self._lock_timeout)
+                self._upgrade = True
+        else:
+            self._vault = self._open_vault(mode, shared, self._lock_timeout)
+        self._drop_if_exists = False
+
+    def _open_vault(self, mode: str, shared: bool, lock_timeout: Optional[float]) -> Vault:
+        return Vault(
             str(self._filename),
-            mode,
+            mode,  # type: ignore[arg-type]
             self._sync,  # type: ignore[arg-type]  # checked at runtime by Vault
             max_delay_ms=self._max_delay_ms,
-            lock_timeout=self._lock_timeout,
-            shared=self._shared and not self._read_only,
+            lock_timeout=lock_timeout,
+            shared=shared,
         )
-        self._drop_if_exists = False
 
     def close(self, force_gc: Optional[bool] = None) -> None:
         """Commit a pending ``batch_mode``, end writable sessions, flush,
@@ -214,6 +233,7 @@ class NumPack:
         finally:
             self._writable.clear()
             self._vault = None
+            self._upgrade = False
             vault.close()
             if force_gc or (force_gc is None and self._force_gc_on_close):
                 import gc
@@ -260,6 +280,17 @@ class NumPack:
             )
         return v
 
+    def _w(self) -> Vault:
+        """The Vault, for a write: reopened as a writer by turns if it was
+        opened for reading (waiting up to ``lock_timeout`` for the lock)."""
+        v = self._v()
+        if not self._upgrade:
+            return v
+        writer = self._open_vault("a", True, self._lock_timeout)
+        self._vault, self._upgrade = writer, False
+        v.close()
+        return writer
+
     def __enter__(self) -> "NumPack":
         self.open()
         self._context_entered = True
@@ -285,7 +316,7 @@ class NumPack:
     def save(self, arrays: ArrayDict) -> None:
         """Create or overwrite arrays: ``save({"name": array, ...})``. Several
         arrays are saved in one atomic commit."""
-        v = self._v()
+        v = self._w()
         if not isinstance(arrays, dict):
             raise ValueError("arrays must be a dictionary")
         if self._batch is not None:
@@ -301,7 +332,7 @@ class NumPack:
     def append(self, arrays: ArrayDict) -> None:
         """Append rows: ``append({"name": rows, ...})`` (same dtype and
         trailing shape). Several arrays are appended atomically."""
-        v = self._v()
+        v = self._w()
         if not isinstance(arrays, dict):
             raise ValueError("arrays must be a dictionary")
         if self._batch is not None:
@@ -318,7 +349,7 @@ class NumPack:
         """Replace rows: for each ``name: values`` of ``arrays``,
         ``stored[indexes] = values`` (NumPy assignment: values broadcast,
         repeated indexes -- last wins). Atomic across the arrays."""
-        v = self._v()
+        v = self._w()
         if not isinstance(arrays, dict):
             raise ValueError("arrays must be a dictionary")
         _check_indexes(indexes)
@@ -340,7 +371,7 @@ class NumPack:
         delete those rows from each array (``numpy.delete`` semantics; the
         space is reclaimed by ``update``); unknown arrays raise ``KeyError``.
         Atomic: all the arrays or none change."""
-        v = self._v()
+        v = self._w()
         names = [array_name] if isinstance(array_name, str) else list(array_name)
         if indexes is None:
             self._empty(names)
@@ -370,7 +401,7 @@ class NumPack:
                 self._batch._save(name, e)
             return
         if empties:
-            self._v().commit([("save", n, e) for n, e in empties])
+            self._w().commit([("save", n, e) for n, e in empties])
 
     def _dtype(self, name: str) -> np.dtype:
         if self._batch is not None and self._batch._pending(name):
@@ -380,7 +411,7 @@ class NumPack:
     def update(self, array_name: str) -> None:
         """Compact the array: rewrite it without deleted and superseded rows
         (atomic; the old file is freed at the next checkpoint)."""
-        v = self._v()
+        v = self._w()
         if self._batch is not None:
             self._batch._compact(array_name)
             return
@@ -390,7 +421,7 @@ class NumPack:
         """Copy array ``source_name`` to a new array ``target_name``
         (``KeyError`` if the source is missing, ``ValueError`` if the target
         exists)."""
-        v = self._v()
+        v = self._w()
         if self.has_array(target_name):
             raise ValueError(f"array '{target_name}' already exists")
         if self._batch is not None:
@@ -400,7 +431,7 @@ class NumPack:
 
     def reset(self) -> None:
         """Remove every array (atomically)."""
-        v = self._v()
+        v = self._w()
         if self._batch is not None:
             for name in self.get_member_list():
                 self._batch._drop(name)
@@ -598,7 +629,7 @@ class BatchModeContext:
         self._outer: Optional[BatchModeContext] = None
 
     def __enter__(self) -> "BatchModeContext":
-        v = self._npk._v()
+        v = self._npk._w()
         if self._npk._batch is not None:
             # Nested: this block joins the outer batch; its changes commit
             # (or are discarded) with the outer block's.
@@ -813,7 +844,7 @@ class WritableBatchMode:
         s = self._sessions.get(array_name)
         if s is not None:
             return s.array
-        v = self._npk._v()
+        v = self._npk._w()
         b = self._npk._batch
         if b is not None and b._pending(array_name):
             raise ValueError(

@@ -901,8 +901,26 @@ impl Vault {
         nogil(py, move || s.flush())
     }
 
-    /// Read-only handles: pick up commits made by the writer since open (or
-    /// the last refresh). No effect on a writer.
+    /// ``set_lock_timeout(seconds)``: how long a ``shared`` writer waits for
+    /// the writer lock at each change from now on (``None``: 30 s). No
+    /// effect on other handles.
+    fn set_lock_timeout(&self, seconds: Option<f64>) -> PyResult<()> {
+        let t = match seconds {
+            Some(t) if !(t.is_finite() && t >= 0.0) => {
+                return Err(PyValueError::new_err(
+                    "lock_timeout must be a non-negative number of seconds",
+                ))
+            }
+            Some(t) => Some(Duration::from_secs_f64(t)),
+            None => None,
+        };
+        self.store()?.set_lock_timeout(t);
+        Ok(())
+    }
+
+    /// Read-only handles and ``shared`` writers: pick up commits made by
+    /// other writers since open (or the last refresh or change). No effect
+    /// on an exclusive writer.
     fn refresh(&self, py: Python<'_>) -> PyResult<()> {
         let s = self.store()?;
         nogil(py, move || s.refresh())

@@ -213,6 +213,46 @@ fn a_writer_that_waits_in_vain_names_the_holder_then_catches_up() {
     assert_verify_clean(&c, "after the turns");
 }
 
+#[test]
+fn refresh_catches_up_and_the_lock_wait_can_change() {
+    let d = tempfile::tempdir().unwrap();
+    create(d.path());
+    let a = Store::open(d.path(), shared_opts(Sync::OnFlush)).unwrap();
+    let b = Store::open(d.path(), shared_opts(Sync::OnFlush)).unwrap();
+    a.append("log", ArrayRef::of(&[1, 2], &[5u64, 5])).unwrap();
+    assert!(
+        b.read("log").unwrap().data.is_empty(),
+        "not seen before a refresh"
+    );
+    b.refresh().unwrap();
+    assert_eq!(u64s(&b.read("log").unwrap().data), vec![5, 5]);
+    // b waits 60 s by default; made impatient, it fails at once while an
+    // exclusive writer holds the lock, and waits again once changed back.
+    b.set_lock_timeout(Some(Duration::from_millis(20)));
+    let patient = OpenOptions {
+        lock_timeout: Some(Duration::from_secs(5)),
+        ..OpenOptions::default()
+    };
+    let held = Store::open(d.path(), patient).unwrap();
+    let t = std::time::Instant::now();
+    let e = b
+        .append("log", ArrayRef::of(&[1, 2], &[6u64, 6]))
+        .unwrap_err();
+    assert!(matches!(e, Error::Locked { .. }), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(5));
+    assert!(matches!(b.refresh(), Err(Error::Locked { .. })));
+    b.set_lock_timeout(None);
+    let releaser = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(200));
+        drop(held);
+    });
+    b.append("log", ArrayRef::of(&[1, 2], &[6u64, 6])).unwrap();
+    releaser.join().unwrap();
+    assert_eq!(u64s(&b.read("log").unwrap().data), vec![5, 5, 6, 6]);
+    drop(a);
+    assert_verify_clean(&b, "after refresh and changed waits");
+}
+
 /// Crash torture for writers by turns: each round starts `KILL_WRITERS`
 /// child processes, each a shared writer that commits [w, k] to "log" and
 /// "last" in one transaction per step (resuming after the last step that

@@ -289,12 +289,31 @@ impl Store {
         Ok(())
     }
 
-    /// Read-only handles: pick up commits made since open (or the last
-    /// refresh). Writers: no effect.
+    /// Change how long a writer by turns waits for the writer lock at each
+    /// commit (`None`: [`crate::txn::options::SHARED_LOCK_TIMEOUT`]). No
+    /// effect on other handles.
+    pub fn set_lock_timeout(&self, timeout: Option<std::time::Duration>) {
+        let mut g = self.engine();
+        if g.is_shared() {
+            g.set_lock_wait(Some(
+                timeout.unwrap_or(crate::txn::options::SHARED_LOCK_TIMEOUT),
+            ));
+        }
+    }
+
+    /// Read-only handles and writers by turns (`OpenOptions::shared`): pick
+    /// up commits made since open (or the last refresh or commit).
+    /// Exclusive writers: no effect (nobody else commits).
     pub fn refresh(&self) -> Result<()> {
         let mut g = self.engine();
         if g.read_only {
             g.reader_refresh()
+        } else if g.is_shared() {
+            // A writer by turns catches up by taking a turn (the writer
+            // lock, waiting as a commit would) and ending it.
+            g.take_turn()?;
+            g.end_turn();
+            Ok(())
         } else {
             Ok(())
         }

@@ -51,6 +51,11 @@ pub(crate) fn read_note(vfs: &dyn Vfs, lock_path: &Path) -> LockNote {
 }
 
 impl Engine {
+    /// How long each turn waits for the writer lock.
+    pub(crate) fn set_lock_wait(&mut self, wait: Option<std::time::Duration>) {
+        self.lock_wait = wait;
+    }
+
     /// True if this engine takes the writer lock per commit.
     pub(crate) fn is_shared(&self) -> bool {
         self.shared
