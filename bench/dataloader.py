@@ -43,10 +43,6 @@ COLS = 128
 BATCH = 256
 
 
-class _Batch(tuple):
-    pass
-
-
 def _pass(batch):
     return collate(batch)
 
@@ -74,7 +70,7 @@ class NpyDataset(Dataset):
 
     def __getitems__(self, idx):
         out = np.take(self._arr(), np.asarray(idx, dtype=np.int64), axis=0)
-        return numvault.torch._Batch((torch.from_numpy(out),))
+        return numvault.torch.Batch(torch.from_numpy(out))
 
 
 class H5Dataset(Dataset):
@@ -112,7 +108,7 @@ class H5Dataset(Dataset):
         # h5py wants increasing, unique indices for a fancy selection.
         u, inv = np.unique(np.asarray(idx, dtype=np.int64), return_inverse=True)
         out = self._ds()[u][inv]
-        return numvault.torch._Batch((torch.from_numpy(out),))
+        return numvault.torch.Batch(torch.from_numpy(out))
 
 
 def make_data(root: Path, rows: int) -> dict:

@@ -21,14 +21,16 @@ Batches without an extra copy: in the main process a batch is gathered into
 a new NumPy array that the tensor wraps (``torch.from_numpy``); in a worker
 it is gathered straight into shared memory, which is how a worker hands a
 tensor to the main process. Use ``collate`` as the ``collate_fn`` (or
-``ds.loader(...)``): PyTorch's default collate would re-stack a batch that
-is already a tensor, copying it.
+``ds.loader(...)``) to take the gathered batch as it is; with PyTorch's
+default collate the result is the same, re-stacked row by row (one more
+copy). ``transform`` applies to what ``__getitem__`` returns (a row) and
+to the gathered batch in ``__getitems__``.
 """
 
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -43,7 +45,7 @@ except ImportError as e:  # pragma: no cover - depends on the environment
         "numvault.torch needs PyTorch, which is not installed: pip install torch"
     ) from e
 
-__all__ = ["ArrayDataset", "collate", "StaleSnapshotError"]
+__all__ = ["ArrayDataset", "Batch", "collate", "StaleSnapshotError"]
 
 
 def _torch_dtype(dtype: np.dtype) -> "torch.dtype":
@@ -53,8 +55,40 @@ def _torch_dtype(dtype: np.dtype) -> "torch.dtype":
         raise TypeError(f"PyTorch has no dtype for {dtype}") from e
 
 
-class _Batch(tuple):
-    """A batch already collated by ``ArrayDataset.__getitems__``."""
+class Batch(list):
+    """What ``ArrayDataset.__getitems__`` returns: a batch already gathered
+    (``batch.tensors``: a tensor, or a tuple of tensors, one per name).
+    ``collate`` returns ``batch.tensors`` as they are (no copy). It is also
+    the list of its rows, as PyTorch's ``default_collate`` expects (it then
+    stacks them: one more copy): the row views are made at the first look
+    at an item, never when ``collate`` takes the batch whole."""
+
+    __slots__ = ("tensors", "_rows")
+
+    def __init__(self, tensors: Any) -> None:
+        super().__init__()
+        self.tensors = tensors
+        t = tensors[0] if isinstance(tensors, tuple) else tensors
+        self._rows = len(t)
+
+    def _fill(self) -> None:
+        if self._rows and not list.__len__(self):
+            t = self.tensors
+            if isinstance(t, tuple):
+                list.extend(self, zip(*(x.unbind(0) for x in t)))
+            else:
+                list.extend(self, t.unbind(0))
+
+    def __len__(self) -> int:
+        return self._rows
+
+    def __getitem__(self, i: Any) -> Any:
+        self._fill()
+        return list.__getitem__(self, i)
+
+    def __iter__(self) -> Any:
+        self._fill()
+        return list.__iter__(self)
 
 
 class ArrayDataset(Dataset):
@@ -137,7 +171,7 @@ class ArrayDataset(Dataset):
             if not isinstance(indices, (list, np.ndarray)):
                 indices = list(indices)
             parts = [torch.from_numpy(a[indices]) for a in arrays]
-            return _Batch((self._out(parts),))
+            return Batch(self._out(parts))
         idx = np.asarray(indices, dtype=np.int64)
         if idx.ndim != 1:
             raise IndexError("__getitems__ takes a 1-d sequence of row indices")
@@ -150,7 +184,7 @@ class ArrayDataset(Dataset):
             if lo < 0:
                 idx = np.where(idx < 0, idx + n, idx)
         parts = [self._gather_shared(a, td, idx) for a, td in zip(arrays, self._tdtypes)]
-        return _Batch((self._out(parts),))
+        return Batch(self._out(parts))
 
     @staticmethod
     def _gather_shared(a: LazyArray, tdtype: "torch.dtype", idx: np.ndarray) -> "torch.Tensor":
@@ -187,8 +221,8 @@ def collate(batch: Any) -> Any:
     """``collate_fn`` for ``ArrayDataset``: passes a batch from
     ``__getitems__`` through as it is (tensors, no copy); anything else (a
     list of samples) goes to PyTorch's ``default_collate``."""
-    if isinstance(batch, _Batch):
-        return batch[0]
+    if isinstance(batch, Batch):
+        return batch.tensors
     from torch.utils.data import default_collate
 
     return default_collate(batch)

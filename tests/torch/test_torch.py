@@ -133,3 +133,20 @@ def test_from_dlpack_and_writes_stay_private(store):
         assert v.verify()["clean"]
         np.testing.assert_array_equal(v.load("x"), want["x"])
         np.testing.assert_array_equal(v.load("w"), want["w"])
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_default_collate_gives_the_same_batches(store, workers):
+    """Without numvault.torch.collate, PyTorch's default collate re-stacks
+    the rows of a Batch: the same values and shapes."""
+    path, want = store
+    ds = ArrayDataset(path, ["x", "z"])
+    dl = torch.utils.data.DataLoader(ds, batch_size=100, num_workers=workers,
+                                     multiprocessing_context="fork" if workers else None)
+    xs, zs = zip(*dl)
+    assert xs[0].shape == (100, 6) and zs[0].shape == (100, 2, 3)
+    np.testing.assert_array_equal(torch.cat(xs).numpy(), want["x"])
+    np.testing.assert_array_equal(torch.cat(zs).numpy(), want["z"])
+    single = torch.utils.data.DataLoader(ArrayDataset(path, "y"), batch_size=64)
+    got = torch.cat(list(single)).numpy()
+    np.testing.assert_array_equal(got, want["y"])
