@@ -747,3 +747,14 @@ def test_transaction_save_batches(tmp_path):
         tx.discard()
     assert snapshot(tmp_path / "s") == before
     assert [p.name for p in (tmp_path / "s" / "data").iterdir() if p.name.startswith("stage-")] == []
+
+
+def test_import_beside_an_open_numpack(tmp_path):
+    """A converter writes by turns, as NumPack instances do: it commits into
+    a store another handle has open, and that handle sees the new array."""
+    np.save(tmp_path / "x.npy", np.arange(6.0))
+    with NumPack(tmp_path / "s") as npk:
+        npk.save({"mine": np.arange(3)})
+        nio.from_npy(tmp_path / "x.npy", tmp_path / "s")
+        npk.save({"after": np.arange(2)})
+    assert sorted(snapshot(tmp_path / "s")) == ["after", "mine", "x"]

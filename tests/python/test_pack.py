@@ -408,3 +408,17 @@ def test_fuzz_mutated_packages(small_packages, tmp_path_factory, compression, mu
     event("unpacked")
     assert snapshot(out) == expected
     assert leftovers(d, {"m.npkg", "out"}) == []
+
+
+def test_more_than_the_free_space_is_refused(store_and_pkg, tmp_path):
+    from numvault.io.package_io import PackageTooLargeError
+
+    src, _, _ = store_and_pkg
+    st_ = os.statvfs(tmp_path)
+    free = st_.f_bavail * st_.f_frsize
+    p = tmp_path / "x.npkg"
+    p.write_bytes(build(store_members(src) + [("data/00000000000000fe.nvd", b"\x00" * 10, 1, free + 1)]))
+    with pytest.raises(PackageTooLargeError) as ei:
+        unpack(p, tmp_path / "r", max_size=1 << 62)
+    assert isinstance(ei.value, OSError) and ei.value.errno == 28 and isinstance(ei.value, PackageError)
+    assert leftovers(tmp_path, {"x.npkg"}) == []

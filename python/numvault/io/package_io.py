@@ -67,6 +67,16 @@ class PackageError(ValueError):
         super().__init__(f"Invalid package {self.source}: {where}: {message}")
 
 
+class PackageTooLargeError(PackageError, OSError):
+    """The members of a package total more than the free space of the
+    target's file system: a :class:`PackageError` and an ``OSError``
+    (``errno.ENOSPC``). Nothing was written."""
+
+    def __init__(self, source: Any, message: str) -> None:
+        PackageError.__init__(self, source, None, message)
+        OSError.__init__(self, errno.ENOSPC, f"Invalid package {source}: package: {message}")
+
+
 def _blake3() -> Any:
     return _check_dependency("blake3").blake3
 
@@ -212,7 +222,10 @@ def _lock_store(src: Path, timeout: float) -> int:
 
     from numvault import LockedError
 
-    fd = os.open(str(src / "LOCK"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(str(src / "LOCK"), os.O_RDWR | os.O_CREAT, 0o644)
+    except PermissionError:  # a read-only store: flock works on a read-only fd
+        fd = os.open(str(src / "LOCK"), os.O_RDONLY)
     deadline = time.monotonic() + max(0.0, timeout)
     while True:
         try:
@@ -506,11 +519,14 @@ def unpack(
                 raise FileExistsError(f"Target directory already exists: {tgt}. Use overwrite=True to replace it.")
             _check_replaceable(tgt)
         parent = tgt.parent
-        parent.mkdir(parents=True, exist_ok=True)
-        st = os.statvfs(parent)
+        probe = parent
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        st = os.statvfs(probe)
         free = st.f_bavail * st.f_frsize
         if total > free:
-            raise OSError(errno.ENOSPC, f"unpacking {src} needs {total} bytes, {free} are free in {parent}")
+            raise PackageTooLargeError(src, f"members total {total} bytes, {free} are free in {probe}")
+        parent.mkdir(parents=True, exist_ok=True)
         tmp = parent / f".{tgt.name}.unpack-{uuid.uuid4().hex[:12]}"
         os.mkdir(tmp, 0o755)
         try:
@@ -630,5 +646,5 @@ def get_package_info(source: Union[str, Path]) -> Dict[str, Any]:
     }
 
 
-__all__ = ["pack", "unpack", "get_package_info", "PackageError", "DEFAULT_MAX_SIZE"]
+__all__ = ["pack", "unpack", "get_package_info", "PackageError", "PackageTooLargeError", "DEFAULT_MAX_SIZE"]
 _ = DependencyError  # re-exported through numvault.io

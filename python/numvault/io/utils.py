@@ -297,7 +297,11 @@ class StoreWriter:
 
         t = self.target
         if is_numvault_store(t):
-            self.vault = Vault(str(t), "a", self.sync)  # type: ignore[arg-type]
+            # a writer by turns, as NumPack instances are: it stages without
+            # the lock and takes it only to commit, so it coexists with other
+            # handles open on the store (a change of theirs that the staged
+            # one no longer applies to is a ConflictError, nothing committed)
+            self.vault = Vault(str(t), "a", self.sync, shared=True)  # type: ignore[arg-type]
         else:
             if t.exists() and not (t.is_dir() and not any(t.iterdir())) and not self.drop_if_exists:
                 raise FileExistsError(
