@@ -758,3 +758,36 @@ def test_import_beside_an_open_numpack(tmp_path):
         nio.from_npy(tmp_path / "x.npy", tmp_path / "s")
         npk.save({"after": np.arange(2)})
     assert sorted(snapshot(tmp_path / "s")) == ["after", "mine", "x"]
+
+
+def test_damaged_pt_file_leaves_store(tmp_path):
+    torch = pytest.importorskip("torch")
+    make_store(tmp_path / "s", keep=np.arange(4))
+    before = snapshot(tmp_path / "s")
+    torch.save({"x": torch.arange(100000)}, tmp_path / "m.pt")
+    raw = (tmp_path / "m.pt").read_bytes()
+    (tmp_path / "m.pt").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ConversionError, match="m.pt"):
+        nio.from_pt(tmp_path / "m.pt", tmp_path / "s")
+    assert snapshot(tmp_path / "s") == before
+
+
+def test_failed_export_leaves_no_file(tmp_path, monkeypatch):
+    h5py = pytest.importorskip("h5py")
+    make_store(tmp_path / "s", a=np.arange(1000.0), b=np.arange(10))
+    (tmp_path / "out.h5").write_bytes(b"old contents")
+    import numvault.io.hdf5_io as h
+
+    real = h.store_batches
+
+    def failing(v, name, chunk):
+        if name == "b":
+            raise OSError("disk on fire")
+        return real(v, name, chunk)
+
+    monkeypatch.setattr(h, "store_batches", failing)
+    with pytest.raises(OSError, match="disk on fire"):
+        nio.to_hdf5(tmp_path / "s", tmp_path / "out.h5")
+    assert (tmp_path / "out.h5").read_bytes() == b"old contents"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.h5", "s"]
+    del h5py

@@ -165,7 +165,7 @@ def _import_text(src: Path, output_path: Any, array_name: Optional[str], drop_if
     forced = want
     while True:
         try:
-            with Progress(src.stat().st_size, f"{what} {src.name}") as progress:
+            with Progress(None, f"{what} {src.name}") as progress:  # parsed bytes: total unknown
                 with StoreWriter(output_path, drop_if_exists) as w:
                     w.save_batches(name, _arrays(src, pd, delimiter, skiprows, max_rows, rows, kwargs, forced,
                                                  want is None, progress))
