@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import numvault
+import numvault._interop
 from numvault import Vault
 
 pa = pytest.importorskip("pyarrow")
@@ -307,6 +308,7 @@ WRITER = """
 import ctypes, sys
 import numpy as np
 import numvault
+import numvault._interop
 path = sys.argv[1]
 v = numvault.Vault(path, "r")
 for name in ("ident", "changed"):
