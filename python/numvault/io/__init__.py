@@ -22,8 +22,6 @@ the same names and signatures (see ``docs/IO.md``).
 
 from __future__ import annotations
 
-from typing import Any
-
 from .utils import (
     DEFAULT_BATCH_ROWS,
     DEFAULT_CHUNK_SIZE,

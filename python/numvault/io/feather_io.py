@@ -16,7 +16,6 @@ import numpy as np
 
 from . import _arrow
 from .utils import (
-    DEFAULT_CHUNK_SIZE,
     ConversionError,
     Progress,
     StoreWriter,
