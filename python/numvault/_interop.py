@@ -80,7 +80,9 @@ def _from_ndarray(pa: Any, arr: np.ndarray) -> Any:
     if not row:
         return values
     width = int(np.prod(row, dtype=np.int64))
-    storage = pa.FixedSizeListArray.from_arrays(values, width)
+    # from_buffers, not FixedSizeListArray.from_arrays: rows of 0 elements
+    # (a (n, 0) array) are allowed too.
+    storage = pa.Array.from_buffers(pa.list_(vt, width), arr.shape[0], [None], children=[values])
     if len(row) == 1:
         return storage
     ext = pa.fixed_shape_tensor(vt, list(row))

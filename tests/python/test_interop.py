@@ -204,6 +204,12 @@ def test_empty_arrays(store):
     arr = pa.array(v.lazy("e"))
     assert len(arr) == 0 and arr.type.list_size == 3
     assert pa.table(v.lazy("e")).num_rows == 0
+    v.save("w", np.zeros((4, 0), np.int8))
+    v.save("w3", np.zeros((4, 2, 0), np.int8))
+    for name in ("w", "w3"):
+        arr = pa.array(v.lazy(name))
+        assert len(arr) == 4 and pa.table(v.lazy(name)).num_rows == 4
+        assert np.from_dlpack(v.lazy(name)).shape == v.shape(name)
 
 
 def _run(code, *args):
