@@ -7,6 +7,7 @@ A converter that held the array (or the file) whole would exceed it by
 more than 128 MiB. Time is never asserted."""
 
 import json
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -129,6 +130,7 @@ def _pair(fmt, store_dir, work):
     if fmt != "csv":
         out.append((fmt, "export") + _run(fmt, "export", store_dir, work))
     out.append((fmt, "import") + _run(fmt, "import", store_dir, work))
+    shutil.rmtree(work)  # 256 MiB per format: keep the disk footprint small
     return out
 
 
