@@ -272,6 +272,15 @@ def test_dlpack_is_not_the_shared_mapping(store):
     got = np.from_dlpack(lz)
     shared = np.asarray(lz)
     assert shared.ctypes.data != got.ctypes.data
+    # a private copy-on-write mapping of the data file (not a copy): inside a
+    # mapping of the store's files, and writable without reaching them
+    priv = lz._private_array()
+    assert priv.flags.writeable and priv.ctypes.data != shared.ctypes.data
+    assert any(lo <= priv.ctypes.data < hi for lo, hi in _store_ranges(path))
+    assert any(lo <= got.ctypes.data < hi for lo, hi in _store_ranges(path))
+    priv[:] = -1
+    np.testing.assert_array_equal(shared, a)
+    np.testing.assert_array_equal(np.asarray(v.lazy("x")), a)
     # legacy consumers (no max_version) get a writable private export
     legacy = np.from_dlpack(_Legacy(lz))
     np.testing.assert_array_equal(legacy, a)
