@@ -85,7 +85,9 @@ pub fn plan<'s>(src: &'s NumPackStore, opts: &ImportOptions) -> Result<Vec<Plann
             Error::unsupported(
                 &src.metadata_path,
                 Some(&a.name),
-                format!("not a valid numvault array name: {e}"),
+                format!(
+                    "not a valid numvault array name: {e} (leave it out: --exclude on the command line, arrays= in from_numpack)"
+                ),
             )
         })?;
         out.push(Planned { array: a, target });
