@@ -791,3 +791,14 @@ def test_failed_export_leaves_no_file(tmp_path, monkeypatch):
     assert (tmp_path / "out.h5").read_bytes() == b"old contents"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.h5", "s"]
     del h5py
+
+
+def test_arrow_refuses_rows_of_zero_elements(tmp_path):
+    pytest.importorskip("pyarrow")
+    make_store(tmp_path / "s", z=np.zeros((5, 0)), y=np.zeros((4, 2, 0), np.int8))
+    for name in ("z", "y"):
+        with pytest.raises(ValueError, match="zero elements"):
+            nio.to_parquet(tmp_path / "s", tmp_path / f"{name}.parquet", array_name=name)
+        with pytest.raises(ValueError, match="zero elements"):
+            nio.to_table(tmp_path / "s", array_name=name)
+        assert not (tmp_path / f"{name}.parquet").exists()

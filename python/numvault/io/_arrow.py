@@ -82,6 +82,10 @@ def array_to_table(pa: Any, arr: np.ndarray, column_names: Optional[List[str]] =
     meta = {META_KEY: json.dumps(list(arr.shape[1:])).encode()}
     if arr.dtype.kind == "c":
         raise ValueError(f"Arrow has no complex type; cannot export an array of {arr.dtype}")
+    if arr.ndim > 1 and int(np.prod(arr.shape[1:], dtype=np.int64)) == 0:
+        # a table of no columns keeps no row count: the rows would be lost
+        raise ValueError(f"an array of shape {arr.shape} has rows of zero elements, which an Arrow table "
+                         "cannot hold")
     if arr.ndim == 1:
         names = column_names or ["data"]
         return pa.table({names[0]: arr}).replace_schema_metadata(meta)
