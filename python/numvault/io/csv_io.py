@@ -273,6 +273,8 @@ def to_csv(
         shape = v.shape(name)
         if len(shape) > 2:
             raise ValueError(f"array '{name}' has shape {shape}: text formats hold 1-D or 2-D arrays")
+        if len(shape) == 2 and shape[1] == 0:
+            raise ValueError(f"array '{name}' has shape {shape}: rows of zero columns leave no text to read back")
         with Progress(v.info(name)["data_bytes"], f"to_csv {Path(output_path).name}") as progress:
             with atomic_output(output_path, "w") as f:
                 if header:
