@@ -25,6 +25,9 @@ pub struct ImportOptions {
     pub chunk_bytes: usize,
     /// Drop every array the target store has, in the same commit.
     pub replace_all: bool,
+    /// Open an existing target as a writer by turns (the lock taken only
+    /// to commit), so it coexists with other handles on the store.
+    pub shared: bool,
 }
 
 impl Default for ImportOptions {
@@ -34,6 +37,7 @@ impl Default for ImportOptions {
             select: None,
             chunk_bytes: DEFAULT_CHUNK_BYTES,
             replace_all: false,
+            shared: false,
         }
     }
 }
@@ -204,7 +208,10 @@ pub fn import_dir(
         && std::fs::read_dir(dst)
             .map(|mut d| d.next().is_none())
             .unwrap_or(false);
-    let store = Store::open(dst, numvault::OpenOptions::default())?;
+    let store = Store::open(
+        dst,
+        numvault::OpenOptions::default().shared(opts.shared && existed && !was_empty_dir),
+    )?;
     match import_into(&store, &np, &planned, opts, progress) {
         Ok(arrays) => {
             store.close()?;

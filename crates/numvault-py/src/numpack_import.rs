@@ -93,11 +93,12 @@ fn to_py_err(py: Python<'_>, e: NpError) -> PyErr {
 /// missing; removed again if this call created it and the import fails) in
 /// one atomic commit. `arrays`: only these NumPack arrays; `prefix`: put
 /// them under this group; `replace_all`: drop every other array of `dst` in
-/// the same commit; `progress(nbytes)` is called as rows are staged (an
+/// the same commit; `shared`: write into an existing `dst` by turns (the
+/// writer lock only for the commit); `progress(nbytes)` is called as rows are staged (an
 /// exception from it cancels the import). Returns one dict per imported
 /// array.
 #[pyfunction]
-#[pyo3(signature = (src, dst, *, prefix=None, arrays=None, replace_all=false, chunk_bytes=None, progress=None))]
+#[pyo3(signature = (src, dst, *, prefix=None, arrays=None, replace_all=false, shared=false, chunk_bytes=None, progress=None))]
 #[allow(clippy::too_many_arguments)]
 pub fn _import_numpack(
     py: Python<'_>,
@@ -106,6 +107,7 @@ pub fn _import_numpack(
     prefix: Option<String>,
     arrays: Option<Vec<String>>,
     replace_all: bool,
+    shared: bool,
     chunk_bytes: Option<usize>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Py<PyList>> {
@@ -120,6 +122,7 @@ pub fn _import_numpack(
             .unwrap_or(numpack_reader::DEFAULT_CHUNK_BYTES)
             .max(1),
         replace_all,
+        shared,
     };
     let res = py.detach(|| {
         std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -82,7 +82,8 @@ def from_numpack(
 
     The target: an existing numvault store gets the arrays (replacing arrays
     of the same names; with ``drop_if_exists`` its other arrays are dropped
-    in the same commit). A missing path or empty directory gets a new store.
+    in the same commit), written by turns like the other ``numvault.io``
+    converters (NumPack instances may stay open on it). A missing path or empty directory gets a new store.
     Any other existing path -- the NumPack directory itself, to convert in
     place -- is replaced only with ``drop_if_exists`` (the new store is built
     beside it and swapped in after the commit); else ``FileExistsError``.
@@ -107,7 +108,9 @@ def from_numpack(
     with Progress(None, f"from_numpack {src.name}") as progress:
         kw["progress"] = progress.update
         if is_numvault_store(dst):
-            report = _run(src, dst, replace_all=bool(drop_if_exists), **kw)
+            # A writer by turns, as the other numvault.io converters: it
+            # coexists with NumPack instances open on the store.
+            report = _run(src, dst, replace_all=bool(drop_if_exists), shared=True, **kw)
         else:
             if dst.exists() and not (dst.is_dir() and not any(dst.iterdir())) and not drop_if_exists:
                 raise FileExistsError(
