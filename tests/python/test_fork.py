@@ -226,3 +226,39 @@ def test_multiprocessing_fork_pool(tmp_path):
     finally:
         _GLOBAL_VAULT.close()
         _GLOBAL_VAULT = _GLOBAL_LAZY = None
+
+
+def test_inherited_transaction_is_refused_and_its_staging_kept(tmp_path):
+    path = str(tmp_path / "s")
+    v = Vault(path, "a")
+    v.save("a", A)
+    box = [v.begin()]  # the only reference: the child can drop it
+    box[0].append("a", A[:5])
+    box[0].save("big", np.zeros((300_000, 8)))  # staged in a file under data/
+    staged = sorted(os.listdir(os.path.join(path, "data")))
+    assert any(f.startswith("stage-") for f in staged), staged
+
+    def child():
+        t = box[0]
+        msgs = []
+        for call in (lambda: t.append("a", A[:1]), t.commit, t.discard):
+            try:
+                call()
+            except RuntimeError as e:
+                msgs.append(str(e))
+        del t
+        box.clear()  # the child's last reference: dropped here
+        import gc
+
+        gc.collect()
+        return msgs
+
+    msgs = in_child(child)
+    assert len(msgs) == 3 and all("fork" in m and "process" in m for m in msgs), msgs
+    # the child's drop removed none of the staged data: the parent's commit
+    # lands whole
+    assert sorted(os.listdir(os.path.join(path, "data"))) == staged
+    box[0].commit()
+    assert v.shape("a") == (10_005, 4) and v.shape("big") == (300_000, 8)
+    assert v.verify()["clean"]
+    v.close()

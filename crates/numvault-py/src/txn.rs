@@ -23,17 +23,54 @@ use crate::vault::{resolve_rows, Meta};
 #[pyclass(module = "numvault", name = "Transaction", frozen)]
 pub struct Transaction {
     txn: Mutex<Option<Txn>>,
+    /// The process (and fork generation) that began it: a child after
+    /// fork() must neither commit to the parent's store nor remove the
+    /// parent's staging files.
+    pid: u32,
+    fork_gen: u64,
+}
+
+impl Drop for Transaction {
+    fn drop(&mut self) {
+        if self.forked() {
+            // In a child: the staged files are the parent's; leave them.
+            let t = match self.txn.get_mut() {
+                Ok(g) => g.take(),
+                Err(p) => p.into_inner().take(),
+            };
+            std::mem::forget(t);
+        }
+    }
 }
 
 impl Transaction {
     pub fn new(txn: Txn) -> Self {
         Transaction {
             txn: Mutex::new(Some(txn)),
+            pid: std::process::id(),
+            fork_gen: crate::fork_gen(),
         }
+    }
+
+    fn forked(&self) -> bool {
+        crate::fork_gen() != self.fork_gen || std::process::id() != self.pid
+    }
+
+    fn check_process(&self) -> PyResult<()> {
+        if !self.forked() {
+            return Ok(());
+        }
+        Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
+            "this transaction was begun in process {} and is used from process {} (a child \
+             after fork()); it cannot be used here: its changes belong to the parent",
+            self.pid,
+            std::process::id()
+        )))
     }
 
     /// Run `f` on the open transaction.
     fn with<T>(&self, f: impl FnOnce(&mut Txn) -> PyResult<T>) -> PyResult<T> {
+        self.check_process()?;
         let mut g = match self.txn.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -47,6 +84,7 @@ impl Transaction {
     }
 
     fn take(&self) -> PyResult<Txn> {
+        self.check_process()?;
         let mut g = match self.txn.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -278,6 +316,7 @@ impl Transaction {
 
     /// Discard the staged changes (and their staging files).
     pub fn discard(&self) -> PyResult<()> {
+        self.check_process()?;
         let mut g = match self.txn.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),

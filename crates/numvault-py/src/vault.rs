@@ -346,32 +346,6 @@ fn unregister_lock_fds(fds: &[i32]) {
     }
 }
 
-/// Descriptors of this process open on `dir`/LOCK (Linux: /proc/self/fd).
-#[cfg(target_os = "linux")]
-fn lock_fds(dir: &std::path::Path) -> Vec<i32> {
-    let Ok(target) = std::fs::canonicalize(dir.join("LOCK")) else {
-        return Vec::new();
-    };
-    let Ok(rd) = std::fs::read_dir("/proc/self/fd") else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for e in rd.flatten() {
-        let Ok(fd) = e.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        if std::fs::read_link(e.path()).is_ok_and(|l| l == target) {
-            out.push(fd);
-        }
-    }
-    out
-}
-
-#[cfg(not(target_os = "linux"))]
-fn lock_fds(_dir: &std::path::Path) -> Vec<i32> {
-    Vec::new()
-}
-
 impl Vault {
     fn forked(&self) -> bool {
         crate::fork_gen() != self.fork_gen || std::process::id() != self.pid
@@ -577,23 +551,10 @@ impl Vault {
             opts.lock_timeout = Some(Duration::from_secs_f64(t));
         }
         let p = path.clone();
-        // A writer that is not `shared` holds the lock from open to close:
-        // note its descriptor(s) (those open on LOCK after the open and not
-        // before) for the fork handler.
-        let holds_lock = mode != "r" && !shared;
-        let before = if holds_lock {
-            lock_fds(&path)
-        } else {
-            Vec::new()
-        };
         let store = nogil(py, move || Store::open(&p, opts))?;
-        let lock_fds = if holds_lock {
-            let mut fds = lock_fds(&path);
-            fds.retain(|fd| !before.contains(fd));
-            fds
-        } else {
-            Vec::new()
-        };
+        // A writer that is not `shared` holds the lock from open to close:
+        // note its descriptor for the fork handler.
+        let lock_fds: Vec<i32> = store.lock_fd().into_iter().collect();
         Ok(Vault {
             sessions: Mutex::new(Vec::new()),
             store: RwLock::new(Some(Arc::new(store))),

@@ -289,6 +289,15 @@ impl Store {
         Ok(())
     }
 
+    /// The descriptor of the writer lock this handle holds right now (an
+    /// exclusive writer: from open to close), if it is a real file's flock.
+    #[cfg(unix)]
+    pub fn lock_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.engine()
+            .lock_guard()
+            .and_then(crate::io::vfs::held_lock_fd)
+    }
+
     /// Change how long a writer by turns waits for the writer lock at each
     /// commit (`None`: [`crate::txn::options::SHARED_LOCK_TIMEOUT`]). No
     /// effect on other handles.

@@ -263,4 +263,13 @@ impl Vfs for StdVfs {
 }
 
 /// Keeps the lock file open (and thus locked) until dropped.
-struct HeldLock(#[allow(dead_code)] File);
+struct HeldLock(File);
+
+/// The descriptor through which a lock taken by [`StdVfs::lock_exclusive`]
+/// is held (`None` for other file systems' locks), for a process that must
+/// keep a forked child from holding it.
+#[cfg(unix)]
+pub fn held_lock_fd(guard: &LockGuard) -> Option<std::os::fd::RawFd> {
+    use std::os::fd::AsRawFd;
+    guard.downcast_ref::<HeldLock>().map(|h| h.0.as_raw_fd())
+}

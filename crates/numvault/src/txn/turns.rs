@@ -51,6 +51,11 @@ pub(crate) fn read_note(vfs: &dyn Vfs, lock_path: &Path) -> LockNote {
 }
 
 impl Engine {
+    /// The writer lock, while held.
+    pub(crate) fn lock_guard(&self) -> Option<&crate::io::vfs::LockGuard> {
+        self.lock.as_ref()
+    }
+
     /// How long each turn waits for the writer lock.
     pub(crate) fn set_lock_wait(&mut self, wait: Option<std::time::Duration>) {
         self.lock_wait = wait;
