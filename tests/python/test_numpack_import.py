@@ -292,3 +292,18 @@ def test_cli_damaged_store_imports_nothing(kind, tmp_path):
     p = run("import", tmp_path / "fresh", d, "--json")
     assert p.returncode == 1
     assert not (tmp_path / "fresh").exists()
+
+
+def test_coexists_with_an_open_numpack_instance(tmp_path):
+    dst = tmp_path / "vault"
+    npk = numvault.NumPack(str(dst))
+    npk.open()
+    try:
+        npk.save({"x": np.arange(3)})
+        from_numpack(FIXTURES / "0.7.0" / "store", dst, arrays=["cube"])
+        npk.save({"y": np.arange(2)})
+    finally:
+        npk.close()
+    got = store_contents(dst)
+    assert sorted(got) == ["cube", "x", "y"]
+    assert got["cube"].tobytes() == expected("0.7.0")["cube"].tobytes()
