@@ -254,6 +254,17 @@ def resolve_index(index: _IndexLike, rows: int) -> npt.NDArray[np.int64]:
 def validate_name(name: str) -> None:
     """Raise ValueError if ``name`` is not a valid array name."""
 
+def _import_numpack(
+    src: Union[str, "PathLike[str]"],
+    dst: Union[str, "PathLike[str]"],
+    *,
+    prefix: Optional[str] = None,
+    arrays: Optional[Sequence[str]] = None,
+    replace_all: bool = False,
+    shared: bool = False,
+    chunk_bytes: Optional[int] = None,
+    progress: Optional[Any] = None,
+) -> List[Dict[str, Any]]: ...
 def _open_lazy(path: str, name: str, shape: Optional[Sequence[int]] = None) -> LazyArray: ...
 def _panic_for_test(mode: str) -> None: ...
 @final

@@ -133,7 +133,8 @@ enum Cmd {
         names: Vec<String>,
     },
     /// Import .npy, .npz, .csv and .parquet files (or directories of them),
-    /// skipping sources unchanged since their last import.
+    /// skipping sources unchanged since their last import, or a NumPack
+    /// 0.5-0.7 store (a directory holding metadata.npkm; --from numpack).
     Import(import::ImportArgs),
     /// Which imported sources changed, appeared or disappeared since import.
     Status(import::StatusArgs),
