@@ -264,3 +264,24 @@ def test_stubs_and_docstrings():
                 if attr.startswith("_") or not callable(val) and not isinstance(val, property):
                     continue
                 assert getattr(obj, attr).__doc__, f"{name}.{attr}"
+
+
+@pytest.mark.parametrize("version", ["0.5.2", "0.6.0", "0.7.0"])
+def test_numpack_directory_is_refused_with_how_to_convert(tmp_path, version):
+    import shutil
+    from pathlib import Path
+
+    src = Path(__file__).parent.parent / "fixtures" / "numpack" / version / "store"
+    d = tmp_path / "np"
+    shutil.copytree(src, d)
+    before = sorted((p.name, p.stat().st_size) for p in d.rglob("*"))
+    for kw in ({}, {"read_only": True}):
+        npk = NumPack(d, **kw)
+        with pytest.raises(ValueError, match="written by NumPack") as e:
+            npk.open()
+        assert "numvault import" in str(e.value) and "from_numpack" in str(e.value)
+    assert sorted((p.name, p.stat().st_size) for p in d.rglob("*")) == before
+    # drop_if_exists replaces it, as NumPack would
+    with NumPack(d, drop_if_exists=True) as npk:
+        npk.save({"a": np.arange(3)})
+    assert not (d / "metadata.npkm").exists()
