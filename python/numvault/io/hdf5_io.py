@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, List, Optional, Union
 
-import numpy as np
 
 from .utils import (
     DEFAULT_CHUNK_SIZE,
@@ -14,12 +13,11 @@ from .utils import (
     StoreWriter,
     _check_h5py,
     atomic_path,
-    check_dtype,
     check_source,
     open_result,
     open_store,
     pick_names,
-    rows_per_batch,
+    sliced_batches,
     store_batches,
 )
 
@@ -41,23 +39,9 @@ def _datasets(h5py: Any, grp: Any, prefix: str = "") -> List[tuple]:
 
 
 def _dataset_batches(src: Path, name: str, ds: Any, chunk_size: int, progress: Progress):
-    place = f"dataset '{ds.name}'"
     shape = tuple(int(s) for s in ds.shape or ())
-    if len(shape) == 0:
-        raise ConversionError(src, place, "0-d (scalar) datasets are not supported by numvault")
-    dtype = check_dtype(ds.dtype, src, place)
-    if shape[0] == 0:
-        yield np.empty(shape, dtype)
-        return
-    rows = rows_per_batch(shape[1:], dtype, chunk_size)
-    for start in range(0, shape[0], rows):
-        try:
-            b = ds[start : start + rows]
-        except (OSError, ValueError, RuntimeError, KeyError) as e:
-            raise ConversionError(src, f"{place}, rows {start}..{min(shape[0], start + rows) - 1}",
-                                  f"cannot read: {e}") from e
-        progress.update(b.nbytes)
-        yield b
+    return sliced_batches(src, f"dataset '{ds.name}'", shape, ds.dtype, chunk_size, progress,
+                          lambda a, b: ds[a:b], (OSError, ValueError, RuntimeError, KeyError))
 
 
 def from_hdf5(

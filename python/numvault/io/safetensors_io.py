@@ -32,7 +32,7 @@ from .utils import (
     open_result,
     open_store,
     pick_names,
-    rows_per_batch,
+    sliced_batches,
     store_batches,
 )
 
@@ -111,21 +111,13 @@ def _tensor_info(src: Path, keys: Optional[List[str]]) -> Tuple[List[Tuple[str, 
 
 def _st_batches(src: Path, name: str, shape: Tuple[int, ...], dtype: np.dtype, chunk_size: int,
                 progress: Progress) -> Iterator[np.ndarray]:
-    if shape[0] == 0 or 0 in shape:
-        yield np.empty(shape, dtype)
-        return
-    rows = rows_per_batch(shape[1:], dtype, chunk_size)
-    for start in range(0, shape[0], rows):
+    def read(start: int, stop: int) -> np.ndarray:
         # reopened per batch: closing unmaps the file, so at most one
         # batch of its pages is resident
         with _open(src) as f:
-            try:
-                b = np.array(f.get_slice(name)[start : min(shape[0], start + rows)])
-            except Exception as e:
-                raise ConversionError(src, f"tensor '{name}', rows {start}..{min(shape[0], start + rows) - 1}",
-                                      f"cannot read: {e}") from e
-        progress.update(b.nbytes)
-        yield b
+            return np.array(f.get_slice(name)[start:stop])
+
+    return sliced_batches(src, f"tensor '{name}'", shape, dtype, chunk_size, progress, read)
 
 
 def from_safetensors_file(

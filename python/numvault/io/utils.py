@@ -164,6 +164,38 @@ def rows_per_batch(row_shape: Tuple[int, ...], dtype: np.dtype, chunk_size: int)
     return max(1, (int(chunk_size) // 4) // max(1, row_bytes))
 
 
+def sliced_batches(
+    source: Any,
+    place: str,
+    shape: Tuple[int, ...],
+    dtype: Any,
+    chunk_size: int,
+    progress: Any,
+    read: Any,
+    errors: Tuple[type, ...] = (Exception,),
+) -> Iterator[np.ndarray]:
+    """Row batches of a source read by slices: ``read(start, stop)`` returns
+    rows ``start:stop`` (a library's slicing: an HDF5 dataset, a Zarr array,
+    a safetensors slice), about ``chunk_size / 4`` bytes each. An empty
+    array gives one empty batch; a 0-d one, or a read raising one of
+    ``errors``, a ConversionError naming ``place`` (and the rows)."""
+    if len(shape) == 0:
+        raise ConversionError(source, place, "0-d (scalar) arrays are not supported by numvault")
+    dtype = check_dtype(dtype, source, place)
+    if shape[0] == 0 or 0 in shape:
+        yield np.empty(shape, dtype)
+        return
+    rows = rows_per_batch(shape[1:], dtype, chunk_size)
+    for start in range(0, shape[0], rows):
+        stop = min(shape[0], start + rows)
+        try:
+            b = np.asarray(read(start, stop))
+        except errors as e:
+            raise ConversionError(source, f"{place}, rows {start}..{stop - 1}", f"cannot read: {e}") from e
+        progress.update(b.nbytes)
+        yield b
+
+
 def check_dtype(dtype: Any, source: Any, place: Optional[str]) -> np.dtype:
     """``dtype`` as a NumPy dtype numvault stores, else a ConversionError."""
     dt = np.dtype(dtype)

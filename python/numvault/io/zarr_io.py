@@ -14,12 +14,12 @@ from .utils import (
     StoreWriter,
     _check_zarr,
     atomic_path,
-    check_dtype,
     check_source,
     open_result,
     open_store,
     pick_names,
     rows_per_batch,
+    sliced_batches,
     store_batches,
 )
 
@@ -36,23 +36,9 @@ def _arrays(zarr: Any, grp: Any, prefix: str = "") -> List[tuple]:
 
 
 def _batches(src: Path, name: str, arr: Any, chunk_size: int, progress: Progress):
-    place = f"array '{name}'"
     shape = tuple(int(s) for s in arr.shape)
-    if len(shape) == 0:
-        raise ConversionError(src, place, "0-d (scalar) arrays are not supported by numvault")
-    dtype = check_dtype(arr.dtype, src, place)
-    if shape[0] == 0:
-        yield np.empty(shape, dtype)
-        return
-    rows = rows_per_batch(shape[1:], dtype, chunk_size)
-    for start in range(0, shape[0], rows):
-        try:
-            b = np.asarray(arr[start : start + rows])
-        except _ZARR_ERRORS as e:
-            raise ConversionError(src, f"{place}, rows {start}..{min(shape[0], start + rows) - 1}",
-                                  f"cannot read: {e}") from e
-        progress.update(b.nbytes)
-        yield b
+    return sliced_batches(src, f"array '{name}'", shape, arr.dtype, chunk_size, progress,
+                          lambda a, b: arr[a:b], _ZARR_ERRORS)
 
 
 def from_zarr(
