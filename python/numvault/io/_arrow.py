@@ -12,11 +12,11 @@ the array's row shape in their schema metadata (``numvault.row_shape``), so
 from __future__ import annotations
 
 import json
-from typing import Any, List, Optional, Tuple
+from typing import Any, Iterable, Iterator, List, Optional, Tuple
 
 import numpy as np
 
-from .utils import ConversionError, check_dtype
+from .utils import ConversionError, StoreWriter, check_dtype, conform, open_result, open_store, pick_one
 
 META_KEY = b"numvault.row_shape"
 
@@ -104,3 +104,42 @@ def array_to_table(pa: Any, arr: np.ndarray, column_names: Optional[List[str]] =
 def schema_for(pa: Any, dtype: np.dtype, shape: Tuple[int, ...], column_names: Optional[List[str]] = None) -> Any:
     """The schema :func:`array_to_table` gives an array of ``dtype`` and ``shape``."""
     return array_to_table(pa, np.empty((0,) + tuple(shape[1:]), dtype), column_names).schema
+
+
+def save_table(pa: Any, table: Any, output_path: Any, array_name: Optional[str],
+               columns: Optional[List[str]], drop_if_exists: bool, return_npk_obj: bool) -> Any:
+    """``from_table`` / ``from_parquet_table``: an in-memory table as one
+    array (default name ``'data'``), one atomic commit."""
+    arr = table_to_array(pa, table, "table", columns)
+    with StoreWriter(output_path, drop_if_exists) as w:
+        w.save(array_name or "data", arr)
+    return open_result(output_path) if return_npk_obj else None
+
+
+def load_table(pa: Any, input_path: Any, array_name: Optional[str],
+               column_names: Optional[List[str]]) -> Any:
+    """``to_table`` / ``to_parquet_table``: one array (``array_name``, or the
+    store's only array) as an in-memory table."""
+    with open_store(input_path) as v:
+        name = pick_one(v, array_name, "export")
+        return array_to_table(pa, v.load(name), column_names)
+
+
+def batch_arrays(pa: Any, batches: Iterable[Tuple[Any, str]], schema: Any, src: Any,
+                 columns: Optional[List[str]], forced: Optional[np.dtype], progress: Any,
+                 empty_schema: Any = None) -> Iterator[np.ndarray]:
+    """The arrays of a file's record batches, given as ``(batch, place)``
+    (``place`` names the rows, for errors), each conformed to one dtype
+    (``forced``, or the widest seen so far); a file without rows gives one
+    empty array of the columns' shape."""
+    current = forced
+    for batch, place in batches:
+        tbl = pa.Table.from_batches([batch]).replace_schema_metadata(schema.metadata)
+        arr = table_to_array(pa, tbl, src, columns, place=f"{place}, ")
+        arr = conform(arr, current, forced is not None, src, place)
+        current = arr.dtype
+        progress.update(arr.nbytes)
+        yield arr
+    if current is None:
+        empty = pa.Table.from_batches([], schema=empty_schema if empty_schema is not None else schema)
+        yield table_to_array(pa, empty.replace_schema_metadata(schema.metadata), src, columns)

@@ -23,7 +23,6 @@ from .utils import (
     _check_pyarrow,
     atomic_output,
     check_source,
-    conform,
     open_result,
     open_store,
     pick_one,
@@ -46,11 +45,8 @@ def from_table(
     """Save an in-memory ``pyarrow.Table`` as one array (``array_name``,
     default ``'data'``), its numeric columns side by side. In memory: the
     table and its array. One atomic commit."""
-    pa = _check_pyarrow()
-    arr = _arrow.table_to_array(pa, table, "table", columns)
-    with StoreWriter(output_path, drop_if_exists) as w:
-        w.save(array_name or "data", arr)
-    return open_result(output_path) if return_npk_obj else None
+    return _arrow.save_table(_check_pyarrow(), table, output_path, array_name, columns,
+                             drop_if_exists, return_npk_obj)
 
 
 def to_table(
@@ -61,10 +57,7 @@ def to_table(
     """One array (``array_name``, or the store's only array) as an in-memory
     ``pyarrow.Table`` (1-D: 'data'; 2-D: 'col0', ...; N-D: fixed-size lists;
     the row shape in the schema metadata). In memory: the whole array."""
-    pa = _check_pyarrow()
-    with open_store(input_path) as v:
-        name = pick_one(v, array_name, "export")
-        return _arrow.array_to_table(pa, v.load(name), column_names)
+    return _arrow.load_table(_check_pyarrow(), input_path, array_name, column_names)
 
 
 def _batches(pa: Any, src: Path, columns: Optional[List[str]], forced: Optional[np.dtype], progress: Any):
@@ -77,25 +70,20 @@ def _batches(pa: Any, src: Path, columns: Optional[List[str]], forced: Optional[
             reader = pa.ipc.open_file(f)
         except (pa.ArrowException, OSError, ValueError) as e:
             raise ConversionError(src, None, f"not a Feather v2 (Arrow IPC) file: {e}") from e
-        schema = reader.schema
-        current = forced
-        done = 0
-        for i in range(reader.num_record_batches):
-            try:
-                batch = reader.get_batch(i)
-                batch.validate(full=True)
-            except (pa.ArrowException, OSError, ValueError) as e:
-                raise ConversionError(src, f"record batch {i} (rows from {done})", f"cannot read: {e}") from e
-            tbl = pa.Table.from_batches([batch]).replace_schema_metadata(schema.metadata)
-            arr = _arrow.table_to_array(pa, tbl, src, columns, place=f"record batch {i}, ")
-            arr = conform(arr, current, forced is not None, src, f"record batch {i}")
-            current = arr.dtype
-            done += len(arr)
-            progress.update(arr.nbytes)
-            yield arr
-        if current is None:
-            empty = pa.Table.from_batches([], schema=schema)
-            yield _arrow.table_to_array(pa, empty, src, columns)
+
+        def batches():
+            done = 0
+            for i in range(reader.num_record_batches):
+                try:
+                    batch = reader.get_batch(i)
+                    batch.validate(full=True)
+                except (pa.ArrowException, OSError, ValueError) as e:
+                    raise ConversionError(src, f"record batch {i} (rows from {done})",
+                                          f"cannot read: {e}") from e
+                done += batch.num_rows
+                yield batch, f"record batch {i}"
+
+        yield from _arrow.batch_arrays(pa, batches(), reader.schema, src, columns, forced, progress)
 
 
 def from_feather_file(

@@ -23,7 +23,6 @@ from .utils import (
     _check_pyarrow,
     atomic_path,
     check_source,
-    conform,
     open_result,
     open_store,
     pick_one,
@@ -44,11 +43,8 @@ def from_parquet_table(
     default ``'data'``): its (selected) numeric columns side by side, shape
     ``(rows, columns)``. In memory: the table and its array. One atomic
     commit."""
-    pa = _check_pyarrow()
-    arr = _arrow.table_to_array(pa, table, "table", columns)
-    with StoreWriter(output_path, drop_if_exists) as w:
-        w.save(array_name or "data", arr)
-    return open_result(output_path) if return_npk_obj else None
+    return _arrow.save_table(_check_pyarrow(), table, output_path, array_name, columns,
+                             drop_if_exists, return_npk_obj)
 
 
 def to_parquet_table(
@@ -60,10 +56,7 @@ def to_parquet_table(
     ``pyarrow.Table``: 1-D: column 'data'; 2-D: 'col0', 'col1', ... (or
     ``column_names``); N-D: one fixed-size-list column of flattened rows. The
     row shape is kept in the schema metadata. In memory: the whole array."""
-    pa = _check_pyarrow()
-    with open_store(input_path) as v:
-        name = pick_one(v, array_name, "export")
-        return _arrow.array_to_table(pa, v.load(name), column_names)
+    return _arrow.load_table(_check_pyarrow(), input_path, array_name, column_names)
 
 
 def _file_batches(pa: Any, pq: Any, src: Path, columns: Optional[List[str]], chunk_size: int,
@@ -78,26 +71,22 @@ def _file_batches(pa: Any, pq: Any, src: Path, columns: Optional[List[str]], chu
     # Arrow's decoding buffers and allocator hold several times a batch: a
     # quarter of the usual batch keeps the whole within chunk_size
     rows = rows_per_batch((max(1, ncols),), np.dtype(np.float64), max(1, chunk_size // 4))
-    current = forced
-    done = 0
     it = pf.iter_batches(batch_size=rows, columns=columns, use_threads=False)
-    while True:
-        try:
-            batch = next(it)
-        except StopIteration:
-            break
-        except (pa.ArrowException, OSError, ValueError) as e:
-            raise ConversionError(src, f"rows from {done}", f"cannot read: {e}") from e
-        tbl = pa.Table.from_batches([batch]).replace_schema_metadata(schema.metadata)
-        arr = _arrow.table_to_array(pa, tbl, src, columns, place=f"rows {done}..{done + batch.num_rows - 1}, ")
-        arr = conform(arr, current, forced is not None, src, f"rows from {done}")
-        current = arr.dtype
-        done += len(arr)
-        progress.update(arr.nbytes)
-        yield arr
-    if current is None:  # no rows at all
-        empty = pa.Table.from_batches([], schema=schema.remove_metadata()).replace_schema_metadata(schema.metadata)
-        yield _arrow.table_to_array(pa, empty, src, columns)
+
+    def batches():
+        done = 0
+        while True:
+            try:
+                batch = next(it)
+            except StopIteration:
+                return
+            except (pa.ArrowException, OSError, ValueError) as e:
+                raise ConversionError(src, f"rows from {done}", f"cannot read: {e}") from e
+            yield batch, f"rows {done}..{done + batch.num_rows - 1}"
+            done += batch.num_rows
+
+    yield from _arrow.batch_arrays(pa, batches(), schema, src, columns, forced, progress,
+                                   empty_schema=schema.remove_metadata())
 
 
 def from_parquet_file(
