@@ -34,7 +34,15 @@ import uuid
 from pathlib import Path
 from typing import Any, BinaryIO, Dict, List, Optional, Union
 
-from .utils import DependencyError, Progress, _check_dependency, _fsync_dir, atomic_output, is_numvault_store
+from .utils import (
+    DependencyError,
+    Progress,
+    _check_dependency,
+    _fsync_dir,
+    atomic_output,
+    is_numvault_store,
+    replace_dir,
+)
 
 MAGIC = b"\x89NVPKG\r\n"
 VERSION = 1
@@ -566,26 +574,12 @@ def _open_and_verify(tmp: Path, source: Any, verify: bool) -> None:
 def _install(tmp: Path, tgt: Path) -> None:
     """Rename ``tmp`` to ``tgt``; an existing target (checked replaceable)
     is moved aside under its writer lock first, then removed."""
-    if not tgt.exists():
-        os.rename(tmp, tgt)
-        _fsync_dir(tgt.parent)
-        return
-    fd = None
-    if is_numvault_store(tgt):
-        fd = _lock_store(tgt, 0.0)
+    fd = _lock_store(tgt, 0.0) if tgt.exists() and is_numvault_store(tgt) else None
     try:
-        old = tgt.parent / f".{tgt.name}.old-{uuid.uuid4().hex[:12]}"
-        os.rename(tgt, old)
-        try:
-            os.rename(tmp, tgt)
-        except BaseException:
-            os.rename(old, tgt)
-            raise
+        replace_dir(tmp, tgt)
     finally:
         if fd is not None:
             os.close(fd)
-    _fsync_dir(tgt.parent)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------
