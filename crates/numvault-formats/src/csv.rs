@@ -6,7 +6,7 @@ use std::path::Path;
 
 use numvault::DType;
 
-use super::{arr, clip, element_count, invalid, io_at, unsupported, Fail, FormatError, Loaded};
+use crate::{arr, clip, element_count, invalid, io_at, unsupported, Fail, FormatError, Loaded};
 
 /// A parsed CSV number.
 #[derive(Clone, Copy)]
@@ -51,7 +51,7 @@ fn csv_error(e: csv::Error) -> Fail {
     }
 }
 
-pub(super) fn load_csv(path: &Path) -> Result<Loaded, FormatError> {
+pub fn load_csv(path: &Path) -> Result<Loaded, FormatError> {
     let file = File::open(path).map_err(io_at(path))?;
     parse_csv(BufReader::new(file)).map_err(|f| f.at(path))
 }
@@ -206,7 +206,7 @@ fn fmt_f32(v: f32) -> String {
     }
 }
 
-pub(super) fn write_csv<W: Write>(
+pub fn write_csv<W: Write>(
     w: &mut W,
     dtype: DType,
     shape: &[u64],

@@ -25,7 +25,7 @@ use ndarray_npy::npy::header::{Header, Layout, ParseHeaderError, ReadHeaderError
 use numvault::DType;
 use py_literal::Value;
 
-use super::{
+use crate::{
     clip, element_count, invalid, io_at, shape_str, unsupported, Fail, FormatError, Loaded,
 };
 
@@ -40,7 +40,7 @@ fn read_full<R: Read>(r: &mut R, buf: &mut [u8], what: &str) -> Result<(), Fail>
     })
 }
 
-pub(super) const NPY_MAGIC: &[u8; 6] = b"\x93NUMPY";
+pub const NPY_MAGIC: &[u8; 6] = b"\x93NUMPY";
 /// Largest header we accept. NumPy itself refuses more than 10 000 bytes by
 /// default; the header of any dtype numvault stores is under 2 KiB, even with
 /// 64 dimensions. (1 MiB with the hand-written parser before; the
@@ -48,13 +48,11 @@ pub(super) const NPY_MAGIC: &[u8; 6] = b"\x93NUMPY";
 /// header, under a second for 64 KiB.)
 const MAX_NPY_HEADER: usize = 64 << 10;
 /// NumPy's own limit on dimensions.
-pub(super) const MAX_NPY_NDIM: usize = 64;
+pub const MAX_NPY_NDIM: usize = 64;
 
-pub(super) fn load_npy(path: &Path) -> Result<Loaded, FormatError> {
-    let file = File::open(path).map_err(io_at(path))?;
-    let len = file.metadata().map_err(io_at(path))?.len();
-    let mut r = BufReader::new(file);
-    let (dtype, shape, data) = read_npy(&mut r, len).map_err(|f| f.at(path))?;
+/// Read a whole .npy file.
+pub fn load_npy(path: &Path) -> Result<Loaded, FormatError> {
+    let (dtype, shape, data) = NpyReader::open(path)?.read_all().map_err(|f| f.at(path))?;
     Ok(Loaded {
         member: None,
         dtype,
@@ -63,19 +61,240 @@ pub(super) fn load_npy(path: &Path) -> Result<Loaded, FormatError> {
     })
 }
 
-struct NpyHeader {
-    dtype: DType,
-    big_endian: bool,
-    fortran: bool,
-    shape: Vec<u64>,
+/// What a .npy header says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NpyHeader {
+    pub dtype: DType,
+    /// The data is stored big-endian (the reader swaps it).
+    pub big_endian: bool,
+    /// The data is stored in Fortran (column-major) order.
+    pub fortran: bool,
+    /// The shape as written: empty for a 0-d array.
+    pub shape: Vec<u64>,
+}
+
+/// A .npy stream whose header has been read and checked: its rows, in
+/// chunks of bounded size, as C-order little-endian bytes (big-endian data
+/// swapped, booleans made 0/1).
+///
+/// The sizes are checked before any data is read: the data must be exactly
+/// what the header's shape needs, so a truncated (or over-long) file is an
+/// error at [`NpyReader::new`] and no allocation is larger than the file.
+///
+/// Fortran-order arrays of two or more dimensions are not streamed: their
+/// rows are not contiguous in the file, so the first chunk holds the whole
+/// array (reordered into C order; memory: twice the array). C-order arrays
+/// (what NumPy writes unless asked) stream in chunks of the size asked.
+#[derive(Debug)]
+pub struct NpyReader<R> {
+    r: R,
+    header: NpyHeader,
+    /// Byte offset of the array data from the start of the stream.
+    data_offset: u64,
+    rows: u64,
+    row_bytes: u64,
+    /// Rows handed out so far.
+    done: u64,
+}
+
+impl NpyReader<BufReader<File>> {
+    /// Open .npy file `path` and read its header; errors name the file.
+    pub fn open(path: &Path) -> Result<Self, FormatError> {
+        let file = File::open(path).map_err(io_at(path))?;
+        let len = file.metadata().map_err(io_at(path))?.len();
+        NpyReader::new(BufReader::with_capacity(1 << 16, file), len).map_err(|f| f.at(path))
+    }
+}
+
+impl<R: Read> NpyReader<R> {
+    /// Read the header of a .npy stream of exactly `total_len` bytes and
+    /// check the data's size against it.
+    pub fn new(mut r: R, total_len: u64) -> Result<Self, Fail> {
+        let (header, prefix) = read_header(&mut r, total_len)?;
+        let itemsize = header.dtype.itemsize() as u64;
+        let count = element_count(&header.shape).ok_or_else(|| {
+            invalid(format!(
+                "the .npy header's shape {} overflows",
+                shape_str(&header.shape)
+            ))
+        })?;
+        let available = total_len - prefix;
+        let needed = count.checked_mul(itemsize);
+        match needed {
+            Some(n) if n == available => {}
+            Some(n) if n < available => {
+                return Err(invalid(format!(
+                    "{} unexpected bytes after the array data at byte offset {} (shape {} of {} \
+                     needs {n} bytes)",
+                    available - n,
+                    prefix + n,
+                    shape_str(&header.shape),
+                    header.dtype
+                )))
+            }
+            _ => {
+                return Err(invalid(format!(
+                    "truncated at byte offset {total_len}: shape {} of {} needs {} bytes of data \
+                     from offset {prefix} but only {available} are present",
+                    shape_str(&header.shape),
+                    header.dtype,
+                    needed.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string())
+                )))
+            }
+        }
+        let (rows, row_elems) = match header.shape.split_first() {
+            None => (1, 1),
+            Some((&rows, rest)) => (rows, element_count(rest).unwrap_or(0)),
+        };
+        Ok(NpyReader {
+            r,
+            data_offset: prefix,
+            rows,
+            row_bytes: row_elems.saturating_mul(itemsize),
+            header,
+            done: 0,
+        })
+    }
+
+    pub fn header(&self) -> &NpyHeader {
+        &self.header
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.header.dtype
+    }
+
+    /// The array's shape with at least one dimension (a 0-d array is one
+    /// row of shape []).
+    pub fn shape(&self) -> Vec<u64> {
+        if self.header.shape.is_empty() {
+            vec![1]
+        } else {
+            self.header.shape.clone()
+        }
+    }
+
+    /// The shape of one row (the shape without its first dimension).
+    pub fn row_shape(&self) -> Vec<u64> {
+        self.header.shape.get(1..).unwrap_or(&[]).to_vec()
+    }
+
+    /// Number of rows (1 for a 0-d array).
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+
+    /// Bytes per row.
+    pub fn row_bytes(&self) -> u64 {
+        self.row_bytes
+    }
+
+    /// Byte offset of the array data from the start of the stream.
+    pub fn data_offset(&self) -> u64 {
+        self.data_offset
+    }
+
+    /// True if the array's rows are not contiguous (Fortran order, 2+
+    /// dimensions): [`NpyReader::next_rows`] returns them all at once.
+    pub fn whole(&self) -> bool {
+        self.header.fortran && self.header.shape.len() > 1
+    }
+
+    /// Rows per chunk for chunks of at most `max_bytes` (at least one row;
+    /// every row when they are not contiguous or have no bytes).
+    pub fn rows_per_chunk(&self, max_bytes: usize) -> u64 {
+        if self.whole() || self.row_bytes == 0 {
+            return self.rows.max(1);
+        }
+        (max_bytes as u64 / self.row_bytes).max(1)
+    }
+
+    /// Read the next chunk of at most `max_rows` rows (all of them for
+    /// [`NpyReader::whole`] arrays) into `buf` (cleared first): C-order,
+    /// little-endian. Returns the number of rows, 0 once every row has been
+    /// read.
+    pub fn next_rows(&mut self, max_rows: u64, buf: &mut Vec<u8>) -> Result<u64, Fail> {
+        buf.clear();
+        let left = self.rows - self.done;
+        if left == 0 {
+            return Ok(0);
+        }
+        let n = if self.whole() {
+            left
+        } else {
+            left.min(max_rows.max(1))
+        };
+        let nbytes = usize::try_from(n.saturating_mul(self.row_bytes))
+            .map_err(|_| invalid("the array is too large for this machine"))?;
+        buf.try_reserve_exact(nbytes)
+            .map_err(|_| invalid(format!("cannot allocate {nbytes} bytes for the array data")))?;
+        let start = self.data_offset + self.done * self.row_bytes;
+        let got = (&mut self.r)
+            .take(nbytes as u64)
+            .read_to_end(buf)
+            .map_err(Fail::Io)?;
+        if got != nbytes {
+            return Err(invalid(format!(
+                "truncated at byte offset {}: the data of rows {}..{} should end at offset {}",
+                start + got as u64,
+                self.done,
+                self.done + n,
+                start + nbytes as u64
+            )));
+        }
+        if self.header.big_endian {
+            swap_to_le(buf, self.header.dtype);
+        }
+        if self.header.dtype == DType::Bool {
+            // NumPy treats any non-zero byte as True; store canonical 0/1.
+            buf.iter_mut().for_each(|b| *b = u8::from(*b != 0));
+        }
+        if self.whole() {
+            *buf = fortran_to_c(buf, &self.header.shape, self.header.dtype.itemsize())?;
+        }
+        self.done += n;
+        Ok(n)
+    }
+
+    /// The next chunk of rows of about `max_bytes` (see
+    /// [`NpyReader::next_rows`]); None once every row has been read.
+    pub fn next_chunk(&mut self, max_bytes: usize) -> Result<Option<Vec<u8>>, Fail> {
+        let mut buf = Vec::new();
+        let n = self.next_rows(self.rows_per_chunk(max_bytes), &mut buf)?;
+        Ok((n > 0).then_some(buf))
+    }
+
+    /// Every remaining row: (dtype, shape with at least one dimension,
+    /// C-order little-endian data).
+    pub fn read_all(mut self) -> Result<(DType, Vec<u64>, Vec<u8>), Fail> {
+        let shape = self.shape();
+        let mut data = Vec::new();
+        let mut buf = Vec::new();
+        while self.next_rows(u64::MAX, &mut buf)? > 0 {
+            if data.is_empty() {
+                data = std::mem::take(&mut buf);
+            } else {
+                data.extend_from_slice(&buf);
+            }
+        }
+        Ok((self.header.dtype, shape, data))
+    }
+
+    /// The underlying stream (positioned after the rows read so far).
+    pub fn into_inner(self) -> R {
+        self.r
+    }
 }
 
 /// Parse one .npy stream of exactly `total_len` bytes: (dtype, shape with at
 /// least one dimension, C-order little-endian data).
-pub(super) fn read_npy<R: Read>(
-    r: &mut R,
-    total_len: u64,
-) -> Result<(DType, Vec<u64>, Vec<u8>), Fail> {
+pub fn read_npy<R: Read>(r: &mut R, total_len: u64) -> Result<(DType, Vec<u64>, Vec<u8>), Fail> {
+    NpyReader::new(r, total_len)?.read_all()
+}
+
+/// Read the magic, version, length and text of a .npy header from a
+/// stream of `total_len` bytes: the header and the offset of the data.
+pub fn read_header<R: Read>(r: &mut R, total_len: u64) -> Result<(NpyHeader, u64), Fail> {
     let mut pre = [0u8; 8];
     read_full(r, &mut pre, "the .npy header")?;
     if pre[..6] != NPY_MAGIC[..] {
@@ -102,75 +321,19 @@ pub(super) fn read_npy<R: Read>(
     let prefix = (8 + len_bytes + header_len) as u64;
     if prefix > total_len {
         return Err(invalid(format!(
-            "truncated: the .npy header claims {header_len} bytes but the file has {total_len} bytes in all"
+            "truncated at byte offset {total_len}: the .npy header claims {header_len} bytes but \
+             the file has {total_len} bytes in all"
         )));
     }
     let mut hbuf = vec![0u8; header_len];
     read_full(r, &mut hbuf, "the .npy header")?;
     let text =
         std::str::from_utf8(&hbuf).map_err(|_| invalid("the .npy header is not valid text"))?;
-    let h = parse_npy_header(text)?;
-
-    let itemsize = h.dtype.itemsize() as u64;
-    let count = element_count(&h.shape).ok_or_else(|| {
-        invalid(format!(
-            "the .npy header's shape {} overflows",
-            shape_str(&h.shape)
-        ))
-    })?;
-    let available = total_len - prefix;
-    let needed = count.checked_mul(itemsize);
-    match needed {
-        Some(n) if n == available => {}
-        Some(n) if n < available => {
-            return Err(invalid(format!(
-                "{} unexpected bytes after the array data (shape {} of {} needs {n} bytes)",
-                available - n,
-                shape_str(&h.shape),
-                h.dtype
-            )))
-        }
-        _ => {
-            return Err(invalid(format!(
-                "truncated: shape {} of {} needs {} bytes of data but only {available} are present",
-                shape_str(&h.shape),
-                h.dtype,
-                needed.map_or_else(|| "more than 2^64".to_string(), |n| n.to_string())
-            )))
-        }
-    }
-    let nbytes = usize::try_from(available)
-        .map_err(|_| invalid("the array is too large for this machine"))?;
-    let mut data = Vec::new();
-    data.try_reserve_exact(nbytes)
-        .map_err(|_| invalid(format!("cannot allocate {nbytes} bytes for the array data")))?;
-    r.take(available).read_to_end(&mut data).map_err(Fail::Io)?;
-    if data.len() != nbytes {
-        return Err(invalid(format!(
-            "truncated: expected {nbytes} bytes of array data, found {}",
-            data.len()
-        )));
-    }
-
-    if h.big_endian {
-        swap_to_le(&mut data, h.dtype);
-    }
-    if h.dtype == DType::Bool {
-        // NumPy treats any non-zero byte as True; store canonical 0/1.
-        data.iter_mut().for_each(|b| *b = u8::from(*b != 0));
-    }
-    if h.fortran && h.shape.len() > 1 {
-        data = fortran_to_c(&data, &h.shape, h.dtype.itemsize())?;
-    }
-    let mut shape = h.shape;
-    if shape.is_empty() {
-        shape.push(1);
-    }
-    Ok((h.dtype, shape, data))
+    Ok((parse_npy_header(text)?, prefix))
 }
 
 /// Reverse the bytes of each scalar component (complex numbers are two).
-pub(super) fn swap_to_le(data: &mut [u8], dtype: DType) {
+pub fn swap_to_le(data: &mut [u8], dtype: DType) {
     let comp = match dtype {
         DType::Complex64 => 4,
         DType::Complex128 => 8,
@@ -430,7 +593,7 @@ fn header_error(text: &str, e: ReadHeaderError) -> Fail {
 /// The complete .npy header (magic through padding newline) for a
 /// little-endian C-order array, written by ndarray-npy: version 1.0, or 2.0
 /// once the header no longer fits in 64 KiB; the data starts 64-byte aligned.
-pub(super) fn npy_header(dtype: DType, shape: &[u64]) -> Result<Vec<u8>, Fail> {
+pub fn npy_header(dtype: DType, shape: &[u64]) -> Result<Vec<u8>, Fail> {
     let too_big = || invalid("the array is too large for this machine");
     let shape = shape
         .iter()

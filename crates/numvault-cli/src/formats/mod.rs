@@ -5,17 +5,24 @@
 //! bad input and no allocation is sized by a number read from a file unless
 //! that number has been checked against the file's size first.
 //!
-//! One file per format (npy.rs, npz.rs, csv.rs, parquet.rs); this module
-//! holds what they share and dispatches on the file extension. The tests are
-//! in tests/, one file per format as well.
+//! .npy, .npz and CSV are read and written by the crate numvault-formats
+//! (shared with the Python package's numvault.io); Parquet by parquet.rs
+//! here. This module dispatches on the file extension and writes exports
+//! atomically. The tests are in tests/, one file per format.
 
 use std::fs::{self, File};
-use std::io::{self, BufWriter, Write};
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
+use std::io::{BufWriter, Write};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use numvault::DType;
+// .npy, .npz and CSV: the shared implementation (crate numvault-formats,
+// also behind numvault.io in Python); Parquet stays here (parquet.rs), so
+// that the Python extension does not link the parquet crate.
+use numvault_formats::{
+    arr, csv, element_count, guarded, invalid, io_at, npy, npz, shape_str, unsupported, Fail,
+};
+pub use numvault_formats::{FormatError, Loaded};
 
 use self::csv::{load_csv, write_csv};
 use self::npy::{load_npy, npy_header};
@@ -55,134 +62,6 @@ impl Format {
     }
 }
 
-/// One array read from a source file.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Loaded {
-    /// None for a single-array file (.npy, .csv, a parquet file that maps to
-    /// one array); Some(member) for .npz members ("a", "sub/b" — the member
-    /// name with ".npy" dropped) and for parquet files whose columns do not
-    /// share one type (Some(column name)).
-    pub member: Option<String>,
-    pub dtype: DType,
-    /// Full shape, first axis = rows; at least 1 dimension (a 0-d npy scalar
-    /// becomes shape [1]).
-    pub shape: Vec<u64>,
-    /// C-order, little-endian element bytes; len == product(shape) * itemsize.
-    pub data: Vec<u8>,
-}
-
-/// Why a file could not be read or written. Every message names the file.
-#[derive(Debug, thiserror::Error)]
-pub enum FormatError {
-    /// The operating system refused (open, read, write, rename, ...).
-    #[error("{}: {source}", path.display())]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    /// The extension is not one of .npy .npz .csv .parquet .pq.
-    #[error(
-        "{}: unknown file type (expected extension .npy, .npz, .csv, .parquet or .pq)",
-        path.display()
-    )]
-    UnknownFormat { path: PathBuf },
-    /// `export` was asked for a format it cannot write.
-    #[error(
-        "{}: cannot export to {format} (export supports .npy, .csv and .parquet)",
-        path.display()
-    )]
-    ExportUnsupported { path: PathBuf, format: &'static str },
-    /// The file is damaged or not what its extension says.
-    #[error("{}: {detail}", path.display())]
-    Invalid { path: PathBuf, detail: String },
-    /// The file is well-formed but holds something numvault cannot store
-    /// (or the target format cannot hold the array's dtype).
-    #[error("{}: {detail}", path.display())]
-    Unsupported { path: PathBuf, detail: String },
-}
-
-/// Internal error, before the path is attached.
-#[derive(Debug)]
-enum Fail {
-    Invalid(String),
-    Unsupported(String),
-    Io(io::Error),
-}
-
-impl Fail {
-    fn at(self, path: &Path) -> FormatError {
-        let path = path.to_path_buf();
-        match self {
-            Fail::Invalid(detail) => FormatError::Invalid { path, detail },
-            Fail::Unsupported(detail) => FormatError::Unsupported { path, detail },
-            Fail::Io(source) => FormatError::Io { path, source },
-        }
-    }
-
-    /// Prefix the message (e.g. with the npz member); I/O errors inside a
-    /// container are reported as damage to that member.
-    fn context(self, what: &str) -> Fail {
-        match self {
-            Fail::Invalid(m) => Fail::Invalid(format!("{what}: {m}")),
-            Fail::Unsupported(m) => Fail::Unsupported(format!("{what}: {m}")),
-            Fail::Io(e) => Fail::Invalid(format!("{what}: {e}")),
-        }
-    }
-}
-
-fn invalid(msg: impl Into<String>) -> Fail {
-    Fail::Invalid(msg.into())
-}
-
-fn unsupported(msg: impl Into<String>) -> Fail {
-    Fail::Unsupported(msg.into())
-}
-
-fn io_at(path: &Path) -> impl FnOnce(io::Error) -> FormatError + '_ {
-    move |source| FormatError::Io {
-        path: path.to_path_buf(),
-        source,
-    }
-}
-
-/// Run a third-party decoder, turning a panic inside it into an error (the
-/// decoders are meant not to panic on bad input; this is a backstop).
-fn guarded<T>(path: &Path, f: impl FnOnce() -> Result<T, FormatError>) -> Result<T, FormatError> {
-    match catch_unwind(AssertUnwindSafe(f)) {
-        Ok(r) => r,
-        Err(_) => Err(invalid("the decoder failed on malformed data").at(path)),
-    }
-}
-
-/// Product of a shape, None on overflow.
-fn element_count(shape: &[u64]) -> Option<u64> {
-    shape.iter().try_fold(1u64, |acc, &d| acc.checked_mul(d))
-}
-
-fn shape_str(shape: &[u64]) -> String {
-    let dims: Vec<String> = shape.iter().map(u64::to_string).collect();
-    format!("[{}]", dims.join(", "))
-}
-
-/// The first 40 characters of `s` (with "..." if there were more), to
-/// quote file contents in a message.
-fn clip(s: &str) -> String {
-    let mut t: String = s.chars().take(40).collect();
-    if t.len() < s.len() {
-        t.push_str("...");
-    }
-    t
-}
-
-/// Copy a slice into an array of the same length (never panics; a short slice
-/// leaves zeros).
-fn arr<const N: usize>(b: &[u8]) -> [u8; N] {
-    let mut a = [0u8; N];
-    a.iter_mut().zip(b).for_each(|(d, s)| *d = *s);
-    a
-}
-
 // ---------------------------------------------------------------------------
 // load
 
@@ -199,9 +78,6 @@ pub fn load(path: &Path) -> Result<Vec<Loaded>, FormatError> {
     }
 }
 
-mod csv;
-mod npy;
-mod npz;
 mod parquet;
 #[cfg(test)]
 mod tests;

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use numvault::DType;
 
-use super::npy::MAX_NPY_NDIM;
 use super::{arr, element_count, invalid, io_at, unsupported, Fail, FormatError, Loaded};
+use numvault_formats::npy::MAX_NPY_NDIM;
 
 pub(super) const SHAPE_KEY: &str = "numvault.shape";
 /// Decoded parquet data may be at most this many times the file size (or

@@ -1,5 +1,8 @@
 //! Tests of the formats module: shared helpers here, one file per format.
 
+use std::io;
+use std::path::PathBuf;
+
 use super::npy::NPY_MAGIC;
 use super::*;
 
