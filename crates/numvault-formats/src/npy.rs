@@ -429,8 +429,9 @@ fn parse_descr(descr: &str) -> Result<(DType, bool), Fail> {
         "c16" => DType::Complex128,
         _ => {
             return Err(unsupported(format!(
-                "unsupported dtype '{descr}' (supported: bool, int8-int64, uint8-uint64, \
-                 float16/32/64, complex64/128; not strings, objects, dates or records)"
+                "unsupported dtype '{descr}': not supported by numvault (it stores bool, \
+                 int8-int64, uint8-uint64, float16/32/64, complex64/128; not strings, objects, \
+                 dates or records)"
             )))
         }
     };

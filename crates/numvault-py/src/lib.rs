@@ -4,6 +4,7 @@
 
 mod conv;
 mod errors;
+mod formats;
 mod index;
 mod lazy;
 mod lazy_interop;
@@ -68,6 +69,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(vault::validate_name, m)?)?;
     m.add_function(wrap_pyfunction!(_panic_for_test, m)?)?;
     m.add_function(wrap_pyfunction!(numpack_import::_import_numpack, m)?)?;
+    formats::register(m)?;
     Ok(())
 }
 

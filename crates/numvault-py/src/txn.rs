@@ -83,6 +83,26 @@ impl Transaction {
         }
     }
 
+    /// Run `f` on the open transaction if no other call is using it (for
+    /// work that calls back into Python meanwhile, as the file importers of
+    /// formats.rs do: waiting there could deadlock).
+    pub(crate) fn with_now<T>(&self, f: impl FnOnce(&mut Txn) -> PyResult<T>) -> PyResult<T> {
+        self.check_process()?;
+        let mut g = match self.txn.try_lock() {
+            Ok(g) => g,
+            Err(std::sync::TryLockError::Poisoned(p)) => p.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => {
+                return Err(PyValueError::new_err("the transaction is in use"))
+            }
+        };
+        match g.as_mut() {
+            Some(t) => f(t),
+            None => Err(PyValueError::new_err(
+                "the transaction was committed or discarded",
+            )),
+        }
+    }
+
     fn take(&self) -> PyResult<Txn> {
         self.check_process()?;
         let mut g = match self.txn.lock() {
