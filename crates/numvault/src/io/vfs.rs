@@ -169,9 +169,16 @@ impl VFile for StdFile {
 impl Vfs for StdVfs {
     fn boot_id(&self) -> Option<String> {
         // Linux: random per boot. Elsewhere unknown: always full recovery.
-        let id = fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
-        let id = id.trim();
-        (!id.is_empty()).then(|| id.to_string())
+        // Read once per process (no process outlives its boot): a writer by
+        // turns asks at every commit.
+        static BOOT_ID: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+        BOOT_ID
+            .get_or_init(|| {
+                let id = fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
+                let id = id.trim();
+                (!id.is_empty()).then(|| id.to_string())
+            })
+            .clone()
     }
 
     fn open(&self, path: &Path, mode: OpenMode) -> io::Result<Arc<dyn VFile>> {
@@ -272,4 +279,24 @@ struct HeldLock(File);
 pub fn held_lock_fd(guard: &LockGuard) -> Option<std::os::fd::RawFd> {
     use std::os::fd::AsRawFd;
     guard.downcast_ref::<HeldLock>().map(|h| h.0.as_raw_fd())
+}
+
+/// Replace the contents of the file a lock taken by
+/// [`StdVfs::lock_exclusive`] is held through with `bytes` (best effort;
+/// `false` if `guard` is another file system's lock, to be written by path).
+#[cfg(unix)]
+pub fn write_held_lock(guard: &LockGuard, bytes: &[u8]) -> bool {
+    use std::os::unix::fs::FileExt;
+    let Some(h) = guard.downcast_ref::<HeldLock>() else {
+        return false;
+    };
+    let _ = h.0.write_all_at(bytes, 0);
+    let _ = h.0.set_len(bytes.len() as u64);
+    true
+}
+
+/// See the Unix version: elsewhere the note is written by path.
+#[cfg(not(unix))]
+pub fn write_held_lock(_guard: &LockGuard, _bytes: &[u8]) -> bool {
+    false
 }

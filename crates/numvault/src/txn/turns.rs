@@ -86,12 +86,17 @@ impl Engine {
                 return Err(self.lock_error(e));
             }
         };
-        self.lock = Some(guard);
         let note = LockNote {
             boot: self.vfs.boot_id(),
+            pid: Some(std::process::id()),
             ..LockNote::default()
         };
-        write_note(self.vfs.as_ref(), &path, note);
+        // Through the lock's own descriptor where it is a real file (saves
+        // an open and a close per commit), else by path.
+        if !crate::io::vfs::write_held_lock(&guard, note.encode().as_bytes()) {
+            write_note(self.vfs.as_ref(), &path, note);
+        }
+        self.lock = Some(guard);
         if let Err(e) = self.catch_up() {
             self.end_turn();
             return Err(e);
