@@ -26,6 +26,7 @@ use numvault::DType;
 pub mod csv;
 pub mod npy;
 pub mod npz;
+pub mod printf;
 #[cfg(test)]
 mod tests;
 

@@ -330,3 +330,771 @@ fn csv_bad_rows_are_errors_naming_the_line() {
     let l = csv::load_csv(&p).unwrap();
     assert_eq!((l.dtype, l.shape), (DType::F64, vec![3, 2]));
 }
+
+fn rows_of(text: &str, opts: &csv::CsvOptions) -> Result<Vec<(u64, Vec<csv::Num>)>, crate::Fail> {
+    let mut r = csv::CsvReader::new(text.as_bytes(), opts)?;
+    let mut out = Vec::new();
+    let mut row = Vec::new();
+    while let Some(line) = r.next_row(&mut row)? {
+        out.push((line, row.clone()));
+    }
+    Ok(out)
+}
+
+fn fail_text(f: crate::Fail) -> String {
+    match f {
+        crate::Fail::Invalid(m) | crate::Fail::Unsupported(m) => m,
+        crate::Fail::Io(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn csv_reader_options_and_line_numbers() {
+    use csv::{CsvOptions, Header, Num};
+    let text = "# junk\na;b\n1;2\n3;4.5\n5;6\n";
+    let opts = CsvOptions {
+        delimiter: Some(b';'),
+        skiprows: 1,
+        header: Header::Line(0),
+        max_rows: Some(2),
+    };
+    let rows = rows_of(text, &opts).unwrap();
+    assert_eq!(
+        rows,
+        vec![
+            (3, vec![Num::I(1), Num::I(2)]),
+            (4, vec![Num::I(3), Num::F(4.5)])
+        ]
+    );
+    // Whitespace-separated text: runs of spaces and tabs, blank lines
+    // skipped, line numbers counted from the top of the file.
+    let opts = CsvOptions {
+        delimiter: None,
+        skiprows: 0,
+        header: Header::None,
+        max_rows: None,
+    };
+    let rows = rows_of("1  2\t3\n\n  4 5 6\n", &opts).unwrap();
+    assert_eq!(rows[1].0, 3);
+    let err = fail_text(rows_of("1 2\n\n3 x\n", &opts).unwrap_err());
+    assert!(
+        err.contains("line 3, column 2: 'x' is not a number"),
+        "{err}"
+    );
+    let err = fail_text(rows_of("1 2\n3\n", &opts).unwrap_err());
+    assert!(err.contains("line 2 has 1 fields, expected 2"), "{err}");
+    // Errors after skipped lines name the line in the file.
+    let opts = CsvOptions {
+        skiprows: 2,
+        header: Header::None,
+        ..CsvOptions::default()
+    };
+    let err = fail_text(rows_of("x\ny\n1,2\n3,oops\n", &opts).unwrap_err());
+    assert!(err.contains("line 4, column 2"), "{err}");
+    // A header line past the end of the file.
+    let opts = CsvOptions {
+        header: Header::Line(5),
+        ..CsvOptions::default()
+    };
+    let err = fail_text(rows_of("1,2\n", &opts).map(|_| ()).unwrap_err());
+    assert!(err.contains("no header"), "{err}");
+    // Auto: a numeric first row is data.
+    let rows = rows_of("1,2\n3,4\n", &CsvOptions::default()).unwrap();
+    assert_eq!(rows.len(), 2);
+    // Every truncation of a small file, every mode: rows or an error.
+    let good = "h1,h2\n1,2.5\n-3,4e3\n\"5\",6\n";
+    for cut in 0..good.len() {
+        for header in [Header::Auto, Header::None, Header::Line(1)] {
+            for delimiter in [Some(b','), None] {
+                let opts = CsvOptions {
+                    delimiter,
+                    skiprows: (cut % 3) as u64,
+                    header,
+                    max_rows: None,
+                };
+                let _ = rows_of(&good[..cut], &opts);
+            }
+        }
+    }
+}
+
+#[test]
+fn csv_values_convert_exactly_or_not_at_all() {
+    use csv::{push_exact, widen, Num};
+    let fits = |d: DType, v: Num| {
+        let mut out = Vec::new();
+        let ok = push_exact(d, v, &mut out);
+        assert_eq!(out.len(), if ok { d.itemsize() } else { 0 }, "{d} {v:?}");
+        ok
+    };
+    assert!(fits(DType::I8, Num::I(-128)) && !fits(DType::I8, Num::I(128)));
+    assert!(fits(DType::U8, Num::F(255.0)) && !fits(DType::U8, Num::F(1.5)));
+    assert!(!fits(DType::U8, Num::I(-1)) && !fits(DType::I32, Num::F(f64::NAN)));
+    assert!(fits(DType::Bool, Num::I(1)) && !fits(DType::Bool, Num::I(2)));
+    assert!(fits(DType::I64, Num::I(i64::MIN)) && !fits(DType::I64, Num::U(1 << 63)));
+    assert!(!fits(DType::I64, Num::F(9_223_372_036_854_775_808.0)));
+    assert!(fits(DType::U64, Num::U(u64::MAX)) && !fits(DType::U64, Num::F(1.8446744073709552e19)));
+    assert!(fits(DType::F64, Num::I(1 << 53)) && !fits(DType::F64, Num::I((1 << 53) + 1)));
+    assert!(!fits(DType::F64, Num::I(i64::MAX)) && !fits(DType::F64, Num::U(u64::MAX)));
+    assert!(fits(DType::F32, Num::F(0.5)) && !fits(DType::F32, Num::F(0.1)));
+    assert!(fits(DType::F32, Num::F(f64::NAN)) && fits(DType::F16, Num::F(f64::INFINITY)));
+    assert!(fits(DType::F16, Num::I(2048)) && !fits(DType::F16, Num::I(2049)));
+    assert!(fits(DType::Complex128, Num::F(-2.5)));
+    assert_eq!(widen(DType::I64, Num::U(u64::MAX)), DType::U64);
+    assert_eq!(widen(DType::I64, Num::F(0.5)), DType::F64);
+    assert_eq!(widen(DType::U64, Num::I(-1)), DType::F64);
+}
+
+/// Cases generated from Python's `%` operator (what NumPy's savetxt uses);
+/// None where Python raises.
+#[test]
+fn printf_matches_python() {
+    use crate::printf::{Printf, Value};
+    let cases: &[(&str, Value, Option<&str>)] = &[
+        (
+            "%.18e",
+            Value::Float(0.0_f64),
+            Some("0.000000000000000000e+00"),
+        ),
+        (
+            "%.18e",
+            Value::Float(-0.0_f64),
+            Some("-0.000000000000000000e+00"),
+        ),
+        (
+            "%.18e",
+            Value::Float(1.5_f64),
+            Some("1.500000000000000000e+00"),
+        ),
+        (
+            "%.18e",
+            Value::Float(-2.25_f64),
+            Some("-2.250000000000000000e+00"),
+        ),
+        (
+            "%.18e",
+            Value::Float(123456789.125_f64),
+            Some("1.234567891250000000e+08"),
+        ),
+        (
+            "%.18e",
+            Value::Float(1e-07_f64),
+            Some("9.999999999999999547e-08"),
+        ),
+        (
+            "%.18e",
+            Value::Float(0.1_f64),
+            Some("1.000000000000000056e-01"),
+        ),
+        (
+            "%.18e",
+            Value::Float(1e+22_f64),
+            Some("1.000000000000000000e+22"),
+        ),
+        ("%.18e", Value::Float(f64::INFINITY), Some("inf")),
+        ("%.18e", Value::Float(f64::NEG_INFINITY), Some("-inf")),
+        ("%.18e", Value::Float(f64::NAN), Some("nan")),
+        (
+            "%.18e",
+            Value::Float(9.5_f64),
+            Some("9.500000000000000000e+00"),
+        ),
+        (
+            "%.18e",
+            Value::Float(0.0001_f64),
+            Some("1.000000000000000048e-04"),
+        ),
+        (
+            "%.18e",
+            Value::Float(99999.95_f64),
+            Some("9.999994999999999709e+04"),
+        ),
+        ("%.18e", Value::Int(0), Some("0.000000000000000000e+00")),
+        ("%.18e", Value::Int(-7), Some("-7.000000000000000000e+00")),
+        (
+            "%.18e",
+            Value::Int(123456789012),
+            Some("1.234567890120000000e+11"),
+        ),
+        (
+            "%.18e",
+            Value::Int(18446744073709551615),
+            Some("1.844674407370955162e+19"),
+        ),
+        ("%d", Value::Float(0.0_f64), Some("0")),
+        ("%d", Value::Float(-0.0_f64), Some("0")),
+        ("%d", Value::Float(1.5_f64), Some("1")),
+        ("%d", Value::Float(-2.25_f64), Some("-2")),
+        ("%d", Value::Float(123456789.125_f64), Some("123456789")),
+        ("%d", Value::Float(1e-07_f64), Some("0")),
+        ("%d", Value::Float(0.1_f64), Some("0")),
+        (
+            "%d",
+            Value::Float(1e+22_f64),
+            Some("10000000000000000000000"),
+        ),
+        ("%d", Value::Float(f64::INFINITY), None),
+        ("%d", Value::Float(f64::NEG_INFINITY), None),
+        ("%d", Value::Float(f64::NAN), None),
+        ("%d", Value::Float(9.5_f64), Some("9")),
+        ("%d", Value::Float(0.0001_f64), Some("0")),
+        ("%d", Value::Float(99999.95_f64), Some("99999")),
+        ("%d", Value::Int(0), Some("0")),
+        ("%d", Value::Int(-7), Some("-7")),
+        ("%d", Value::Int(123456789012), Some("123456789012")),
+        (
+            "%d",
+            Value::Int(18446744073709551615),
+            Some("18446744073709551615"),
+        ),
+        ("%g", Value::Float(0.0_f64), Some("0")),
+        ("%g", Value::Float(-0.0_f64), Some("-0")),
+        ("%g", Value::Float(1.5_f64), Some("1.5")),
+        ("%g", Value::Float(-2.25_f64), Some("-2.25")),
+        ("%g", Value::Float(123456789.125_f64), Some("1.23457e+08")),
+        ("%g", Value::Float(1e-07_f64), Some("1e-07")),
+        ("%g", Value::Float(0.1_f64), Some("0.1")),
+        ("%g", Value::Float(1e+22_f64), Some("1e+22")),
+        ("%g", Value::Float(f64::INFINITY), Some("inf")),
+        ("%g", Value::Float(f64::NEG_INFINITY), Some("-inf")),
+        ("%g", Value::Float(f64::NAN), Some("nan")),
+        ("%g", Value::Float(9.5_f64), Some("9.5")),
+        ("%g", Value::Float(0.0001_f64), Some("0.0001")),
+        ("%g", Value::Float(99999.95_f64), Some("99999.9")),
+        ("%g", Value::Int(0), Some("0")),
+        ("%g", Value::Int(-7), Some("-7")),
+        ("%g", Value::Int(123456789012), Some("1.23457e+11")),
+        ("%g", Value::Int(18446744073709551615), Some("1.84467e+19")),
+        ("%.17g", Value::Float(0.0_f64), Some("0")),
+        ("%.17g", Value::Float(-0.0_f64), Some("-0")),
+        ("%.17g", Value::Float(1.5_f64), Some("1.5")),
+        ("%.17g", Value::Float(-2.25_f64), Some("-2.25")),
+        (
+            "%.17g",
+            Value::Float(123456789.125_f64),
+            Some("123456789.125"),
+        ),
+        (
+            "%.17g",
+            Value::Float(1e-07_f64),
+            Some("9.9999999999999995e-08"),
+        ),
+        ("%.17g", Value::Float(0.1_f64), Some("0.10000000000000001")),
+        ("%.17g", Value::Float(1e+22_f64), Some("1e+22")),
+        ("%.17g", Value::Float(f64::INFINITY), Some("inf")),
+        ("%.17g", Value::Float(f64::NEG_INFINITY), Some("-inf")),
+        ("%.17g", Value::Float(f64::NAN), Some("nan")),
+        ("%.17g", Value::Float(9.5_f64), Some("9.5")),
+        ("%.17g", Value::Float(0.0001_f64), Some("0.0001")),
+        (
+            "%.17g",
+            Value::Float(99999.95_f64),
+            Some("99999.949999999997"),
+        ),
+        ("%.17g", Value::Int(0), Some("0")),
+        ("%.17g", Value::Int(-7), Some("-7")),
+        ("%.17g", Value::Int(123456789012), Some("123456789012")),
+        (
+            "%.17g",
+            Value::Int(18446744073709551615),
+            Some("1.8446744073709552e+19"),
+        ),
+        ("%10.4f", Value::Float(0.0_f64), Some("    0.0000")),
+        ("%10.4f", Value::Float(-0.0_f64), Some("   -0.0000")),
+        ("%10.4f", Value::Float(1.5_f64), Some("    1.5000")),
+        ("%10.4f", Value::Float(-2.25_f64), Some("   -2.2500")),
+        (
+            "%10.4f",
+            Value::Float(123456789.125_f64),
+            Some("123456789.1250"),
+        ),
+        ("%10.4f", Value::Float(1e-07_f64), Some("    0.0000")),
+        ("%10.4f", Value::Float(0.1_f64), Some("    0.1000")),
+        (
+            "%10.4f",
+            Value::Float(1e+22_f64),
+            Some("10000000000000000000000.0000"),
+        ),
+        ("%10.4f", Value::Float(f64::INFINITY), Some("       inf")),
+        (
+            "%10.4f",
+            Value::Float(f64::NEG_INFINITY),
+            Some("      -inf"),
+        ),
+        ("%10.4f", Value::Float(f64::NAN), Some("       nan")),
+        ("%10.4f", Value::Float(9.5_f64), Some("    9.5000")),
+        ("%10.4f", Value::Float(0.0001_f64), Some("    0.0001")),
+        ("%10.4f", Value::Float(99999.95_f64), Some("99999.9500")),
+        ("%10.4f", Value::Int(0), Some("    0.0000")),
+        ("%10.4f", Value::Int(-7), Some("   -7.0000")),
+        (
+            "%10.4f",
+            Value::Int(123456789012),
+            Some("123456789012.0000"),
+        ),
+        (
+            "%10.4f",
+            Value::Int(18446744073709551615),
+            Some("18446744073709551616.0000"),
+        ),
+        ("%-8.2e|", Value::Float(0.0_f64), Some("0.00e+00|")),
+        ("%-8.2e|", Value::Float(-0.0_f64), Some("-0.00e+00|")),
+        ("%-8.2e|", Value::Float(1.5_f64), Some("1.50e+00|")),
+        ("%-8.2e|", Value::Float(-2.25_f64), Some("-2.25e+00|")),
+        (
+            "%-8.2e|",
+            Value::Float(123456789.125_f64),
+            Some("1.23e+08|"),
+        ),
+        ("%-8.2e|", Value::Float(1e-07_f64), Some("1.00e-07|")),
+        ("%-8.2e|", Value::Float(0.1_f64), Some("1.00e-01|")),
+        ("%-8.2e|", Value::Float(1e+22_f64), Some("1.00e+22|")),
+        ("%-8.2e|", Value::Float(f64::INFINITY), Some("inf     |")),
+        (
+            "%-8.2e|",
+            Value::Float(f64::NEG_INFINITY),
+            Some("-inf    |"),
+        ),
+        ("%-8.2e|", Value::Float(f64::NAN), Some("nan     |")),
+        ("%-8.2e|", Value::Float(9.5_f64), Some("9.50e+00|")),
+        ("%-8.2e|", Value::Float(0.0001_f64), Some("1.00e-04|")),
+        ("%-8.2e|", Value::Float(99999.95_f64), Some("1.00e+05|")),
+        ("%-8.2e|", Value::Int(0), Some("0.00e+00|")),
+        ("%-8.2e|", Value::Int(-7), Some("-7.00e+00|")),
+        ("%-8.2e|", Value::Int(123456789012), Some("1.23e+11|")),
+        (
+            "%-8.2e|",
+            Value::Int(18446744073709551615),
+            Some("1.84e+19|"),
+        ),
+        ("%+.3E", Value::Float(0.0_f64), Some("+0.000E+00")),
+        ("%+.3E", Value::Float(-0.0_f64), Some("-0.000E+00")),
+        ("%+.3E", Value::Float(1.5_f64), Some("+1.500E+00")),
+        ("%+.3E", Value::Float(-2.25_f64), Some("-2.250E+00")),
+        ("%+.3E", Value::Float(123456789.125_f64), Some("+1.235E+08")),
+        ("%+.3E", Value::Float(1e-07_f64), Some("+1.000E-07")),
+        ("%+.3E", Value::Float(0.1_f64), Some("+1.000E-01")),
+        ("%+.3E", Value::Float(1e+22_f64), Some("+1.000E+22")),
+        ("%+.3E", Value::Float(f64::INFINITY), Some("+INF")),
+        ("%+.3E", Value::Float(f64::NEG_INFINITY), Some("-INF")),
+        ("%+.3E", Value::Float(f64::NAN), Some("+NAN")),
+        ("%+.3E", Value::Float(9.5_f64), Some("+9.500E+00")),
+        ("%+.3E", Value::Float(0.0001_f64), Some("+1.000E-04")),
+        ("%+.3E", Value::Float(99999.95_f64), Some("+1.000E+05")),
+        ("%+.3E", Value::Int(0), Some("+0.000E+00")),
+        ("%+.3E", Value::Int(-7), Some("-7.000E+00")),
+        ("%+.3E", Value::Int(123456789012), Some("+1.235E+11")),
+        (
+            "%+.3E",
+            Value::Int(18446744073709551615),
+            Some("+1.845E+19"),
+        ),
+        ("%05d", Value::Float(0.0_f64), Some("00000")),
+        ("%05d", Value::Float(-0.0_f64), Some("00000")),
+        ("%05d", Value::Float(1.5_f64), Some("00001")),
+        ("%05d", Value::Float(-2.25_f64), Some("-0002")),
+        ("%05d", Value::Float(123456789.125_f64), Some("123456789")),
+        ("%05d", Value::Float(1e-07_f64), Some("00000")),
+        ("%05d", Value::Float(0.1_f64), Some("00000")),
+        (
+            "%05d",
+            Value::Float(1e+22_f64),
+            Some("10000000000000000000000"),
+        ),
+        ("%05d", Value::Float(f64::INFINITY), None),
+        ("%05d", Value::Float(f64::NEG_INFINITY), None),
+        ("%05d", Value::Float(f64::NAN), None),
+        ("%05d", Value::Float(9.5_f64), Some("00009")),
+        ("%05d", Value::Float(0.0001_f64), Some("00000")),
+        ("%05d", Value::Float(99999.95_f64), Some("99999")),
+        ("%05d", Value::Int(0), Some("00000")),
+        ("%05d", Value::Int(-7), Some("-0007")),
+        ("%05d", Value::Int(123456789012), Some("123456789012")),
+        (
+            "%05d",
+            Value::Int(18446744073709551615),
+            Some("18446744073709551615"),
+        ),
+        ("% .2f", Value::Float(0.0_f64), Some(" 0.00")),
+        ("% .2f", Value::Float(-0.0_f64), Some("-0.00")),
+        ("% .2f", Value::Float(1.5_f64), Some(" 1.50")),
+        ("% .2f", Value::Float(-2.25_f64), Some("-2.25")),
+        (
+            "% .2f",
+            Value::Float(123456789.125_f64),
+            Some(" 123456789.12"),
+        ),
+        ("% .2f", Value::Float(1e-07_f64), Some(" 0.00")),
+        ("% .2f", Value::Float(0.1_f64), Some(" 0.10")),
+        (
+            "% .2f",
+            Value::Float(1e+22_f64),
+            Some(" 10000000000000000000000.00"),
+        ),
+        ("% .2f", Value::Float(f64::INFINITY), Some(" inf")),
+        ("% .2f", Value::Float(f64::NEG_INFINITY), Some("-inf")),
+        ("% .2f", Value::Float(f64::NAN), Some(" nan")),
+        ("% .2f", Value::Float(9.5_f64), Some(" 9.50")),
+        ("% .2f", Value::Float(0.0001_f64), Some(" 0.00")),
+        ("% .2f", Value::Float(99999.95_f64), Some(" 99999.95")),
+        ("% .2f", Value::Int(0), Some(" 0.00")),
+        ("% .2f", Value::Int(-7), Some("-7.00")),
+        ("% .2f", Value::Int(123456789012), Some(" 123456789012.00")),
+        (
+            "% .2f",
+            Value::Int(18446744073709551615),
+            Some(" 18446744073709551616.00"),
+        ),
+        ("%#.0f", Value::Float(0.0_f64), Some("0.")),
+        ("%#.0f", Value::Float(-0.0_f64), Some("-0.")),
+        ("%#.0f", Value::Float(1.5_f64), Some("2.")),
+        ("%#.0f", Value::Float(-2.25_f64), Some("-2.")),
+        ("%#.0f", Value::Float(123456789.125_f64), Some("123456789.")),
+        ("%#.0f", Value::Float(1e-07_f64), Some("0.")),
+        ("%#.0f", Value::Float(0.1_f64), Some("0.")),
+        (
+            "%#.0f",
+            Value::Float(1e+22_f64),
+            Some("10000000000000000000000."),
+        ),
+        ("%#.0f", Value::Float(f64::INFINITY), Some("inf")),
+        ("%#.0f", Value::Float(f64::NEG_INFINITY), Some("-inf")),
+        ("%#.0f", Value::Float(f64::NAN), Some("nan")),
+        ("%#.0f", Value::Float(9.5_f64), Some("10.")),
+        ("%#.0f", Value::Float(0.0001_f64), Some("0.")),
+        ("%#.0f", Value::Float(99999.95_f64), Some("100000.")),
+        ("%#.0f", Value::Int(0), Some("0.")),
+        ("%#.0f", Value::Int(-7), Some("-7.")),
+        ("%#.0f", Value::Int(123456789012), Some("123456789012.")),
+        (
+            "%#.0f",
+            Value::Int(18446744073709551615),
+            Some("18446744073709551616."),
+        ),
+        ("%#g", Value::Float(0.0_f64), Some("0.00000")),
+        ("%#g", Value::Float(-0.0_f64), Some("-0.00000")),
+        ("%#g", Value::Float(1.5_f64), Some("1.50000")),
+        ("%#g", Value::Float(-2.25_f64), Some("-2.25000")),
+        ("%#g", Value::Float(123456789.125_f64), Some("1.23457e+08")),
+        ("%#g", Value::Float(1e-07_f64), Some("1.00000e-07")),
+        ("%#g", Value::Float(0.1_f64), Some("0.100000")),
+        ("%#g", Value::Float(1e+22_f64), Some("1.00000e+22")),
+        ("%#g", Value::Float(f64::INFINITY), Some("inf")),
+        ("%#g", Value::Float(f64::NEG_INFINITY), Some("-inf")),
+        ("%#g", Value::Float(f64::NAN), Some("nan")),
+        ("%#g", Value::Float(9.5_f64), Some("9.50000")),
+        ("%#g", Value::Float(0.0001_f64), Some("0.000100000")),
+        ("%#g", Value::Float(99999.95_f64), Some("99999.9")),
+        ("%#g", Value::Int(0), Some("0.00000")),
+        ("%#g", Value::Int(-7), Some("-7.00000")),
+        ("%#g", Value::Int(123456789012), Some("1.23457e+11")),
+        ("%#g", Value::Int(18446744073709551615), Some("1.84467e+19")),
+        ("%.0e", Value::Float(0.0_f64), Some("0e+00")),
+        ("%.0e", Value::Float(-0.0_f64), Some("-0e+00")),
+        ("%.0e", Value::Float(1.5_f64), Some("2e+00")),
+        ("%.0e", Value::Float(-2.25_f64), Some("-2e+00")),
+        ("%.0e", Value::Float(123456789.125_f64), Some("1e+08")),
+        ("%.0e", Value::Float(1e-07_f64), Some("1e-07")),
+        ("%.0e", Value::Float(0.1_f64), Some("1e-01")),
+        ("%.0e", Value::Float(1e+22_f64), Some("1e+22")),
+        ("%.0e", Value::Float(f64::INFINITY), Some("inf")),
+        ("%.0e", Value::Float(f64::NEG_INFINITY), Some("-inf")),
+        ("%.0e", Value::Float(f64::NAN), Some("nan")),
+        ("%.0e", Value::Float(9.5_f64), Some("1e+01")),
+        ("%.0e", Value::Float(0.0001_f64), Some("1e-04")),
+        ("%.0e", Value::Float(99999.95_f64), Some("1e+05")),
+        ("%.0e", Value::Int(0), Some("0e+00")),
+        ("%.0e", Value::Int(-7), Some("-7e+00")),
+        ("%.0e", Value::Int(123456789012), Some("1e+11")),
+        ("%.0e", Value::Int(18446744073709551615), Some("2e+19")),
+        ("x%3ix", Value::Float(0.0_f64), Some("x  0x")),
+        ("x%3ix", Value::Float(-0.0_f64), Some("x  0x")),
+        ("x%3ix", Value::Float(1.5_f64), Some("x  1x")),
+        ("x%3ix", Value::Float(-2.25_f64), Some("x -2x")),
+        (
+            "x%3ix",
+            Value::Float(123456789.125_f64),
+            Some("x123456789x"),
+        ),
+        ("x%3ix", Value::Float(1e-07_f64), Some("x  0x")),
+        ("x%3ix", Value::Float(0.1_f64), Some("x  0x")),
+        (
+            "x%3ix",
+            Value::Float(1e+22_f64),
+            Some("x10000000000000000000000x"),
+        ),
+        ("x%3ix", Value::Float(f64::INFINITY), None),
+        ("x%3ix", Value::Float(f64::NEG_INFINITY), None),
+        ("x%3ix", Value::Float(f64::NAN), None),
+        ("x%3ix", Value::Float(9.5_f64), Some("x  9x")),
+        ("x%3ix", Value::Float(0.0001_f64), Some("x  0x")),
+        ("x%3ix", Value::Float(99999.95_f64), Some("x99999x")),
+        ("x%3ix", Value::Int(0), Some("x  0x")),
+        ("x%3ix", Value::Int(-7), Some("x -7x")),
+        ("x%3ix", Value::Int(123456789012), Some("x123456789012x")),
+        (
+            "x%3ix",
+            Value::Int(18446744073709551615),
+            Some("x18446744073709551615x"),
+        ),
+        ("%G", Value::Float(0.0_f64), Some("0")),
+        ("%G", Value::Float(-0.0_f64), Some("-0")),
+        ("%G", Value::Float(1.5_f64), Some("1.5")),
+        ("%G", Value::Float(-2.25_f64), Some("-2.25")),
+        ("%G", Value::Float(123456789.125_f64), Some("1.23457E+08")),
+        ("%G", Value::Float(1e-07_f64), Some("1E-07")),
+        ("%G", Value::Float(0.1_f64), Some("0.1")),
+        ("%G", Value::Float(1e+22_f64), Some("1E+22")),
+        ("%G", Value::Float(f64::INFINITY), Some("INF")),
+        ("%G", Value::Float(f64::NEG_INFINITY), Some("-INF")),
+        ("%G", Value::Float(f64::NAN), Some("NAN")),
+        ("%G", Value::Float(9.5_f64), Some("9.5")),
+        ("%G", Value::Float(0.0001_f64), Some("0.0001")),
+        ("%G", Value::Float(99999.95_f64), Some("99999.9")),
+        ("%G", Value::Int(0), Some("0")),
+        ("%G", Value::Int(-7), Some("-7")),
+        ("%G", Value::Int(123456789012), Some("1.23457E+11")),
+        ("%G", Value::Int(18446744073709551615), Some("1.84467E+19")),
+        ("%.3g", Value::Float(0.0_f64), Some("0")),
+        ("%.3g", Value::Float(-0.0_f64), Some("-0")),
+        ("%.3g", Value::Float(1.5_f64), Some("1.5")),
+        ("%.3g", Value::Float(-2.25_f64), Some("-2.25")),
+        ("%.3g", Value::Float(123456789.125_f64), Some("1.23e+08")),
+        ("%.3g", Value::Float(1e-07_f64), Some("1e-07")),
+        ("%.3g", Value::Float(0.1_f64), Some("0.1")),
+        ("%.3g", Value::Float(1e+22_f64), Some("1e+22")),
+        ("%.3g", Value::Float(f64::INFINITY), Some("inf")),
+        ("%.3g", Value::Float(f64::NEG_INFINITY), Some("-inf")),
+        ("%.3g", Value::Float(f64::NAN), Some("nan")),
+        ("%.3g", Value::Float(9.5_f64), Some("9.5")),
+        ("%.3g", Value::Float(0.0001_f64), Some("0.0001")),
+        ("%.3g", Value::Float(99999.95_f64), Some("1e+05")),
+        ("%.3g", Value::Int(0), Some("0")),
+        ("%.3g", Value::Int(-7), Some("-7")),
+        ("%.3g", Value::Int(123456789012), Some("1.23e+11")),
+        ("%.3g", Value::Int(18446744073709551615), Some("1.84e+19")),
+        ("%.10e", Value::Float(0.0_f64), Some("0.0000000000e+00")),
+        ("%.10e", Value::Float(-0.0_f64), Some("-0.0000000000e+00")),
+        ("%.10e", Value::Float(1.5_f64), Some("1.5000000000e+00")),
+        ("%.10e", Value::Float(-2.25_f64), Some("-2.2500000000e+00")),
+        (
+            "%.10e",
+            Value::Float(123456789.125_f64),
+            Some("1.2345678912e+08"),
+        ),
+        ("%.10e", Value::Float(1e-07_f64), Some("1.0000000000e-07")),
+        ("%.10e", Value::Float(0.1_f64), Some("1.0000000000e-01")),
+        ("%.10e", Value::Float(1e+22_f64), Some("1.0000000000e+22")),
+        ("%.10e", Value::Float(f64::INFINITY), Some("inf")),
+        ("%.10e", Value::Float(f64::NEG_INFINITY), Some("-inf")),
+        ("%.10e", Value::Float(f64::NAN), Some("nan")),
+        ("%.10e", Value::Float(9.5_f64), Some("9.5000000000e+00")),
+        ("%.10e", Value::Float(0.0001_f64), Some("1.0000000000e-04")),
+        (
+            "%.10e",
+            Value::Float(99999.95_f64),
+            Some("9.9999950000e+04"),
+        ),
+        ("%.10e", Value::Int(0), Some("0.0000000000e+00")),
+        ("%.10e", Value::Int(-7), Some("-7.0000000000e+00")),
+        ("%.10e", Value::Int(123456789012), Some("1.2345678901e+11")),
+        (
+            "%.10e",
+            Value::Int(18446744073709551615),
+            Some("1.8446744074e+19"),
+        ),
+        ("%lf", Value::Float(0.0_f64), Some("0.000000")),
+        ("%lf", Value::Float(-0.0_f64), Some("-0.000000")),
+        ("%lf", Value::Float(1.5_f64), Some("1.500000")),
+        ("%lf", Value::Float(-2.25_f64), Some("-2.250000")),
+        (
+            "%lf",
+            Value::Float(123456789.125_f64),
+            Some("123456789.125000"),
+        ),
+        ("%lf", Value::Float(1e-07_f64), Some("0.000000")),
+        ("%lf", Value::Float(0.1_f64), Some("0.100000")),
+        (
+            "%lf",
+            Value::Float(1e+22_f64),
+            Some("10000000000000000000000.000000"),
+        ),
+        ("%lf", Value::Float(f64::INFINITY), Some("inf")),
+        ("%lf", Value::Float(f64::NEG_INFINITY), Some("-inf")),
+        ("%lf", Value::Float(f64::NAN), Some("nan")),
+        ("%lf", Value::Float(9.5_f64), Some("9.500000")),
+        ("%lf", Value::Float(0.0001_f64), Some("0.000100")),
+        ("%lf", Value::Float(99999.95_f64), Some("99999.950000")),
+        ("%lf", Value::Int(0), Some("0.000000")),
+        ("%lf", Value::Int(-7), Some("-7.000000")),
+        ("%lf", Value::Int(123456789012), Some("123456789012.000000")),
+        (
+            "%lf",
+            Value::Int(18446744073709551615),
+            Some("18446744073709551616.000000"),
+        ),
+        ("%%%.1f%%", Value::Float(0.0_f64), Some("%0.0%")),
+        ("%%%.1f%%", Value::Float(-0.0_f64), Some("%-0.0%")),
+        ("%%%.1f%%", Value::Float(1.5_f64), Some("%1.5%")),
+        ("%%%.1f%%", Value::Float(-2.25_f64), Some("%-2.2%")),
+        (
+            "%%%.1f%%",
+            Value::Float(123456789.125_f64),
+            Some("%123456789.1%"),
+        ),
+        ("%%%.1f%%", Value::Float(1e-07_f64), Some("%0.0%")),
+        ("%%%.1f%%", Value::Float(0.1_f64), Some("%0.1%")),
+        (
+            "%%%.1f%%",
+            Value::Float(1e+22_f64),
+            Some("%10000000000000000000000.0%"),
+        ),
+        ("%%%.1f%%", Value::Float(f64::INFINITY), Some("%inf%")),
+        ("%%%.1f%%", Value::Float(f64::NEG_INFINITY), Some("%-inf%")),
+        ("%%%.1f%%", Value::Float(f64::NAN), Some("%nan%")),
+        ("%%%.1f%%", Value::Float(9.5_f64), Some("%9.5%")),
+        ("%%%.1f%%", Value::Float(0.0001_f64), Some("%0.0%")),
+        ("%%%.1f%%", Value::Float(99999.95_f64), Some("%99999.9%")),
+        ("%%%.1f%%", Value::Int(0), Some("%0.0%")),
+        ("%%%.1f%%", Value::Int(-7), Some("%-7.0%")),
+        (
+            "%%%.1f%%",
+            Value::Int(123456789012),
+            Some("%123456789012.0%"),
+        ),
+        (
+            "%%%.1f%%",
+            Value::Int(18446744073709551615),
+            Some("%18446744073709551616.0%"),
+        ),
+        ("%08.3f", Value::Float(0.0_f64), Some("0000.000")),
+        ("%08.3f", Value::Float(-0.0_f64), Some("-000.000")),
+        ("%08.3f", Value::Float(1.5_f64), Some("0001.500")),
+        ("%08.3f", Value::Float(-2.25_f64), Some("-002.250")),
+        (
+            "%08.3f",
+            Value::Float(123456789.125_f64),
+            Some("123456789.125"),
+        ),
+        ("%08.3f", Value::Float(1e-07_f64), Some("0000.000")),
+        ("%08.3f", Value::Float(0.1_f64), Some("0000.100")),
+        (
+            "%08.3f",
+            Value::Float(1e+22_f64),
+            Some("10000000000000000000000.000"),
+        ),
+        ("%08.3f", Value::Float(f64::INFINITY), Some("00000inf")),
+        ("%08.3f", Value::Float(f64::NEG_INFINITY), Some("-0000inf")),
+        ("%08.3f", Value::Float(f64::NAN), Some("00000nan")),
+        ("%08.3f", Value::Float(9.5_f64), Some("0009.500")),
+        ("%08.3f", Value::Float(0.0001_f64), Some("0000.000")),
+        ("%08.3f", Value::Float(99999.95_f64), Some("99999.950")),
+        ("%08.3f", Value::Int(0), Some("0000.000")),
+        ("%08.3f", Value::Int(-7), Some("-007.000")),
+        ("%08.3f", Value::Int(123456789012), Some("123456789012.000")),
+        (
+            "%08.3f",
+            Value::Int(18446744073709551615),
+            Some("18446744073709551616.000"),
+        ),
+        ("%.5d", Value::Float(0.0_f64), Some("00000")),
+        ("%.5d", Value::Float(-0.0_f64), Some("00000")),
+        ("%.5d", Value::Float(1.5_f64), Some("00001")),
+        ("%.5d", Value::Float(-2.25_f64), Some("-00002")),
+        ("%.5d", Value::Float(123456789.125_f64), Some("123456789")),
+        ("%.5d", Value::Float(1e-07_f64), Some("00000")),
+        ("%.5d", Value::Float(0.1_f64), Some("00000")),
+        (
+            "%.5d",
+            Value::Float(1e+22_f64),
+            Some("10000000000000000000000"),
+        ),
+        ("%.5d", Value::Float(f64::INFINITY), None),
+        ("%.5d", Value::Float(f64::NEG_INFINITY), None),
+        ("%.5d", Value::Float(f64::NAN), None),
+        ("%.5d", Value::Float(9.5_f64), Some("00009")),
+        ("%.5d", Value::Float(0.0001_f64), Some("00000")),
+        ("%.5d", Value::Float(99999.95_f64), Some("99999")),
+        ("%.5d", Value::Int(0), Some("00000")),
+        ("%.5d", Value::Int(-7), Some("-00007")),
+        ("%.5d", Value::Int(123456789012), Some("123456789012")),
+        (
+            "%.5d",
+            Value::Int(18446744073709551615),
+            Some("18446744073709551615"),
+        ),
+        ("%u", Value::Float(0.0_f64), Some("0")),
+        ("%u", Value::Float(-0.0_f64), Some("0")),
+        ("%u", Value::Float(1.5_f64), Some("1")),
+        ("%u", Value::Float(-2.25_f64), Some("-2")),
+        ("%u", Value::Float(123456789.125_f64), Some("123456789")),
+        ("%u", Value::Float(1e-07_f64), Some("0")),
+        ("%u", Value::Float(0.1_f64), Some("0")),
+        (
+            "%u",
+            Value::Float(1e+22_f64),
+            Some("10000000000000000000000"),
+        ),
+        ("%u", Value::Float(f64::INFINITY), None),
+        ("%u", Value::Float(f64::NEG_INFINITY), None),
+        ("%u", Value::Float(f64::NAN), None),
+        ("%u", Value::Float(9.5_f64), Some("9")),
+        ("%u", Value::Float(0.0001_f64), Some("0")),
+        ("%u", Value::Float(99999.95_f64), Some("99999")),
+        ("%u", Value::Int(0), Some("0")),
+        ("%u", Value::Int(-7), Some("-7")),
+        ("%u", Value::Int(123456789012), Some("123456789012")),
+        (
+            "%u",
+            Value::Int(18446744073709551615),
+            Some("18446744073709551615"),
+        ),
+    ];
+    let mut bad = Vec::new();
+    for (fmt, v, want) in cases {
+        let p = Printf::parse(fmt).unwrap_or_else(|e| panic!("{fmt}: {e}"));
+        let mut got = String::new();
+        let r = p.write(*v, &mut got).map(|_| got);
+        if r.as_deref().ok() != *want {
+            bad.push(format!("{fmt} {v:?}: got {r:?}, want {want:?}"));
+        }
+    }
+    assert!(bad.is_empty(), "{}", bad.join("\n"));
+    for fmt in ["%d,%d", "%s", "%x", "no conversion", "%*d", "%.d%", "%5"] {
+        assert!(Printf::parse(fmt).is_err(), "{fmt}");
+    }
+}
+
+#[test]
+fn csv_rows_written_with_a_format() {
+    use crate::printf::Printf;
+    let p = Printf::parse("%.3e").unwrap();
+    let style = csv::CsvStyle {
+        delimiter: ";",
+        fmt: Some(&p),
+        newline: "\r\n",
+    };
+    let data: Vec<u8> = [1.5f32, -2.0, 0.25, 8.0]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let mut out = Vec::new();
+    csv::write_rows(&mut out, DType::F32, 2, &data, &style).unwrap();
+    assert_eq!(
+        String::from_utf8(out).unwrap(),
+        "1.500e+00;-2.000e+00\r\n2.500e-01;8.000e+00\r\n"
+    );
+    // NaN with %d: an error naming the row and column.
+    let p = Printf::parse("%d").unwrap();
+    let style = csv::CsvStyle {
+        fmt: Some(&p),
+        ..csv::CsvStyle::default()
+    };
+    let data: Vec<u8> = [1.0f64, f64::NAN]
+        .iter()
+        .flat_map(|v| v.to_le_bytes())
+        .collect();
+    let err =
+        fail_text(csv::write_rows(&mut Vec::new(), DType::F64, 2, &data, &style).unwrap_err());
+    assert!(err.contains("row 0, column 2"), "{err}");
+}

@@ -1,15 +1,22 @@
 """CSV / whitespace-delimited text <-> numvault (streaming, bounded memory).
 
-Parsing is pandas' ``read_csv`` (in chunks of rows) when pandas is
-installed, else NumPy's ``loadtxt`` on batches of lines; writing is NumPy's
-``savetxt`` one batch at a time.
+Parsing is the Rust CSV reader of the crate ``numvault-formats``
+(``numvault._core._import_csv``), the one ``numvault import`` uses, which
+stages the rows in chunks. Calls it cannot honour (``**kwargs`` other than
+``header``, a ``header`` other than None / an int / ``'infer'``, a
+delimiter of more than one character, ``skiprows`` given as a list) fall
+back to pandas' ``read_csv`` in chunks of rows (NumPy's ``loadtxt`` on
+batches of lines without pandas), as documented in docs/IO.md. Writing is
+the command's Rust writer with a printf-style ``fmt``
+(``numvault._core._format_csv``) one batch at a time, or NumPy's
+``savetxt`` for formats and keywords it does not take.
 """
 
 from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Iterator, Optional, Tuple, Union
 
 import numpy as np
 
@@ -152,11 +159,66 @@ def _numpy_chunks(src: Path, delimiter: Optional[str], skiprows: int, max_rows: 
                 left -= len(arr)
 
 
+def _rust_header(kwargs: dict) -> Optional[Tuple[Optional[int], bool]]:
+    """``(header, detect_header)`` for the Rust reader, or None if ``kwargs``
+    ask for something it does not do."""
+    if set(kwargs) - {"header"}:
+        return None
+    h = kwargs.get("header")
+    if h is None:
+        return None, False
+    if h == "infer":
+        return None, True
+    if isinstance(h, (int, np.integer)) and not isinstance(h, bool) and h >= 0:
+        return int(h), False
+    return None
+
+
+def _rust_delimiter(delimiter: Optional[str]) -> Tuple[bool, Optional[str]]:
+    """(usable, delimiter for the Rust reader: one character or None for
+    whitespace)."""
+    if delimiter is None or delimiter == r"\s+":
+        return True, None
+    if isinstance(delimiter, str) and len(delimiter) == 1 and delimiter.isascii():
+        return True, delimiter
+    return False, None
+
+
+def _import_rust(src: Path, output_path: Any, name: str, drop_if_exists: bool, want: Optional[np.dtype],
+                 delimiter: Optional[str], skiprows: int, max_rows: Optional[int], chunk_size: int,
+                 header: Tuple[Optional[int], bool], what: str) -> None:
+    from numvault import _core
+
+    if chunk_size <= 0:
+        raise ValueError(f"chunk_size must be positive, got {chunk_size}")
+    with Progress(None, f"{what} {src.name}") as progress:
+        with StoreWriter(output_path, drop_if_exists) as w:
+            try:
+                _core._import_csv(
+                    w.tx, str(src), name, max(1, int(chunk_size) // 4), delimiter=delimiter,
+                    skiprows=int(skiprows), max_rows=None if max_rows is None else int(max_rows),
+                    header=header[0], detect_header=header[1],
+                    dtype=None if want is None else want.newbyteorder("=").name, progress=progress.update,
+                )
+            except ValueError as e:
+                if hasattr(e, "format_detail"):
+                    raise ConversionError(src, getattr(e, "format_place", None), e.format_detail) from e  # type: ignore[attr-defined]
+                raise
+
+
 def _import_text(src: Path, output_path: Any, array_name: Optional[str], drop_if_exists: bool, dtype: Any,
                  delimiter: Optional[str], skiprows: int, max_rows: Optional[int], chunk_size: int,
                  kwargs: dict, what: str) -> None:
     name = array_name or src.stem
     want = None if dtype is None else check_dtype(dtype, src, None)
+    header = _rust_header(kwargs)
+    usable, delim = _rust_delimiter(delimiter)
+    if (header is not None and usable and isinstance(skiprows, (int, np.integer)) and skiprows >= 0
+            and (max_rows is None or (isinstance(max_rows, (int, np.integer)) and max_rows >= 0))):
+        _import_rust(src, output_path, name, drop_if_exists, want, delim, skiprows, max_rows, chunk_size, header,
+                     what)
+        return
+    # fallback: pandas / NumPy for what the Rust reader does not do
     try:
         pd = _check_pandas()
     except DependencyError:
@@ -254,6 +316,23 @@ def from_txt(
     return open_result(output_path) if return_npk_obj else None
 
 
+def _rust_writer_ok(dtype: Any, delimiter: Any, fmt: Any, kwargs: dict) -> bool:
+    """True if the Rust CSV writer (the command's) can write as NumPy's
+    ``savetxt`` would: one printf conversion in ``fmt``, no complex values,
+    no ``savetxt`` keyword but ``newline``."""
+    if set(kwargs) - {"newline"} or not isinstance(delimiter, str) or not isinstance(fmt, str):
+        return False
+    if not isinstance(kwargs.get("newline", "\n"), str) or np.dtype(dtype).kind == "c":
+        return False
+    from numvault import _core
+
+    try:
+        _core._format_csv(np.zeros((0, 1)), delimiter, fmt)
+    except ValueError:
+        return False
+    return True
+
+
 def to_csv(
     input_path: Union[str, Path],
     output_path: Union[str, Path],
@@ -265,9 +344,12 @@ def to_csv(
     **kwargs: Any,
 ) -> None:
     """Export one 1-D or 2-D array (``array_name``, or the store's only
-    array) to CSV with NumPy's ``savetxt`` (``fmt``, ``**kwargs``), one batch
-    at a time; ``header`` writes ``# col0,col1,...`` first. The file appears
-    only once complete."""
+    array) to CSV, one batch at a time, as NumPy's ``savetxt`` would write it
+    with ``fmt`` and ``**kwargs``: by the Rust writer of ``numvault export``
+    (``numvault._core._format_csv``) when ``fmt`` is one printf conversion
+    and ``kwargs`` at most ``newline``, else by ``savetxt`` itself (several
+    conversions, complex values, ``footer``, ...). ``header`` writes
+    ``# col0,col1,...`` first. The file appears only once complete."""
     with open_store(input_path) as v:
         name = pick_one(v, array_name, "export")
         shape = v.shape(name)
@@ -276,6 +358,19 @@ def to_csv(
         if len(shape) == 2 and shape[1] == 0:
             raise ValueError(f"array '{name}' has shape {shape}: rows of zero columns leave no text to read back")
         with Progress(v.info(name)["data_bytes"], f"to_csv {Path(output_path).name}") as progress:
+            if _rust_writer_ok(v.dtype(name), delimiter, fmt, kwargs):
+                from numvault import _core
+
+                newline = kwargs.get("newline", "\n")
+                with atomic_output(output_path, "wb") as fb:
+                    if header:
+                        cols = shape[1] if len(shape) == 2 else 1
+                        fb.write(("# " + delimiter.join(f"col{i}" for i in range(cols)) + "\n").encode())
+                    for b in store_batches(v, name, chunk_size):
+                        fb.write(_core._format_csv(b, delimiter, fmt, newline))
+                        progress.update(b.nbytes)
+                return
+            # fallback: NumPy's savetxt for what the Rust writer does not do
             with atomic_output(output_path, "w") as f:
                 if header:
                     cols = shape[1] if len(shape) == 2 else 1
