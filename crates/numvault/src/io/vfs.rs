@@ -95,6 +95,19 @@ pub trait Vfs: Send + Sync + 'static {
     /// `wait`: `None` fails at once with `WouldBlock` if held; otherwise
     /// retries until the timeout.
     fn lock_exclusive(&self, path: &Path, wait: Option<Duration>) -> io::Result<LockGuard>;
+    /// Like [`Vfs::lock_exclusive`], for a caller that locks the same path
+    /// again and again (a writer by turns): the lock file may be kept open
+    /// in `keep` between locks, and the guard then releases the lock, not
+    /// the file.
+    fn lock_exclusive_kept(
+        &self,
+        path: &Path,
+        wait: Option<Duration>,
+        keep: &mut Option<LockGuard>,
+    ) -> io::Result<LockGuard> {
+        let _ = keep;
+        self.lock_exclusive(path, wait)
+    }
 }
 
 /// The real file system.
@@ -247,30 +260,77 @@ impl Vfs for StdVfs {
         File::open(path)?.sync_all()
     }
     fn lock_exclusive(&self, path: &Path, wait: Option<Duration>) -> io::Result<LockGuard> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
-        let deadline = wait.map(|w| Instant::now() + w);
-        loop {
-            match file.try_lock() {
-                Ok(()) => return Ok(Box::new(HeldLock(file))),
-                Err(fs::TryLockError::WouldBlock) => match deadline {
-                    Some(d) if Instant::now() < d => {
-                        std::thread::sleep(Duration::from_millis(5));
-                    }
-                    _ => return Err(io::Error::from(io::ErrorKind::WouldBlock)),
-                },
-                Err(fs::TryLockError::Error(e)) => return Err(e),
+        let file = open_lock_file(path)?;
+        try_lock_until(&file, wait)?;
+        Ok(Box::new(HeldLock(file)))
+    }
+    fn lock_exclusive_kept(
+        &self,
+        path: &Path,
+        wait: Option<Duration>,
+        keep: &mut Option<LockGuard>,
+    ) -> io::Result<LockGuard> {
+        let kept = keep.as_ref().and_then(|k| k.downcast_ref::<Arc<File>>());
+        let file = match kept {
+            Some(f) => f.clone(),
+            None => {
+                let f = Arc::new(open_lock_file(path)?);
+                *keep = Some(Box::new(f.clone()));
+                f
             }
+        };
+        try_lock_until(&file, wait)?;
+        Ok(Box::new(HeldKeptLock(file)))
+    }
+}
+
+fn open_lock_file(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+}
+
+/// flock `file`, retrying until `wait` has passed (`None`: once).
+fn try_lock_until(file: &File, wait: Option<Duration>) -> io::Result<()> {
+    let deadline = wait.map(|w| Instant::now() + w);
+    loop {
+        match file.try_lock() {
+            Ok(()) => return Ok(()),
+            Err(fs::TryLockError::WouldBlock) => match deadline {
+                Some(d) if Instant::now() < d => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                _ => return Err(io::Error::from(io::ErrorKind::WouldBlock)),
+            },
+            Err(fs::TryLockError::Error(e)) => return Err(e),
         }
     }
 }
 
 /// Keeps the lock file open (and thus locked) until dropped.
 struct HeldLock(File);
+
+/// A lock taken through a lock file kept open by its owner: dropping it
+/// unlocks the file (`LOCK_UN`, which also releases it in a child process
+/// that shares the descriptor after fork()) and keeps it open.
+struct HeldKeptLock(Arc<File>);
+
+impl Drop for HeldKeptLock {
+    fn drop(&mut self) {
+        let _ = self.0.unlock();
+    }
+}
+
+#[cfg(unix)]
+fn held_file(guard: &LockGuard) -> Option<&File> {
+    if let Some(h) = guard.downcast_ref::<HeldLock>() {
+        return Some(&h.0);
+    }
+    guard.downcast_ref::<HeldKeptLock>().map(|h| h.0.as_ref())
+}
 
 /// The descriptor through which a lock taken by [`StdVfs::lock_exclusive`]
 /// is held (`None` for other file systems' locks), for a process that must
@@ -287,11 +347,11 @@ pub fn held_lock_fd(guard: &LockGuard) -> Option<std::os::fd::RawFd> {
 #[cfg(unix)]
 pub fn write_held_lock(guard: &LockGuard, bytes: &[u8]) -> bool {
     use std::os::unix::fs::FileExt;
-    let Some(h) = guard.downcast_ref::<HeldLock>() else {
+    let Some(f) = held_file(guard) else {
         return false;
     };
-    let _ = h.0.write_all_at(bytes, 0);
-    let _ = h.0.set_len(bytes.len() as u64);
+    let _ = f.write_all_at(bytes, 0);
+    let _ = f.set_len(bytes.len() as u64);
     true
 }
 

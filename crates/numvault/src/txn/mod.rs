@@ -83,6 +83,9 @@ pub(crate) struct Engine {
     /// The writer lock: held from open to close, or by a shared writer
     /// during its turns.
     lock: Option<LockGuard>,
+    /// A writer by turns' `LOCK` file, kept open between its turns (see
+    /// [`crate::io::vfs::Vfs::lock_exclusive_kept`]).
+    kept_lock: Option<LockGuard>,
     /// Writes by turns (`OpenOptions::shared`).
     shared: bool,
     /// How long to wait for the lock.
@@ -185,6 +188,7 @@ impl Engine {
             garbage: Vec::new(),
             poisoned: None,
             lock: None,
+            kept_lock: None,
             shared: opts.shared && !read_only,
             lock_wait: opts.lock_wait(),
             turns: 0,

@@ -79,7 +79,10 @@ impl Engine {
             return Ok(());
         }
         let path = self.dir.join(LOCK);
-        let guard = match self.vfs.lock_exclusive(&path, self.lock_wait) {
+        let guard = match self
+            .vfs
+            .lock_exclusive_kept(&path, self.lock_wait, &mut self.kept_lock)
+        {
             Ok(g) => g,
             Err(e) => {
                 self.turns -= 1;
