@@ -25,6 +25,8 @@ cargo test -p numvault --lib --test model --test txn --test limits \
 # The numvault command's unit tests (file formats, parsing); its integration
 # tests run the installed command from pytest (tests/python/test_cli.py).
 cargo test -p numvault-cli --release
+# The .npy/.npz/CSV readers and writers shared by the command and numvault.io.
+cargo test -p numvault-formats --release
 # The NumPack store reader (numvault import of NumPack 0.5-0.7 directories).
 cargo test -p numpack-reader --release
 # Fuzz every libFuzzer target briefly (docs/RELIABILITY.md); 0 skips it.
