@@ -541,7 +541,7 @@ pub(crate) fn import(out: &Out, a: &ImportArgs) -> Result<(), Fail> {
     let total: u64 = to_load.iter().map(|(_, c, _, _)| c.size).sum();
     let pb = out.bytes_bar(total, "importing");
     let (tx, rx) =
-        mpsc::sync_channel::<(usize, Result<Vec<Loaded>, String>)>(pool.current_num_threads());
+        mpsc::sync_channel::<(usize, Result<Parsed, String>)>(pool.current_num_threads());
     let mut failed = false;
     std::thread::scope(|s| -> Result<(), Fail> {
         let list = &to_load;
@@ -551,7 +551,13 @@ pub(crate) fn import(out: &Out, a: &ImportArgs) -> Result<(), Fail> {
                 list.par_iter()
                     .enumerate()
                     .for_each_with(tx, |tx, (i, (_, c, _, _))| {
-                        let r = formats::load(&c.abs).map_err(|e| e.to_string());
+                        let r = if Format::of_path(&c.abs) == Some(Format::Npy) {
+                            Ok(Parsed::Stream)
+                        } else {
+                            formats::load(&c.abs)
+                                .map(Parsed::Loaded)
+                                .map_err(|e| e.to_string())
+                        };
                         let _ = tx.send((i, r));
                     });
             });
@@ -561,8 +567,11 @@ pub(crate) fn import(out: &Out, a: &ImportArgs) -> Result<(), Fail> {
             let key = c.abs.display().to_string();
             let base = array_name(&prefix, &c.rel);
             pb.set_message(base.clone());
-            let res = loaded.and_then(|arrs| {
-                stage_source(&mut txn, &base, &arrs, prev.as_ref()).map_err(|e| e.to_string())
+            let res = loaded.and_then(|parsed| match parsed {
+                Parsed::Loaded(arrs) => {
+                    stage_source(&mut txn, &base, &arrs, prev.as_ref()).map_err(|e| e.to_string())
+                }
+                Parsed::Stream => stream_npy(&mut txn, &base, &c.abs, prev.as_ref()),
             });
             pb.inc(c.size);
             match res {
@@ -635,6 +644,73 @@ pub(crate) fn import(out: &Out, a: &ImportArgs) -> Result<(), Fail> {
     Ok(())
 }
 
+/// What a parse worker hands the staging thread: a source's arrays, or
+/// word that it is a .npy file, which the staging thread streams into the
+/// transaction itself (`stream_npy`).
+enum Parsed {
+    Loaded(Vec<Loaded>),
+    Stream,
+}
+
+/// Rows per chunk of a streamed .npy: about this many bytes.
+const STREAM_CHUNK: usize = 16 << 20;
+
+/// Stage a .npy source by streaming its rows through the shared reader into
+/// the transaction's staging file, so memory holds one chunk whatever the
+/// file's size (a Fortran-order array of 2+ dimensions, or one whose rows
+/// have no bytes, is read whole). A bad file stages nothing.
+fn stream_npy(
+    txn: &mut Txn,
+    base: &str,
+    path: &Path,
+    prev: Option<&Source>,
+) -> Result<(Vec<String>, u64, u64), String> {
+    numvault::validate_name(base).map_err(|e| e.to_string())?;
+    let mut r = formats::NpyReader::open(path).map_err(|e| e.to_string())?;
+    let (rows, bytes) = (r.rows(), r.rows().saturating_mul(r.row_bytes()));
+    if r.whole() || r.row_bytes() == 0 {
+        let (dtype, shape, data) = r.read_all().map_err(|f| f.at(path).to_string())?;
+        txn.save(base, ArrayRef::new(dtype, &shape, &data))
+            .map_err(|e| e.to_string())?;
+    } else {
+        let per_chunk = r.rows_per_chunk(STREAM_CHUNK);
+        let mut w = txn
+            .save_stream(base, r.dtype(), &r.row_shape())
+            .map_err(|e| e.to_string())?;
+        let mut buf = Vec::new();
+        while r
+            .next_rows(per_chunk, &mut buf)
+            .map_err(|f| f.at(path).to_string())?
+            > 0
+        {
+            w.write(&buf).map_err(|e| e.to_string())?;
+        }
+        w.finish().map_err(|e| e.to_string())?;
+    }
+    let names = vec![base.to_string()];
+    drop_stale(txn, &names, prev).map_err(|e| e.to_string())?;
+    Ok((names, rows, bytes))
+}
+
+/// Drop the arrays an earlier import of a source made that it no longer
+/// has (an .npz member removed).
+fn drop_stale(txn: &mut Txn, names: &[String], prev: Option<&Source>) -> numvault::Result<()> {
+    let keep: BTreeSet<&String> = names.iter().collect();
+    let stale: Vec<String> = prev
+        .map(|s| {
+            s.arrays
+                .iter()
+                .filter(|n| !keep.contains(n) && txn.has(n))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    for n in &stale {
+        txn.drop_array(n)?;
+    }
+    Ok(())
+}
+
 /// Stage the saves of one source's arrays in the import's transaction;
 /// drop arrays an earlier import of it made that it no longer has (an .npz
 /// member removed).
@@ -657,19 +733,7 @@ fn stage_source(
     for (l, n) in arrs.iter().zip(&names) {
         txn.save(n, ArrayRef::new(l.dtype, &l.shape, &l.data))?;
     }
-    let keep: BTreeSet<&String> = names.iter().collect();
-    let stale: Vec<String> = prev
-        .map(|s| {
-            s.arrays
-                .iter()
-                .filter(|n| !keep.contains(n) && txn.has(n))
-                .cloned()
-                .collect()
-        })
-        .unwrap_or_default();
-    for n in &stale {
-        txn.drop_array(n)?;
-    }
+    drop_stale(txn, &names, prev)?;
     let rows = arrs
         .iter()
         .map(|l| l.shape.first().copied().unwrap_or(0))

@@ -19,6 +19,7 @@ use numvault::DType;
 // .npy, .npz and CSV: the shared implementation (crate numvault-formats,
 // also behind numvault.io in Python); Parquet stays here (parquet.rs), so
 // that the Python extension does not link the parquet crate.
+pub use numvault_formats::npy::NpyReader;
 use numvault_formats::{
     arr, csv, element_count, guarded, invalid, io_at, npy, npz, shape_str, unsupported, Fail,
 };
