@@ -133,20 +133,23 @@ impl Printf {
         out.push_str(&self.prefix);
         let (neg, body) = match self.conv {
             b'd' | b'i' | b'u' => {
-                let x = match v {
-                    Value::Int(x) => x,
-                    Value::Float(f) if f.is_finite() => f.trunc() as i128,
+                let (neg, mut d) = match v {
+                    Value::Int(x) => (x < 0, x.unsigned_abs().to_string()),
+                    // The exact decimal of the truncated value, at any size.
+                    Value::Float(f) if f.is_finite() => {
+                        let t = f.trunc();
+                        (t < 0.0, format!("{:.0}", t.abs()))
+                    }
                     Value::Float(f) => {
                         return Err(format!("cannot format {f} with the integer conversion %d"))
                     }
                 };
-                let mut d = x.unsigned_abs().to_string();
                 if let Some(p) = self.precision {
                     while d.len() < p {
                         d.insert(0, '0');
                     }
                 }
-                (x < 0, d)
+                (neg, d)
             }
             conv => {
                 let f = match v {

@@ -1059,6 +1059,18 @@ fn printf_matches_python() {
             bad.push(format!("{fmt} {v:?}: got {r:?}, want {want:?}"));
         }
     }
+    // %d of floats beyond i128: the exact decimal, as Python prints it.
+    for (v, want) in [
+        (1e300, "1000000000000000052504760255204420248704468581108159154915854115511802457988908195786371375080447864043704443832883878176942523235360430575644792184786706982848387200926575803737830233794788090059368953234970799945081119038967640880074652742780142494579258788820056842838115669472196386865459400540160"),
+        (-2.5e20, "-250000000000000000000"),
+        (-0.5, "0"),
+    ] {
+        let mut got = String::new();
+        Printf::parse("%d").unwrap().write(Value::Float(v), &mut got).unwrap();
+        if got != want {
+            bad.push(format!("%d {v}: got {got}"));
+        }
+    }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
     for fmt in ["%d,%d", "%s", "%x", "no conversion", "%*d", "%.d%", "%5"] {
         assert!(Printf::parse(fmt).is_err(), "{fmt}");
