@@ -254,6 +254,26 @@ def resolve_index(index: _IndexLike, rows: int) -> npt.NDArray[np.int64]:
 def validate_name(name: str) -> None:
     """Raise ValueError if ``name`` is not a valid array name."""
 
+# numvault-formats (shared with the numvault command), used by numvault.io.
+def _import_npy(txn: "Transaction", path: Union[str, "PathLike[str]"], name: str, chunk_bytes: int, progress: Optional[Any] = None) -> Any: ...
+def _import_npz(txn: "Transaction", path: Union[str, "PathLike[str]"], chunk_bytes: int, progress: Optional[Any] = None) -> Any: ...
+def _import_csv(
+    txn: "Transaction",
+    path: Union[str, "PathLike[str]"],
+    name: str,
+    chunk_bytes: int,
+    delimiter: Optional[str] = None,
+    skiprows: int = 0,
+    max_rows: Optional[int] = None,
+    header: Optional[int] = None,
+    detect_header: bool = False,
+    dtype: Optional[str] = None,
+    progress: Optional[Any] = None,
+) -> Any: ...
+def _npy_header(dtype: str, shape: Sequence[int]) -> bytes: ...
+def _format_csv(batch: npt.ArrayLike, delimiter: str = ",", fmt: Optional[str] = None, newline: str = "\n") -> Any: ...
+@final
+class _BatchMemory: ...
 def _import_numpack(
     src: Union[str, "PathLike[str]"],
     dst: Union[str, "PathLike[str]"],
