@@ -432,58 +432,6 @@ impl LazyArray {
         Self::values(slf)?.rich_compare(other, op)
     }
 
-    // One method per Python number slot, each a one-line call of `binary`:
-    // pyo3 reads the methods of this block as written, so a macro_rules
-    // expansion here would not be seen (it would take the
-    // `multiple-pymethods` feature and its `inventory` dependency).
-    fn __add__<'py>(slf: &Bound<'py, Self>, o: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        Self::binary(slf, "__add__", o)
-    }
-    fn __radd__<'py>(slf: &Bound<'py, Self>, o: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        Self::binary(slf, "__radd__", o)
-    }
-    fn __sub__<'py>(slf: &Bound<'py, Self>, o: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        Self::binary(slf, "__sub__", o)
-    }
-    fn __rsub__<'py>(slf: &Bound<'py, Self>, o: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        Self::binary(slf, "__rsub__", o)
-    }
-    fn __mul__<'py>(slf: &Bound<'py, Self>, o: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        Self::binary(slf, "__mul__", o)
-    }
-    fn __rmul__<'py>(slf: &Bound<'py, Self>, o: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        Self::binary(slf, "__rmul__", o)
-    }
-    fn __truediv__<'py>(
-        slf: &Bound<'py, Self>,
-        o: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        Self::binary(slf, "__truediv__", o)
-    }
-    fn __rtruediv__<'py>(
-        slf: &Bound<'py, Self>,
-        o: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        Self::binary(slf, "__rtruediv__", o)
-    }
-    fn __floordiv__<'py>(
-        slf: &Bound<'py, Self>,
-        o: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        Self::binary(slf, "__floordiv__", o)
-    }
-    fn __rfloordiv__<'py>(
-        slf: &Bound<'py, Self>,
-        o: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        Self::binary(slf, "__rfloordiv__", o)
-    }
-    fn __mod__<'py>(slf: &Bound<'py, Self>, o: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        Self::binary(slf, "__mod__", o)
-    }
-    fn __rmod__<'py>(slf: &Bound<'py, Self>, o: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        Self::binary(slf, "__rmod__", o)
-    }
     fn __pow__<'py>(
         slf: &Bound<'py, Self>,
         o: &Bound<'py, PyAny>,
@@ -500,60 +448,6 @@ impl LazyArray {
         _modulo: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         Self::binary(slf, "__rpow__", o)
-    }
-    fn __matmul__<'py>(
-        slf: &Bound<'py, Self>,
-        o: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        Self::binary(slf, "__matmul__", o)
-    }
-    fn __rmatmul__<'py>(
-        slf: &Bound<'py, Self>,
-        o: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        Self::binary(slf, "__rmatmul__", o)
-    }
-    fn __and__<'py>(slf: &Bound<'py, Self>, o: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        Self::binary(slf, "__and__", o)
-    }
-    fn __rand__<'py>(slf: &Bound<'py, Self>, o: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        Self::binary(slf, "__rand__", o)
-    }
-    fn __or__<'py>(slf: &Bound<'py, Self>, o: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        Self::binary(slf, "__or__", o)
-    }
-    fn __ror__<'py>(slf: &Bound<'py, Self>, o: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        Self::binary(slf, "__ror__", o)
-    }
-    fn __xor__<'py>(slf: &Bound<'py, Self>, o: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        Self::binary(slf, "__xor__", o)
-    }
-    fn __rxor__<'py>(slf: &Bound<'py, Self>, o: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-        Self::binary(slf, "__rxor__", o)
-    }
-    fn __lshift__<'py>(
-        slf: &Bound<'py, Self>,
-        o: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        Self::binary(slf, "__lshift__", o)
-    }
-    fn __rlshift__<'py>(
-        slf: &Bound<'py, Self>,
-        o: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        Self::binary(slf, "__rlshift__", o)
-    }
-    fn __rshift__<'py>(
-        slf: &Bound<'py, Self>,
-        o: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        Self::binary(slf, "__rshift__", o)
-    }
-    fn __rrshift__<'py>(
-        slf: &Bound<'py, Self>,
-        o: &Bound<'py, PyAny>,
-    ) -> PyResult<Bound<'py, PyAny>> {
-        Self::binary(slf, "__rrshift__", o)
     }
     fn __neg__<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyAny>> {
         Self::values(slf)?.call_method0("__neg__")
@@ -729,6 +623,53 @@ impl LazyArray {
         Self::helper(slf.py(), "getattr_")?.call1((slf, name))
     }
 }
+
+/// The binary operators of [`LazyArray`] (reflected forms included), each
+/// NumPy's operator on the values through [`LazyArray::binary`]. In a block
+/// of their own, written by a macro (the `multiple-pymethods` feature lets
+/// pyo3 see methods of more than one block).
+macro_rules! binary_operators {
+    ($($op:ident),* $(,)?) => {
+        #[pymethods]
+        impl LazyArray {
+            $(
+                fn $op<'py>(
+                    slf: &Bound<'py, Self>,
+                    o: &Bound<'py, PyAny>,
+                ) -> PyResult<Bound<'py, PyAny>> {
+                    Self::binary(slf, stringify!($op), o)
+                }
+            )*
+        }
+    };
+}
+
+binary_operators!(
+    __add__,
+    __radd__,
+    __sub__,
+    __rsub__,
+    __mul__,
+    __rmul__,
+    __truediv__,
+    __rtruediv__,
+    __floordiv__,
+    __rfloordiv__,
+    __mod__,
+    __rmod__,
+    __matmul__,
+    __rmatmul__,
+    __and__,
+    __rand__,
+    __or__,
+    __ror__,
+    __xor__,
+    __rxor__,
+    __lshift__,
+    __rlshift__,
+    __rshift__,
+    __rrshift__,
+);
 
 /// Iterator over the rows of a [`LazyArray`].
 #[pyclass(module = "numvault._core", name = "_LazyIter", frozen)]
