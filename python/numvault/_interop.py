@@ -15,8 +15,8 @@ Layouts: a 1-d array becomes a primitive Arrow array, a 2-d array a
 ``arrow.fixed_shape_tensor`` extension type over a ``FixedSizeList`` of the
 flattened row. Complex dtypes have no Arrow type: ``TypeError``.
 
-pyarrow is an optional dependency: without it these raise ``ImportError``
-naming it.
+pyarrow is an optional dependency: without it these raise
+``numvault.io.DependencyError`` (an ``ImportError``) naming it.
 """
 
 from __future__ import annotations
@@ -32,14 +32,9 @@ STREAM_BATCH_BYTES = 64 << 20
 
 
 def _pyarrow() -> Any:
-    try:
-        import pyarrow
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "numvault's Arrow interface (__arrow_c_array__, __arrow_c_stream__, to_arrow) "
-            "needs pyarrow, which is not installed: pip install pyarrow"
-        ) from e
-    return pyarrow
+    from .io.utils import _check_dependency
+
+    return _check_dependency("pyarrow")
 
 
 def _value_type(pa: Any, dtype: np.dtype) -> Any:

@@ -64,14 +64,9 @@ class StaleSnapshotError(ConflictError):
 
 
 def _dask_array() -> Any:
-    try:
-        import dask.array as da
-    except ImportError as e:  # pragma: no cover - depends on the environment
-        raise ImportError(
-            "numvault.dask needs dask's array support, which is not installed: "
-            "pip install 'dask[array]' (and 'distributed' for a cluster)"
-        ) from e
-    return da
+    from .io.utils import _check_dependency
+
+    return _check_dependency("dask.array", "dask[array]")
 
 
 def default_chunks(shape: Tuple[int, ...], dtype: Any, chunk_bytes: int = 1 << 20,

@@ -305,38 +305,36 @@ def _summary(src: Path) -> Dict[str, Any]:
 def _copy_member(out: BinaryIO, path: Path, compress: bool, zstd: Any, level: int, blake3: Any,
                  progress: Progress) -> tuple:
     """Write one member at the current position; returns (method, stored,
-    original, digest)."""
+    original, digest). Compressed only if that makes it smaller."""
     start = out.tell()
-    h = blake3()
-    original = 0
     if compress:
         cobj = zstd.ZstdCompressor(level=level).compressobj()
-        with open(path, "rb") as f:
-            while True:
-                b = f.read(BLOCK)
-                if not b:
-                    break
-                h.update(b)
-                original += len(b)
-                out.write(cobj.compress(b))
-                progress.update(len(b))
+        original, digest = _pipe(path, blake3(), lambda b: out.write(cobj.compress(b)), progress)
         out.write(cobj.flush())
         stored = out.tell() - start
         if stored < original:
-            return METHOD_ZSTD, stored, original, h.digest()
+            return METHOD_ZSTD, stored, original, digest
         out.seek(start)
         out.truncate()
-    h = blake3()
-    original = 0
+        progress = None  # counted once already
+    original, digest = _pipe(path, blake3(), out.write, progress)
+    return METHOD_STORED, original, original, digest
+
+
+def _pipe(path: Path, h: Any, write: Any, progress: Optional[Progress]) -> tuple:
+    """Feed the file at ``path`` in blocks to the hash ``h`` and to
+    ``write``; returns (bytes, digest)."""
+    n = 0
     with open(path, "rb") as f:
         while True:
             b = f.read(BLOCK)
             if not b:
-                break
+                return n, h.digest()
             h.update(b)
-            original += len(b)
-            out.write(b)
-    return METHOD_STORED, original, original, h.digest()
+            n += len(b)
+            write(b)
+            if progress is not None:
+                progress.update(len(b))
 
 
 def pack(
