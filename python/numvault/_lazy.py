@@ -14,17 +14,18 @@ batch (``rtol=1e-6`` for float64, ``1e-5`` for float32 in the tests).
 from __future__ import annotations
 
 import builtins
+import operator
 from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import numpy as np
+
+from ._core import LazyArray
 
 #: Bytes per batch read by streaming reductions.
 BATCH_BYTES = 16 << 20
 
 
 def _is_lazy(x: Any) -> bool:
-    from ._core import LazyArray
-
     return isinstance(x, LazyArray)
 
 
@@ -292,7 +293,7 @@ def reshape(lazy: Any, shape: Tuple[Any, ...], order: str = "C") -> Any:
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
     try:
-        dims = tuple(int(operator_index(d)) for d in shape)
+        dims = tuple(operator.index(d) for d in shape)
     except TypeError:
         raise TypeError(f"reshape: shape must be integers, got {shape!r}") from None
     if any(d < -1 for d in dims) or sum(d == -1 for d in dims) > 1:
@@ -302,18 +303,12 @@ def reshape(lazy: Any, shape: Tuple[Any, ...], order: str = "C") -> Any:
         )
     if order != "C":
         return np.reshape(np.asarray(lazy), dims, order=order)
-    # NumPy resolves -1 and checks the size (its error messages too).
-    resolved = np.empty(lazy.shape, dtype=np.uint8) if lazy.size == 0 else None
-    target = (resolved if resolved is not None else np.broadcast_to(np.uint8(0), lazy.shape)).reshape(dims).shape
+    # NumPy resolves -1 and checks the size (its error messages too), on a
+    # zero-stride stand-in of the same shape.
+    target = np.broadcast_to(np.uint8(0), lazy.shape).reshape(dims).shape
     if len(target) >= 1 and target[0] == lazy.shape[0] and len(lazy) > 0:
         return lazy._with_shape(list(target))
     return np.asarray(lazy).reshape(target)
-
-
-def operator_index(d: Any) -> int:
-    import operator
-
-    return operator.index(d)
 
 
 # NumPack 0.7's LazyArray accelerators: all equivalent to plain indexing.
