@@ -27,6 +27,8 @@ pub mod csv;
 pub mod npy;
 pub mod npz;
 pub mod printf;
+#[doc(hidden)]
+pub mod testing;
 #[cfg(test)]
 mod tests;
 

@@ -5,12 +5,11 @@
 //! `numvault import` / `export`.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use numvault::DType;
 
-use crate::npy::{npy_header, read_npy, NpyReader, NPY_MAGIC};
+use crate::npy::{npy_header, read_npy, NpyReader};
 use crate::npz::{load_npz, NpzReader};
 use crate::{csv, FormatError};
 
@@ -27,28 +26,10 @@ fn npy_file(dtype: DType, shape: &[u64], data: &[u8]) -> Vec<u8> {
     b
 }
 
-/// A .npy file with a hand-written header.
-fn npy_bytes(header: &str, data: &[u8]) -> Vec<u8> {
-    let mut h = header.as_bytes().to_vec();
-    let unpadded = 10 + h.len() + 1;
-    h.resize(h.len() + (64 - unpadded % 64) % 64, b' ');
-    h.push(b'\n');
-    let mut out = NPY_MAGIC.to_vec();
-    out.extend([1, 0]);
-    out.extend((h.len() as u16).to_le_bytes());
-    out.extend(h);
-    out.extend(data);
-    out
-}
+use crate::testing::npy_bytes;
 
 fn zip_bytes(members: &[(&str, Vec<u8>)], method: zip::CompressionMethod) -> Vec<u8> {
-    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let opts = zip::write::SimpleFileOptions::default().compression_method(method);
-    for (name, bytes) in members {
-        w.start_file(*name, opts).expect("start_file");
-        w.write_all(bytes).expect("write member");
-    }
-    w.finish().expect("finish").into_inner()
+    crate::testing::zip_bytes(members, method).expect("zip in memory")
 }
 
 fn iota(n: usize) -> Vec<u8> {

@@ -1,6 +1,5 @@
 //! Tests of the formats module: shared helpers here, one file per format.
 
-use std::io;
 use std::path::PathBuf;
 
 use super::npy::NPY_MAGIC;
@@ -53,28 +52,10 @@ fn load1(path: &Path) -> Loaded {
     v.remove(0)
 }
 
-/// Build an .npy file by hand.
-fn npy_bytes(header: &str, data: &[u8]) -> Vec<u8> {
-    let mut h = header.as_bytes().to_vec();
-    let unpadded = 10 + h.len() + 1;
-    h.resize(h.len() + (64 - unpadded % 64) % 64, b' ');
-    h.push(b'\n');
-    let mut out = NPY_MAGIC.to_vec();
-    out.extend([1, 0]);
-    out.extend((h.len() as u16).to_le_bytes());
-    out.extend(h);
-    out.extend(data);
-    out
-}
+use numvault_formats::testing::npy_bytes;
 
 fn zip_bytes(members: &[(&str, Vec<u8>)], method: zip::CompressionMethod) -> Vec<u8> {
-    let mut w = zip::ZipWriter::new(io::Cursor::new(Vec::new()));
-    let opts = zip::write::SimpleFileOptions::default().compression_method(method);
-    for (name, bytes) in members {
-        w.start_file(*name, opts).expect("start_file");
-        w.write_all(bytes).expect("write member");
-    }
-    w.finish().expect("finish").into_inner()
+    numvault_formats::testing::zip_bytes(members, method).expect("zip in memory")
 }
 
 #[test]
