@@ -108,14 +108,24 @@ def _reduce(lazy: Any, ufunc: np.ufunc, axis: Any = 0, dtype: Any = None,
     if axes is None or len(lazy) == 0 or lazy.size == 0:
         return None
 
+    # NumPy sums and multiplies float16 in float32 and rounds once at the end;
+    # float16 partial results rounded batch by batch would drift from it.
+    acc = dtype
+    if dtype is None and lazy.dtype == np.float16 and ufunc.__name__ in ("add", "multiply"):
+        acc = np.float32
+
     def part(b: np.ndarray) -> np.ndarray:
-        return ufunc.reduce(b, axis=axes, dtype=dtype, keepdims=True)
+        return ufunc.reduce(b, axis=axes, dtype=acc, keepdims=True)
 
     def combine(a: np.ndarray, p: np.ndarray) -> np.ndarray:
         r = ufunc(a, p)
         return r.astype(a.dtype, copy=False) if r.dtype != a.dtype else r
 
-    return _stream_reduce(lazy, part, combine, axes, keepdims)
+    res = _stream_reduce(lazy, part, combine, axes, keepdims)
+    if acc is not dtype:
+        res = np.asarray(res).astype(np.float16)
+        res = res[()] if res.ndim == 0 else res
+    return res
 
 
 def array_ufunc(lazy: Any, ufunc: np.ufunc, method: str, inputs: Tuple[Any, ...],
