@@ -65,6 +65,15 @@ create_exception!(
      subclass of RuntimeError."
 );
 
+create_exception!(
+    numvault,
+    NeedsUpgradeError,
+    PyValueError,
+    "The operation (snapshots and other versions) needs a newer format than the store's: \
+     open it with upgrade=True or run `numvault upgrade STORE`. Nothing was written. A \
+     subclass of ValueError."
+);
+
 /// Map an engine error to the Python exception the API documents.
 pub fn to_py(e: numvault::Error) -> PyErr {
     use numvault::Error as E;
@@ -87,6 +96,8 @@ pub fn to_py(e: numvault::Error) -> PyErr {
         E::InUse { .. } => ArrayInUseError::new_err(msg),
         E::LimitExceeded { .. } => LimitExceededError::new_err(msg),
         E::Conflict(_) => ConflictError::new_err(msg),
+        E::NoSuchVersion { .. } | E::NotInVersion { .. } => PyKeyError::new_err(msg),
+        E::NeedsUpgrade { .. } => NeedsUpgradeError::new_err(msg),
         E::Internal(_) => InternalError::new_err(msg),
         E::NoSuchStore { .. } => PyFileNotFoundError::new_err((libc::ENOENT, msg)),
         E::NotAStore { .. } => PyOSError::new_err(msg),

@@ -106,7 +106,9 @@ pub fn manifest(bytes: &[u8]) {
 /// A MANIFEST body without the crc check, then records applied to it.
 pub fn manifest_body(bytes: &[u8]) {
     let split = bytes.len() / 2;
-    if let Ok((state, _)) = manifest::decode_manifest_body(&bytes[..split]) {
+    if let Ok((state, _)) =
+        manifest::decode_manifest_body(&bytes[..split], crate::format::FORMAT_VERSION)
+    {
         if let Ok(rec) = record::decode_record_body(&bytes[split..]) {
             apply_all(&state, &rec.ops);
         }

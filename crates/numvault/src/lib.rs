@@ -42,7 +42,8 @@ mod util;
 #[doc(hidden)]
 pub mod fuzzing;
 
-pub use api::Store;
+pub use api::{Store, VersionInfo};
+pub use audit::diff::{ArrayDiff, DiffKind};
 pub use audit::history::HistoryReport;
 pub use audit::{Problem, VerifyReport};
 pub use data::file::DEFAULT_MAX_OPEN_FILES;
@@ -58,3 +59,4 @@ pub use read::{ArrayReader, Batches, View};
 pub use txn::batch::Batch;
 pub use txn::options::{OpenOptions, Sync};
 pub use txn::stage::{RowWriter, Txn, TXN_MEMORY_BYTES};
+pub use txn::versions::VersionRef;

@@ -605,14 +605,26 @@ fn unknown_format_version() {
     // MANIFEST: magic (8 bytes), then the version.
     let manifest = path.join("MANIFEST");
     let orig = std::fs::read(&manifest).unwrap();
-    patch(&manifest, 8, &2u32.to_le_bytes());
-    check(&manifest, 2);
+    // (Version 3 is the first this engine does not know.)
+    patch(&manifest, 8, &3u32.to_le_bytes());
+    check(&manifest, 3);
     std::fs::write(&manifest, &orig).unwrap();
     // The log header: magic (8 bytes), then the version.
     let log = log_path(&path);
     let orig_log = std::fs::read(&log).unwrap();
     patch(&log, 8, &99u32.to_le_bytes());
     check(&log, 99);
+    // A known version that is not the MANIFEST's: a log from another store.
+    patch(&log, 8, &1u32.to_le_bytes());
+    for opts in [OpenOptions::default(), OpenOptions::read_only()] {
+        match Store::open(&path, opts) {
+            Err(Error::Corrupt { path: p, detail }) => {
+                assert_eq!(p, log);
+                assert!(detail.contains("format version"), "{detail}");
+            }
+            other => panic!("log of version 1: {:?}", other.map(|_| ())),
+        }
+    }
     std::fs::write(&log, &orig_log).unwrap();
     // Restored, the store opens as before.
     let s = Store::open(&path, OpenOptions::default()).unwrap();

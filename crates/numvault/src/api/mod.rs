@@ -4,5 +4,7 @@
 
 mod reads;
 mod store;
+mod versions;
 
 pub use store::Store;
+pub use versions::VersionInfo;

@@ -17,7 +17,7 @@ use crate::read::{ArrayReader, Batches, View};
 
 impl Store {
     /// Snapshot an array's metadata and its open data file.
-    pub(crate) fn snapshot(&self, name: &str) -> Result<(Arc<ArrayMeta>, Arc<DataFile>)> {
+    pub(crate) fn array_snapshot(&self, name: &str) -> Result<(Arc<ArrayMeta>, Arc<DataFile>)> {
         let mut g = self.engine();
         g.check_open()?;
         let get = |state: &crate::model::state::State| {
@@ -46,7 +46,7 @@ impl Store {
 
     /// Read a whole array, verifying its checksums.
     pub fn read(&self, name: &str) -> Result<ArrayData> {
-        let (a, df) = self.snapshot(name)?;
+        let (a, df) = self.array_snapshot(name)?;
         let mut data = vec![0u8; (a.rows() * a.row_bytes) as usize];
         read_all_into(name, &a, &df, &mut data)?;
         Ok(ArrayData {
@@ -60,7 +60,7 @@ impl Store {
     /// given by [`Store::shape`] at the time of the call), verifying checksums.
     /// Returns the shape read.
     pub fn read_into(&self, name: &str, out: &mut [u8]) -> Result<Vec<u64>> {
-        let (a, df) = self.snapshot(name)?;
+        let (a, df) = self.array_snapshot(name)?;
         check_out_len(name, &a, a.rows(), out)?;
         read_all_into(name, &a, &df, out)?;
         Ok(a.shape())
@@ -69,13 +69,13 @@ impl Store {
     /// Snapshot an array for reading into a caller-allocated buffer: learn
     /// the shape and dtype first, then fill exactly `nbytes()` bytes.
     pub fn reader(&self, name: &str) -> Result<ArrayReader> {
-        let (meta, df) = self.snapshot(name)?;
+        let (meta, df) = self.array_snapshot(name)?;
         Ok(ArrayReader::new(name, meta, df))
     }
 
     /// Read logical rows `start..end` (clamped like a Python slice).
     pub fn read_rows(&self, name: &str, start: u64, end: u64) -> Result<ArrayData> {
-        let (a, df) = self.snapshot(name)?;
+        let (a, df) = self.array_snapshot(name)?;
         let end = end.min(a.rows());
         let start = start.min(end);
         let mut data = vec![0u8; ((end - start) * a.row_bytes) as usize];
@@ -98,7 +98,7 @@ impl Store {
     /// A lazy, zero-copy, read-only view backed by a memory map. It shows the
     /// array as of this call and stays valid whatever the writer does later.
     pub fn view(&self, name: &str) -> Result<View> {
-        let (a, df) = self.snapshot(name)?;
+        let (a, df) = self.array_snapshot(name)?;
         View::new(name, a, &df)
     }
 
@@ -109,7 +109,7 @@ impl Store {
                 "array '{name}': batch size must be at least 1 row"
             )));
         }
-        let (a, df) = self.snapshot(name)?;
+        let (a, df) = self.array_snapshot(name)?;
         Ok(Batches::new(name, a, df, batch_rows))
     }
 

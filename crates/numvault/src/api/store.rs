@@ -30,6 +30,17 @@ impl Store {
     /// Open (and by default create) the store at `path`.
     pub fn open(path: impl AsRef<Path>, opts: OpenOptions) -> Result<Store> {
         let dir = path.as_ref().to_path_buf();
+        if let Some(v) = opts.version.clone() {
+            let base = Self::open_read_only(
+                dir,
+                OpenOptions {
+                    read_only: true,
+                    version: None,
+                    ..opts
+                },
+            )?;
+            return base.at(v);
+        }
         if opts.read_only {
             return Self::open_read_only(dir, opts);
         }
@@ -50,7 +61,11 @@ impl Store {
             Err(e) => return Err(Error::io(lock_path, e)),
         };
         let engine = Engine::open_writer(&dir, &opts, guard)?;
-        Self::start(engine, dir, opts.sync)
+        let store = Self::start(engine, dir, opts.sync)?;
+        if opts.upgrade {
+            store.upgrade()?;
+        }
+        Ok(store)
     }
 
     fn open_read_only(dir: PathBuf, opts: OpenOptions) -> Result<Store> {
@@ -91,7 +106,7 @@ impl Store {
         Self::start(load.engine, dir, SyncPolicy::Never)
     }
 
-    fn start(engine: Engine, path: PathBuf, sync: SyncPolicy) -> Result<Store> {
+    pub(crate) fn start(engine: Engine, path: PathBuf, sync: SyncPolicy) -> Result<Store> {
         let shared = Arc::new(Shared {
             engine: Mutex::new(engine),
             cv: Condvar::new(),

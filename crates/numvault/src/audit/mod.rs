@@ -11,6 +11,7 @@ use crate::io::vfs::{OpenMode, Vfs};
 use crate::log::read_capped;
 use crate::model::error::{IoContext, Result};
 
+pub(crate) mod diff;
 pub(crate) mod history;
 pub(crate) mod verify;
 

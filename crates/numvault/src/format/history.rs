@@ -30,6 +30,12 @@ pub enum OpKind {
     Rename,
     /// Refreshed checksums at the start or end of a writable session.
     SetChecksums,
+    /// Took a version (format 2; `array` is its tag, `rows` 0).
+    Snapshot,
+    /// Deleted a version (`array` empty, `rows` the version's id).
+    DeleteSnapshot,
+    /// Restored an array from a version (`rows` the version's id).
+    Restore,
 }
 
 impl OpKind {
@@ -43,6 +49,9 @@ impl OpKind {
             OpKind::Drop => 6,
             OpKind::Rename => 7,
             OpKind::SetChecksums => 8,
+            OpKind::Snapshot => 10,
+            OpKind::DeleteSnapshot => 11,
+            OpKind::Restore => 12,
         }
     }
 
@@ -56,6 +65,9 @@ impl OpKind {
             6 => OpKind::Drop,
             7 => OpKind::Rename,
             8 => OpKind::SetChecksums,
+            10 => OpKind::Snapshot,
+            11 => OpKind::DeleteSnapshot,
+            12 => OpKind::Restore,
             _ => return None,
         })
     }
@@ -71,6 +83,9 @@ impl OpKind {
             OpKind::Drop => "drop",
             OpKind::Rename => "rename",
             OpKind::SetChecksums => "set_checksums",
+            OpKind::Snapshot => "snapshot",
+            OpKind::DeleteSnapshot => "delete_snapshot",
+            OpKind::Restore => "restore",
         }
     }
 }
@@ -113,6 +128,9 @@ impl OpSummary {
             Op::Rename { from, to } => s(OpKind::Rename, from, Some(to), 0),
             Op::SetSums { name, .. } => s(OpKind::SetChecksums, name, None, 0),
             Op::Release { .. } => return None,
+            Op::Snapshot { tag, .. } => s(OpKind::Snapshot, tag.as_deref().unwrap_or(""), None, 0),
+            Op::DeleteVersion { id, .. } => s(OpKind::DeleteSnapshot, "", None, *id),
+            Op::Restore { name, version, .. } => s(OpKind::Restore, name, None, *version),
         })
     }
 }

@@ -14,11 +14,14 @@ pub(crate) mod fields;
 pub(crate) mod history;
 pub(crate) mod manifest;
 pub(crate) mod record;
+pub(crate) mod version;
 
 pub use crate::model::MAX_NDIM;
 
 /// Version of every file format this build writes and reads.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = crate::model::NEWEST_FORMAT;
+/// The oldest format version this engine reads and writes (FORMAT.md §12).
+pub const MIN_FORMAT_VERSION: u32 = 1;
 
 pub(crate) const MANIFEST_MAGIC: &[u8; 8] = b"NVMANIF\0";
 pub(crate) const LOG_MAGIC: &[u8; 8] = b"NVLOG\0\0\0";

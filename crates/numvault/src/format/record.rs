@@ -20,6 +20,9 @@ const TAG_DROP: u8 = 6;
 const TAG_RENAME: u8 = 7;
 const TAG_SET_SUMS: u8 = 8;
 const TAG_RELEASE: u8 = 9;
+const TAG_SNAPSHOT: u8 = 10;
+const TAG_DELETE_VERSION: u8 = 11;
+const TAG_RESTORE: u8 = 12;
 
 fn op_tag(op: &Op) -> u8 {
     match op {
@@ -32,6 +35,9 @@ fn op_tag(op: &Op) -> u8 {
         Op::Rename { .. } => TAG_RENAME,
         Op::SetSums { .. } => TAG_SET_SUMS,
         Op::Release { .. } => TAG_RELEASE,
+        Op::Snapshot { .. } => TAG_SNAPSHOT,
+        Op::DeleteVersion { .. } => TAG_DELETE_VERSION,
+        Op::Restore { .. } => TAG_RESTORE,
     }
 }
 
@@ -92,12 +98,24 @@ pub(crate) fn encode_op(e: &mut Enc, op: &Op) {
         Op::Rename { to, .. } => e.str(to),
         Op::SetSums { sums, .. } => enc_sums(e, sums),
         Op::Release { file_id, .. } => e.u64(*file_id),
+        Op::Snapshot { .. } => {}
+        Op::DeleteVersion { id, files } => {
+            e.u64(*id);
+            enc_slots(e, files);
+        }
+        Op::Restore { version, entry, .. } => {
+            e.u64(*version);
+            super::manifest::encode_entry_fields(e, &entry.0);
+        }
     }
 }
 
 pub(crate) fn decode_op(d: &mut Dec) -> DecResult<Op> {
     let tag_at = d.pos();
     let tag = d.u8("op tag")?;
+    if tag == TAG_SNAPSHOT || tag == TAG_DELETE_VERSION {
+        return decode_version_op(d, tag);
+    }
     let name = dec_name(d, "array name")?;
     Ok(match tag {
         TAG_PUT => {
@@ -152,7 +170,42 @@ pub(crate) fn decode_op(d: &mut Dec) -> DecResult<Op> {
             name,
             file_id: d.u64("file id")?,
         },
+        TAG_RESTORE => {
+            let version = d.u64("version")?;
+            let meta = super::manifest::decode_entry_fields(d, &name)?;
+            Op::Restore {
+                name,
+                version,
+                entry: crate::model::op::RestoreEntry(std::sync::Arc::new(meta)),
+            }
+        }
         t => return Err(DecodeError::at(tag_at, format!("unknown op tag {t}"))),
+    })
+}
+
+/// Snapshot (its `name` is a tag, possibly empty) and DeleteVersion (its
+/// `name` is empty), FORMAT.md §5.5.
+fn decode_version_op(d: &mut Dec, tag: u8) -> DecResult<Op> {
+    let at = d.pos();
+    let name = d.str("tag")?;
+    if tag == TAG_DELETE_VERSION {
+        if !name.is_empty() {
+            return Err(DecodeError::at(at, "a version deletion has a name"));
+        }
+        return Ok(Op::DeleteVersion {
+            id: d.u64("version")?,
+            files: dec_slots(d)?,
+        });
+    }
+    // The id is the record's seq: `decode_record_body` sets it.
+    if name.is_empty() {
+        return Ok(Op::Snapshot { tag: None, id: 0 });
+    }
+    crate::model::name::validate_name(&name)
+        .map_err(|e| DecodeError::at(at, format!("snapshot tag: {e}")))?;
+    Ok(Op::Snapshot {
+        tag: Some(name),
+        id: 0,
     })
 }
 
@@ -263,7 +316,12 @@ pub(crate) fn decode_record_body(covered: &[u8]) -> DecResult<Record> {
     let n = d.count(3, "op count")?;
     let mut ops = Vec::with_capacity(n);
     for _ in 0..n {
-        ops.push(decode_op(&mut d)?);
+        let mut op = decode_op(&mut d)?;
+        if let Op::Snapshot { id, .. } = &mut op {
+            // A version's id is its record's seq (not encoded in the op).
+            *id = seq;
+        }
+        ops.push(op);
     }
     if !d.is_empty() {
         return Err(d.error(format!("{} trailing bytes after the ops", d.remaining())));
@@ -277,28 +335,29 @@ pub(crate) fn decode_record_body(covered: &[u8]) -> DecResult<Record> {
     })
 }
 
-pub(crate) fn encode_log_header(gen: u64) -> Vec<u8> {
+/// The header of a log of generation `gen` in format `version`.
+pub(crate) fn encode_log_header(gen: u64, version: u32) -> Vec<u8> {
     let mut e = Enc::with_capacity(LOG_HEADER_BYTES as usize);
     e.raw(LOG_MAGIC);
-    e.u32(FORMAT_VERSION);
+    e.u32(version);
     e.u32(0);
     e.u64(gen);
     e.buf
 }
 
-/// Check a log header; returns its generation.
-pub(crate) fn decode_log_header(buf: &[u8]) -> Result<u64, HeaderError> {
+/// Check a log header; returns its format version and generation.
+pub(crate) fn decode_log_header(buf: &[u8]) -> Result<(u32, u64), HeaderError> {
     let mut d = Dec::new(buf);
     let magic = d.take(8, "magic")?;
     if magic != LOG_MAGIC {
         return Err(DecodeError::at(0, "not a numvault log (bad magic)").into());
     }
     let version = d.u32("version")?;
-    if version != FORMAT_VERSION {
+    if !(super::MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
         return Err(HeaderError::Version(version));
     }
     d.u32("reserved")?;
-    Ok(d.u64("generation")?)
+    Ok((version, d.u64("generation")?))
 }
 
 #[cfg(test)]

@@ -77,7 +77,11 @@ fn start(shared: &Arc<Shared>, g: &mut Engine, name: &str) -> Result<Writable> {
             reason: "it has deleted rows, and in-place writing needs its rows contiguous".into(),
         });
     }
-    if !m.is_identity() {
+    if g.state.file_refs.contains_key(&m.file_id) {
+        // A version (or another array) keeps this file: the session writes
+        // into a copy of its own (FORMAT.md §15.5).
+        g.commit(&[Intent::Relocate { name }])?;
+    } else if !m.is_identity() {
         // Only replaced rows: fold them in first (its own atomic commit).
         g.commit(&[Intent::Compact { name }])?;
     }

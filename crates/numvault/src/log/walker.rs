@@ -209,7 +209,7 @@ mod tests {
     use crate::format::LOG_HEADER_BYTES;
 
     fn log_of(synced: &[u64]) -> (Vec<u8>, Vec<u64>) {
-        let mut bytes = encode_log_header(0);
+        let mut bytes = encode_log_header(0, crate::format::FORMAT_VERSION);
         let mut starts = Vec::new();
         let mut chain = [0u8; 32];
         for (i, s) in synced.iter().enumerate() {

@@ -63,7 +63,12 @@ impl LogWriter {
     /// header, fdatasync, and an fsync of `dir`, so that its entry is
     /// durable before a MANIFEST naming it can be (a file system may persist
     /// the later rename first).
-    pub fn create(vfs: &dyn Vfs, dir: &Path, gen: u64) -> std::result::Result<Self, WriteFailure> {
+    pub fn create(
+        vfs: &dyn Vfs,
+        dir: &Path,
+        gen: u64,
+        version: u32,
+    ) -> std::result::Result<Self, WriteFailure> {
         let path = dir.join(log_name(gen));
         let plain = WriteFailure::plain;
         if vfs.exists(&path) {
@@ -73,7 +78,7 @@ impl LogWriter {
             .open(&path, OpenMode::CreateNew)
             .ctx(&path)
             .map_err(plain)?;
-        f.write_all_at(&encode_log_header(gen), 0)
+        f.write_all_at(&encode_log_header(gen, version), 0)
             .ctx(&path)
             .map_err(plain)?;
         f.sync_data()

@@ -102,6 +102,28 @@ pub enum Error {
     #[error("store {path} is open read-only")]
     ReadOnly { path: PathBuf },
 
+    /// No version of the store has this id or tag (FORMAT.md §15).
+    #[error("store {path} has no version {version}")]
+    NoSuchVersion { path: PathBuf, version: String },
+
+    /// The array is not in the version named (a restore of it).
+    #[error("array '{array}' is not in version {version}")]
+    NotInVersion { array: String, version: u64 },
+
+    /// The operation needs a newer format than the store's (FORMAT.md §12);
+    /// nothing was written. Upgrade the store first.
+    #[error(
+        "store {path} is format version {found}; {what} needs version {needed}: upgrade it \
+         with `numvault upgrade {path}`, `Vault(path, upgrade=True)` (Python) or \
+         `Store::upgrade` (Rust); older numvault releases cannot open an upgraded store"
+    )]
+    NeedsUpgrade {
+        path: PathBuf,
+        found: u32,
+        needed: u32,
+        what: String,
+    },
+
     /// A file carries a format version this build cannot read.
     #[error("{path}: unsupported format version {found} (this build reads version {supported})")]
     UnsupportedVersion {

@@ -5,7 +5,10 @@
 //! Invariants kept by [`state::State::apply`] (checked on every op read from
 //! disk, asserted on ops built by the writer):
 //! - every array's file id is below `next_file_id`, and no two arrays share
-//!   one;
+//!   one unless the file table lists it (format 2, FORMAT.md §15.2);
+//! - a file in the file table is named by a current array or by a version;
+//!   its `versions` count is the number of (version, array) pairs naming it,
+//!   and no entry naming it has more slots than its `end_slots`;
 //! - an array's extents are sorted, disjoint, non-empty and end at or below
 //!   its `phys_slots`; its remap maps live base slots to slots below
 //!   `phys_slots`;
@@ -21,6 +24,11 @@ pub(crate) mod rowmap;
 pub(crate) mod slot_index;
 pub(crate) mod state;
 pub(crate) mod sums;
+pub(crate) mod version;
+
+/// The newest format version (FORMAT.md §12): a new store's
+/// (`format::FORMAT_VERSION` is this).
+pub(crate) const NEWEST_FORMAT: u32 = 2;
 
 /// Largest number of dimensions.
 pub const MAX_NDIM: usize = 32;

@@ -1,7 +1,21 @@
 //! Mutations as the commit log records them.
 
+use std::sync::Arc;
+
 use super::dtype::DType;
+use super::state::ArrayMeta;
 use super::sums::ChunkSums;
+
+/// The entry a Restore op gives an array (FORMAT.md §15.4).
+#[derive(Clone, Debug)]
+pub(crate) struct RestoreEntry(pub Arc<ArrayMeta>);
+
+impl PartialEq for RestoreEntry {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.same_entry(&other.0)
+    }
+}
+impl Eq for RestoreEntry {}
 
 /// Where a mutation's new row bytes live.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -70,6 +84,25 @@ pub(crate) enum Op {
         name: String,
         file_id: u64,
     },
+    /// Pin the current state as a version whose id is this record's seq
+    /// (format 2, FORMAT.md §15.4). The id is not encoded: the writer
+    /// plans it as the next seq, the decoder takes the record's.
+    Snapshot {
+        tag: Option<String>,
+        id: u64,
+    },
+    /// Remove version `id`; `files` lists the data file of each of its
+    /// arrays, in name order.
+    DeleteVersion {
+        id: u64,
+        files: Vec<u64>,
+    },
+    /// Array `name` becomes `entry`, its state in version `version`.
+    Restore {
+        name: String,
+        version: u64,
+        entry: RestoreEntry,
+    },
 }
 
 impl Op {
@@ -115,8 +148,11 @@ impl Op {
             | Op::Compact { name, .. }
             | Op::Drop { name }
             | Op::SetSums { name, .. }
-            | Op::Release { name, .. } => name,
+            | Op::Release { name, .. }
+            | Op::Restore { name, .. } => name,
             Op::Rename { from, .. } => from,
+            Op::Snapshot { tag, .. } => tag.as_deref().unwrap_or(""),
+            Op::DeleteVersion { .. } => "",
         }
     }
 }

@@ -8,10 +8,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::dtype::DType;
-use super::op::{Op, Payload};
+use super::op::{Op, Payload, RestoreEntry};
 use super::rowmap::RowMap;
 use super::slot_index::{SlotIndex, SnapshotCache};
 use super::sums::ChunkSums;
+use super::version::{ArrayTable, FileRefs, Version, Versions};
 use super::CheckResult;
 
 /// Replaced rows: base slot -> the shadow slot holding the row now.
@@ -111,6 +112,22 @@ impl ArrayMeta {
     pub fn phys_bytes(&self) -> u64 {
         self.phys_slots * self.row_bytes
     }
+
+    /// The same MANIFEST entry (everything but the derived cache).
+    pub fn same_entry(&self, o: &ArrayMeta) -> bool {
+        self.same_rows(o) && self.sums == o.sums && self.mtime_ns == o.mtime_ns
+    }
+
+    /// The same rows: dtype, shape, file, slots, row map and remap (a
+    /// restore of such an array changes nothing).
+    pub fn same_rows(&self, o: &ArrayMeta) -> bool {
+        self.dtype == o.dtype
+            && self.row_shape == o.row_shape
+            && self.file_id == o.file_id
+            && self.phys_slots == o.phys_slots
+            && self.rowmap.extents() == o.rowmap.extents()
+            && self.remap == o.remap
+    }
 }
 
 /// Bytes per row for a dtype and trailing shape, if it fits in u64.
@@ -121,8 +138,10 @@ pub(crate) fn row_bytes(dtype: DType, row_shape: &[u64]) -> Option<u64> {
 }
 
 /// The committed state of a store.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub(crate) struct State {
+    /// The store's format version (1 or 2, FORMAT.md §12).
+    pub format: u32,
     /// Generation of the current checkpoint and log file.
     pub gen: u64,
     /// Sequence number of the last applied log record (0: none ever).
@@ -130,7 +149,30 @@ pub(crate) struct State {
     /// Hash-chain head: blake3 of the last record (zeros before the first).
     pub chain: [u8; 32],
     pub next_file_id: u64,
-    pub arrays: BTreeMap<String, Arc<ArrayMeta>>,
+    pub arrays: ArrayTable,
+    /// Versions by id (format 2, FORMAT.md §15.1).
+    pub versions: Versions,
+    /// The file table (FORMAT.md §15.2).
+    pub file_refs: FileRefs,
+    /// Total bytes of the versions' tags (the MANIFEST's size in O(1)).
+    pub tag_bytes: u64,
+}
+
+impl Default for State {
+    /// The state of a new store, in the newest format.
+    fn default() -> Self {
+        State {
+            format: super::NEWEST_FORMAT,
+            gen: 0,
+            seq: 0,
+            chain: [0; 32],
+            next_file_id: 0,
+            arrays: BTreeMap::new(),
+            versions: Versions::new(),
+            file_refs: FileRefs::new(),
+            tag_bytes: 0,
+        }
+    }
 }
 
 impl State {
@@ -142,7 +184,8 @@ impl State {
     pub fn check_invariants(&self) -> CheckResult<()> {
         let mut ids = std::collections::HashSet::new();
         for (name, a) in &self.arrays {
-            if a.file_id >= self.next_file_id || !ids.insert(a.file_id) {
+            let shared_ok = self.file_refs.contains_key(&a.file_id);
+            if a.file_id >= self.next_file_id || (!ids.insert(a.file_id) && !shared_ok) {
                 return Err(format!(
                     "'{name}': file id {} reused or unallocated",
                     a.file_id
@@ -157,6 +200,48 @@ impl State {
             let bytes = a.phys_slots.checked_mul(a.row_bytes);
             if !a.sums.is_consistent() || bytes.is_none_or(|b| a.sums.covered > b) {
                 return Err(format!("'{name}': checksums do not fit the file"));
+            }
+            if self
+                .file_refs
+                .get(&a.file_id)
+                .is_some_and(|r| a.phys_slots > r.end_slots)
+            {
+                return Err(format!("'{name}': slots past its file's committed end"));
+            }
+        }
+        self.check_versions()
+    }
+
+    /// The file table agrees with the versions whose tables are in memory
+    /// (all of them, when none was loaded from a MANIFEST).
+    fn check_versions(&self) -> CheckResult<()> {
+        if self.format < 2 && !(self.versions.is_empty() && self.file_refs.is_empty()) {
+            return Err("a format-1 state has versions".into());
+        }
+        let mut counts: BTreeMap<u64, u32> = BTreeMap::new();
+        let mut complete = true;
+        for v in self.versions.values() {
+            let Some(t) = &v.arrays else {
+                complete = false;
+                continue;
+            };
+            for (name, a) in t.iter() {
+                *counts.entry(a.file_id).or_default() += 1;
+                let r = self.file_refs.get(&a.file_id).copied().unwrap_or_default();
+                if r.versions == 0 || a.phys_slots > r.end_slots {
+                    return Err(format!(
+                        "version {}: '{name}' names file {} beyond the file table",
+                        v.id, a.file_id
+                    ));
+                }
+            }
+        }
+        for (id, r) in self.file_refs.iter() {
+            if r.versions == 0 && !self.arrays.values().any(|a| a.file_id == *id) {
+                return Err(format!("file {id} is in the file table but unreferenced"));
+            }
+            if complete && counts.get(id).copied().unwrap_or(0) != r.versions {
+                return Err(format!("file {id}: version count {} is wrong", r.versions));
             }
         }
         Ok(())
@@ -173,16 +258,61 @@ impl State {
         Ok(a)
     }
 
-    /// True if some array's data lives in file `file_id`.
+    /// True if some array's data lives in file `file_id`, or a version
+    /// keeps it (FORMAT.md §15.2).
     pub fn file_in_use(&self, file_id: u64) -> bool {
-        self.arrays.values().any(|a| a.file_id == file_id)
+        self.file_refs.contains_key(&file_id) || self.arrays.values().any(|a| a.file_id == file_id)
+    }
+
+    /// `file_id` is no longer named by the array that named it: garbage
+    /// unless another array names it or a version keeps it (then it stays;
+    /// a file ref with no version and no array leaves the table).
+    fn unreferenced(&mut self, file_id: u64) -> Vec<u64> {
+        if self.arrays.values().any(|a| a.file_id == file_id) {
+            return Vec::new();
+        }
+        match self.file_refs.get(&file_id) {
+            Some(r) if r.versions > 0 => Vec::new(),
+            Some(_) => {
+                self.file_refs.remove(&file_id);
+                vec![file_id]
+            }
+            None => vec![file_id],
+        }
+    }
+
+    /// Version-ops need format 2 (FORMAT.md §15.4).
+    fn check_format2(&self, what: &str) -> CheckResult<()> {
+        if self.format < 2 {
+            return Err(format!("{what} in a format-{} store", self.format));
+        }
+        Ok(())
+    }
+
+    /// The tail rule (FORMAT.md §15.2): new slots of `a` may be written
+    /// only at its file's committed end.
+    fn check_tail(&self, name: &str, a: &ArrayMeta) -> CheckResult<()> {
+        match self.file_refs.get(&a.file_id) {
+            Some(r) if a.phys_slots != r.end_slots => Err(format!(
+                "'{name}' writes at slot {} of file {}, whose committed end is {}",
+                a.phys_slots, a.file_id, r.end_slots
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// After new slots were written into `file_id`: its committed end.
+    fn moved_tail(&mut self, file_id: u64, phys_slots: u64) {
+        if let Some(r) = self.file_refs.get_mut(&file_id) {
+            r.end_slots = r.end_slots.max(phys_slots);
+        }
     }
 
     /// Apply one op. Ops built by the writer always apply; ops read from
     /// disk are checked and rejected with a description if inconsistent,
-    /// leaving the state as it was. Returns a data file that is no longer
-    /// referenced, if any.
-    pub fn apply(&mut self, op: &Op, time_ns: u64) -> CheckResult<Option<u64>> {
+    /// leaving the state as it was. Returns the data files that are no
+    /// longer referenced (garbage).
+    pub fn apply(&mut self, op: &Op, time_ns: u64) -> CheckResult<Vec<u64>> {
         match op {
             Op::Put { .. } => self.apply_put(op, time_ns),
             Op::Append {
@@ -190,25 +320,36 @@ impl State {
                 first_slot,
                 rows,
                 payload,
-            } => self.apply_append(name, *first_slot, *rows, payload, time_ns),
+            } => self
+                .apply_append(name, *first_slot, *rows, payload, time_ns)
+                .map(|_| Vec::new()),
             Op::Replace {
                 name,
                 slots,
                 first_slot,
                 payload,
-            } => self.apply_replace(name, slots, *first_slot, payload, time_ns),
-            Op::DeleteRows { name, slots } => self.apply_delete(name, slots, time_ns),
+            } => self
+                .apply_replace(name, slots, *first_slot, payload, time_ns)
+                .map(|_| Vec::new()),
+            Op::DeleteRows { name, slots } => {
+                self.apply_delete(name, slots, time_ns).map(|_| Vec::new())
+            }
             Op::Compact {
                 name,
                 file_id,
                 rows,
                 sums,
-            } => self.apply_compact(name, *file_id, *rows, sums),
-            Op::Drop { name } => self
-                .arrays
-                .remove(name)
-                .map(|a| Some(a.file_id))
-                .ok_or_else(|| format!("drop of unknown array '{name}'")),
+            } => {
+                let old = self.apply_compact(name, *file_id, *rows, sums)?;
+                Ok(self.unreferenced(old))
+            }
+            Op::Drop { name } => {
+                let a = self
+                    .arrays
+                    .remove(name)
+                    .ok_or_else(|| format!("drop of unknown array '{name}'"))?;
+                Ok(self.unreferenced(a.file_id))
+            }
             Op::SetSums { name, sums } => {
                 let a = self.get_mut(name)?;
                 if !sums.is_consistent() || sums.covered > a.phys_bytes() {
@@ -216,18 +357,136 @@ impl State {
                 }
                 a.sums = Arc::new(sums.clone());
                 a.mtime_ns = time_ns;
-                Ok(None)
+                Ok(Vec::new())
             }
-            Op::Rename { from, to } => self.apply_rename(from, to, time_ns),
+            Op::Rename { from, to } => self.apply_rename(from, to, time_ns).map(|_| Vec::new()),
             Op::Release { file_id, .. } => {
                 if *file_id >= self.next_file_id || self.file_in_use(*file_id) {
                     return Err(format!(
                         "record releases data file {file_id}, which is in use or was never created"
                     ));
                 }
-                Ok(None)
+                Ok(Vec::new())
+            }
+            Op::Snapshot { tag, id } => self.apply_snapshot(tag.as_deref(), *id, time_ns),
+            Op::DeleteVersion { id, files } => self.apply_delete_version(*id, files),
+            Op::Restore {
+                name,
+                version,
+                entry,
+            } => self.apply_restore(name, *version, entry, time_ns),
+        }
+    }
+
+    /// The version taken by the record being applied (its id is that
+    /// record's seq, FORMAT.md §15.4).
+    fn apply_snapshot(
+        &mut self,
+        tag: Option<&str>,
+        id: u64,
+        time_ns: u64,
+    ) -> CheckResult<Vec<u64>> {
+        self.check_format2("a snapshot")?;
+        if let Some(t) = tag {
+            crate::model::name::validate_name(t).map_err(|e| e.to_string())?;
+            if self.version_by_tag(t).is_some() {
+                return Err(format!("snapshot tag '{t}' is already used"));
             }
         }
+        if id < self.seq || self.versions.contains_key(&id) {
+            return Err(format!("version {id} exists or precedes the state"));
+        }
+        for a in self.arrays.values() {
+            let r = self.file_refs.entry(a.file_id).or_default();
+            r.versions = r.versions.checked_add(1).ok_or("version count overflows")?;
+            r.end_slots = r.end_slots.max(a.phys_slots);
+        }
+        let v = Version {
+            id,
+            tag: tag.map(str::to_string),
+            time_ns,
+            array_count: self.arrays.len() as u32,
+            arrays: Some(Arc::new(self.arrays.clone())),
+            on_disk: false,
+        };
+        self.tag_bytes += tag.map_or(0, |t| t.len() as u64);
+        self.versions.insert(id, Arc::new(v));
+        Ok(Vec::new())
+    }
+
+    fn apply_delete_version(&mut self, id: u64, files: &[u64]) -> CheckResult<Vec<u64>> {
+        self.check_format2("a version deletion")?;
+        let v = self
+            .versions
+            .get(&id)
+            .ok_or_else(|| format!("deletion of unknown version {id}"))?;
+        if v.files().is_some_and(|f| f != files) || v.array_count as usize != files.len() {
+            return Err(format!(
+                "deletion of version {id} lists other files than it has"
+            ));
+        }
+        let mut refs = self.file_refs.clone();
+        for f in files {
+            match refs.get_mut(f) {
+                Some(r) if r.versions > 0 => r.versions -= 1,
+                _ => {
+                    return Err(format!(
+                        "version {id} names file {f}, which no version keeps"
+                    ))
+                }
+            }
+        }
+        self.file_refs = refs;
+        if let Some(v) = self.versions.remove(&id) {
+            self.tag_bytes -= v.tag.as_ref().map_or(0, |t| t.len() as u64);
+        }
+        let mut freed = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for f in files {
+            if seen.insert(*f) && self.file_refs.get(f).is_some_and(|r| r.versions == 0) {
+                freed.extend(self.unreferenced(*f));
+            }
+        }
+        Ok(freed)
+    }
+
+    fn apply_restore(
+        &mut self,
+        name: &str,
+        version: u64,
+        entry: &RestoreEntry,
+        time_ns: u64,
+    ) -> CheckResult<Vec<u64>> {
+        self.check_format2("a restore")?;
+        if !self.versions.contains_key(&version) {
+            return Err(format!(
+                "restore of '{name}' from unknown version {version}"
+            ));
+        }
+        let e = &entry.0;
+        match self.file_refs.get(&e.file_id) {
+            Some(r) if e.phys_slots <= r.end_slots => {}
+            _ => {
+                return Err(format!(
+                    "restore of '{name}' names file {}, which no version keeps",
+                    e.file_id
+                ))
+            }
+        }
+        let mut meta = (**e).clone();
+        meta.mtime_ns = time_ns;
+        meta.cache = SnapshotCache::default();
+        match self.arrays.insert(name.to_string(), Arc::new(meta)) {
+            Some(old) if old.file_id != e.file_id => Ok(self.unreferenced(old.file_id)),
+            _ => Ok(Vec::new()),
+        }
+    }
+
+    /// The version with this tag.
+    pub fn version_by_tag(&self, tag: &str) -> Option<&Arc<Version>> {
+        self.versions
+            .values()
+            .find(|v| v.tag.as_deref() == Some(tag))
     }
 
     /// Claim `file_id` for a new file: it must not be in use (ids below
@@ -242,7 +501,7 @@ impl State {
         Ok(())
     }
 
-    fn apply_put(&mut self, op: &Op, time_ns: u64) -> CheckResult<Option<u64>> {
+    fn apply_put(&mut self, op: &Op, time_ns: u64) -> CheckResult<Vec<u64>> {
         let Op::Put {
             name,
             file_id,
@@ -276,10 +535,10 @@ impl State {
             mtime_ns: time_ns,
             cache: SnapshotCache::default(),
         };
-        Ok(self
-            .arrays
-            .insert(name.clone(), Arc::new(meta))
-            .map(|old| old.file_id))
+        match self.arrays.insert(name.clone(), Arc::new(meta)) {
+            Some(old) => Ok(self.unreferenced(old.file_id)),
+            None => Ok(Vec::new()),
+        }
     }
 
     fn apply_append(
@@ -289,14 +548,24 @@ impl State {
         rows: u64,
         payload: &Payload,
         time_ns: u64,
-    ) -> CheckResult<Option<u64>> {
+    ) -> CheckResult<()> {
+        self.check_tail_of(name)?;
         let a = self.get_mut(name)?;
         let end = new_rows_end(a, name, first_slot, rows, payload)?;
         Arc::make_mut(&mut a.rowmap).push(first_slot, rows);
         extend_sums(a, payload);
         a.phys_slots = end;
         a.mtime_ns = time_ns;
-        Ok(None)
+        let file_id = a.file_id;
+        self.moved_tail(file_id, end);
+        Ok(())
+    }
+
+    fn check_tail_of(&self, name: &str) -> CheckResult<()> {
+        match self.arrays.get(name) {
+            Some(a) => self.check_tail(name, a),
+            None => Ok(()),
+        }
     }
 
     fn apply_replace(
@@ -306,7 +575,8 @@ impl State {
         first_slot: u64,
         payload: &Payload,
         time_ns: u64,
-    ) -> CheckResult<Option<u64>> {
+    ) -> CheckResult<()> {
+        self.check_tail_of(name)?;
         let a = self.get_mut(name)?;
         let end = new_rows_end(a, name, first_slot, slots.len() as u64, payload)?;
         if let Some(s) = slots.iter().find(|s| a.rowmap.logical_of(**s).is_none()) {
@@ -318,15 +588,12 @@ impl State {
         extend_sums(a, payload);
         a.phys_slots = end;
         a.mtime_ns = time_ns;
-        Ok(None)
+        let file_id = a.file_id;
+        self.moved_tail(file_id, end);
+        Ok(())
     }
 
-    fn apply_delete(
-        &mut self,
-        name: &str,
-        slots: &[u64],
-        time_ns: u64,
-    ) -> CheckResult<Option<u64>> {
+    fn apply_delete(&mut self, name: &str, slots: &[u64], time_ns: u64) -> CheckResult<()> {
         let a = self.get_mut(name)?;
         if !slots.windows(2).all(|w| w[0] < w[1]) {
             return Err(format!("deleted slots of '{name}' are not sorted"));
@@ -341,7 +608,7 @@ impl State {
             }
         }
         a.mtime_ns = time_ns;
-        Ok(None)
+        Ok(())
     }
 
     fn apply_compact(
@@ -350,7 +617,7 @@ impl State {
         file_id: u64,
         rows: u64,
         sums: &ChunkSums,
-    ) -> CheckResult<Option<u64>> {
+    ) -> CheckResult<u64> {
         let in_use = self.file_in_use(file_id);
         let next = self.next_file_id;
         let a = self.get_mut(name)?;
@@ -374,10 +641,10 @@ impl State {
         a.remap = Remap::new();
         a.sums = Arc::new(sums.clone());
         self.next_file_id = next;
-        Ok(Some(old))
+        Ok(old)
     }
 
-    fn apply_rename(&mut self, from: &str, to: &str, time_ns: u64) -> CheckResult<Option<u64>> {
+    fn apply_rename(&mut self, from: &str, to: &str, time_ns: u64) -> CheckResult<()> {
         if self.arrays.contains_key(to) {
             return Err(format!("rename target '{to}' exists"));
         }
@@ -387,7 +654,7 @@ impl State {
             .ok_or_else(|| format!("rename of unknown array '{from}'"))?;
         Arc::make_mut(&mut a).mtime_ns = time_ns;
         self.arrays.insert(to.to_string(), a);
-        Ok(None)
+        Ok(())
     }
 }
 

@@ -170,7 +170,7 @@ fn random_rows(x: &mut u64, n: usize, len: usize) -> Vec<i64> {
 /// the model's bytes.
 fn ranges_match_with_and_without_preloaded_shadow_rows(s: &Store, want: &[u8]) {
     use super::rows::{read_rows_into, ShadowRows};
-    let (a, df) = s.snapshot("a").unwrap();
+    let (a, df) = s.array_snapshot("a").unwrap();
     assert!(!a.remap.is_empty());
     let rb = a.row_bytes;
     let preloaded = ShadowRows::load(&a, &df, None).unwrap();
@@ -464,7 +464,7 @@ fn mapped_array_both_ways(check: impl Fn(&Store, &[u8], bool)) -> (Counting, Sto
         if checkpoint {
             s.checkpoint().unwrap();
         }
-        let (meta, _) = s.snapshot("a").unwrap();
+        let (meta, _) = s.array_snapshot("a").unwrap();
         assert!(!meta.is_identity() && meta.rowmap.extents().len() > 3);
         assert!(!meta.remap.is_empty());
         check(&s, &want, checkpoint);
@@ -477,7 +477,7 @@ fn mapped_array_both_ways(check: impl Fn(&Store, &[u8], bool)) -> (Counting, Sto
 /// damage, and the file is restored after each.
 fn with_each_region_damaged(fs: &Counting, s: &Store, check: impl Fn(u64)) {
     let file = s.view("a").unwrap().path().to_path_buf();
-    let (meta, _) = s.snapshot("a").unwrap();
+    let (meta, _) = s.array_snapshot("a").unwrap();
     let shadow = *meta.remap.values().max().unwrap();
     for at in [8 * 900_000 + 3, 5, shadow * 8 + 1] {
         let orig = fs.inner.read_file(&file).unwrap();
@@ -492,7 +492,7 @@ fn with_each_region_damaged(fs: &Counting, s: &Store, check: impl Fn(u64)) {
 #[test]
 fn whole_reads_of_a_mapped_array_match_the_model_and_check_every_chunk() {
     let (fs, s, want) = mapped_array_both_ways(|s, want, checkpoint| {
-        let (meta, _) = s.snapshot("a").unwrap();
+        let (meta, _) = s.array_snapshot("a").unwrap();
         assert!(
             mapped_read_pays(&meta, want),
             "the two-thread path is taken"
@@ -535,7 +535,7 @@ fn view_gathers_match_the_model_before_and_after_the_slot_index() {
     let mut x = 5u64;
     for round in 0..3u64 {
         let v = s.view("a").unwrap();
-        let (meta, _) = s.snapshot("a").unwrap();
+        let (meta, _) = s.array_snapshot("a").unwrap();
         assert!(
             meta.slot_index(0).is_none(),
             "round {round}: built too early"

@@ -40,3 +40,45 @@ pub(crate) fn load_manifest(vfs: &dyn Vfs, dir: &Path) -> Result<(State, u64)> {
     let bytes = read_capped(f.as_ref(), &path, MAX_MANIFEST_FILE_BYTES)?;
     decode_manifest(&bytes).map_err(|e| header_err(&path, e))
 }
+
+/// The array table of version `id` of `state` (FORMAT.md §15.6): from
+/// memory if its Snapshot record was replayed, else read from its version
+/// file. An unknown version is `NoSuchVersion`.
+pub(crate) fn load_version_table(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    state: &State,
+    id: u64,
+) -> Result<std::sync::Arc<crate::model::version::ArrayTable>> {
+    use crate::format::version::{decode_version_file, version_file_name, VERSIONS_DIR};
+    let v = state
+        .versions
+        .get(&id)
+        .ok_or_else(|| Error::NoSuchVersion {
+            path: dir.to_path_buf(),
+            version: id.to_string(),
+        })?;
+    if let Some(t) = &v.arrays {
+        return Ok(t.clone());
+    }
+    let path = dir.join(VERSIONS_DIR).join(version_file_name(id));
+    let f = vfs.open(&path, OpenMode::Read).ctx(&path)?;
+    let bytes = read_capped(f.as_ref(), &path, MAX_MANIFEST_FILE_BYTES)?;
+    let table =
+        decode_version_file(&bytes, id, state.next_file_id).map_err(|e| header_err(&path, e))?;
+    if let Some((name, a)) = table.iter().find(|(_, a)| {
+        state
+            .file_refs
+            .get(&a.file_id)
+            .is_none_or(|r| r.versions == 0 || a.phys_slots > r.end_slots)
+    }) {
+        return Err(Error::corrupt(
+            &path,
+            format!(
+                "'{name}' names data file {}, which the file table does not keep",
+                a.file_id
+            ),
+        ));
+    }
+    Ok(std::sync::Arc::new(table))
+}

@@ -95,7 +95,7 @@ pub(crate) fn replay_log(
     };
     let file = vfs.open(&path, open_mode).ctx(&path)?;
     let bytes = read_capped(file.as_ref(), &path, MAX_LOG_FILE_BYTES)?;
-    check_header(&bytes, &path, state.gen)?;
+    check_header(&bytes, &path, state.gen, state.format)?;
     let initial = state.clone();
     let mut limit = bytes.len();
     let pass = loop {
@@ -134,11 +134,17 @@ pub(crate) fn replay_log(
     })
 }
 
-fn check_header(bytes: &[u8], path: &Path, gen: u64) -> Result<()> {
+fn check_header(bytes: &[u8], path: &Path, gen: u64, format: u32) -> Result<()> {
     if bytes.len() < LOG_HEADER_BYTES as usize {
         return Err(Error::corrupt(path, "log header is truncated"));
     }
-    let found = decode_log_header(bytes).map_err(|e| header_err(path, e))?;
+    let (version, found) = decode_log_header(bytes).map_err(|e| header_err(path, e))?;
+    if version != format {
+        return Err(Error::corrupt(
+            path,
+            format!("log format version {version} does not match the MANIFEST's {format}"),
+        ));
+    }
     if found != gen {
         return Err(Error::corrupt(
             path,

@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
+use crate::format::version::{version_file_id, VERSIONS_DIR};
 use crate::format::{
     data_file_id, is_log_name, log_name, DATA_DIR, DATA_EXT, LOCK, LOG_HEADER_BYTES, MANIFEST_TMP,
     STAGE_PREFIX,
@@ -31,7 +32,8 @@ pub(crate) fn collect_stray_files(
         vfs.create_dir_all(&data_dir).ctx(&data_dir)?;
         return Ok(());
     }
-    let live: HashSet<u64> = state.arrays.values().map(|a| a.file_id).collect();
+    let mut live: HashSet<u64> = state.arrays.values().map(|a| a.file_id).collect();
+    live.extend(state.file_refs.keys());
     let ext = format!(".{DATA_EXT}");
     let mut doomed = Vec::new();
     let mut staged = Vec::new();
@@ -45,6 +47,7 @@ pub(crate) fn collect_stray_files(
             staged.push(data_dir.join(&name));
         }
     }
+    stray_version_files(vfs, dir, state, folded, &mut doomed)?;
     let current = log_name(state.gen);
     for name in vfs.list_dir(dir).ctx(dir)? {
         if (is_log_name(&name) && name != current) || name == MANIFEST_TMP {
@@ -67,6 +70,30 @@ pub(crate) fn collect_stray_files(
         // transaction holds its lock (another writer's may).
         if let Ok(_held) = vfs.lock_exclusive(&p, None) {
             vfs.remove_file(&p).ctx(&p)?;
+        }
+    }
+    Ok(())
+}
+
+/// Version files being written when a writer stopped, and (if `folded`:
+/// `state` is the MANIFEST's) those of versions the MANIFEST no longer
+/// lists (FORMAT.md §15.3). With records in the live log, a lost tail could
+/// bring back a version that a logged deletion removed, so its file stays.
+fn stray_version_files(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    state: &State,
+    folded: bool,
+    doomed: &mut Vec<std::path::PathBuf>,
+) -> Result<()> {
+    let vdir = dir.join(VERSIONS_DIR);
+    if !vfs.exists(&vdir) {
+        return Ok(());
+    }
+    for name in vfs.list_dir(&vdir).ctx(&vdir)? {
+        let listed = version_file_id(&name).is_some_and(|id| state.versions.contains_key(&id));
+        if name.ends_with(".tmp") || (folded && !listed) {
+            doomed.push(vdir.join(&name));
         }
     }
     Ok(())

@@ -26,10 +26,19 @@ impl Engine {
         res
     }
 
+    /// [`Engine::checkpoint`] in a turn already taken.
+    pub(super) fn checkpoint_in_turn_pub(&mut self) -> Result<()> {
+        self.checkpoint_in_turn()
+    }
+
     fn checkpoint_in_turn(&mut self) -> Result<()> {
         // Nothing since the last checkpoint (e.g. a handle only read from):
         // the MANIFEST already describes this state; skip its fsyncs.
-        if self.log_len() == LOG_HEADER_BYTES && self.garbage.is_empty() && !self.sums_stale() {
+        if self.log_len() == LOG_HEADER_BYTES
+            && self.garbage.is_empty()
+            && !self.sums_stale()
+            && !self.force_checkpoint
+        {
             return self.sync_all();
         }
         self.refresh_sums()?;
@@ -42,10 +51,13 @@ impl Engine {
         // history: the records are durable now; summarize them before the
         // checkpoint deletes the log.
         self.write_history(true)?;
+        // Versions taken in the folded log get their files before a
+        // MANIFEST lists them (FORMAT.md §15.3).
+        self.write_version_files()?;
         let old_gen = self.state.gen;
         let new_gen = old_gen + 1;
-        let new_log =
-            LogWriter::create(self.vfs.as_ref(), &self.dir, new_gen).map_err(|f| self.absorb(f))?;
+        let new_log = LogWriter::create(self.vfs.as_ref(), &self.dir, new_gen, self.state.format)
+            .map_err(|f| self.absorb(f))?;
         self.state.gen = new_gen;
         if let Err(e) = self.write_manifest() {
             self.state.gen = old_gen;
@@ -63,6 +75,7 @@ impl Engine {
         self.last_declared = self.state.seq;
         // Failures below leave only unreferenced files, removed at next open.
         let _ = self.vfs.remove_file(&old_log);
+        self.after_version_files();
         self.delete_garbage();
         self.vfs.settle_removals();
         Ok(())
@@ -202,7 +215,11 @@ impl Engine {
 /// The checksums of a file's bytes `0..end`, extending `old` (which covers
 /// a prefix): recomputed from the start of the last (partial) chunk, after
 /// checking its covered part. `None` if that part does not match.
-fn extend_sums(df: &crate::data::DataFile, old: &ChunkSums, end: u64) -> Result<Option<ChunkSums>> {
+pub(super) fn extend_sums(
+    df: &crate::data::DataFile,
+    old: &ChunkSums,
+    end: u64,
+) -> Result<Option<ChunkSums>> {
     let first = (old.covered / CHUNK_BYTES) as usize;
     let mut pos = first as u64 * CHUNK_BYTES;
     let mut buf = vec![0u8; CHUNK_BYTES as usize];
@@ -270,7 +287,7 @@ impl Engine {
     }
 
     /// Bytes of the files waiting for a checkpoint to be deleted.
-    fn garbage_bytes(&self) -> u64 {
+    pub(super) fn garbage_bytes(&self) -> u64 {
         let live = self.live_files();
         self.garbage
             .iter()

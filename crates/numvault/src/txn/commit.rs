@@ -1,7 +1,7 @@
 //! Committing: one log record per commit, written after the data it refers
 //! to, then the new state installed (FORMAT.md §7.1).
 
-use super::plan::{Intent, PlanIo, Planner};
+use super::plan::{needs_relocation, Intent, PlanIo, Planner};
 use super::{Engine, SyncPolicy};
 use crate::format::history::{CommitInfo, OpSummary};
 use crate::format::manifest::{entry_len, manifest_len};
@@ -66,15 +66,28 @@ impl Engine {
             })
             .collect();
         for name in names {
-            let due = self
-                .state
-                .arrays
-                .get(name)
-                .is_some_and(|a| needs_compaction(a) && !self.busy.contains(name));
+            // An array whose file a version keeps is left alone: the
+            // version holds its rows anyway (FORMAT.md §15.5).
+            let due = self.state.arrays.get(name).is_some_and(|a| {
+                needs_compaction(a)
+                    && !self.busy.contains(name)
+                    && self
+                        .state
+                        .file_refs
+                        .get(&a.file_id)
+                        .is_none_or(|r| r.versions == 0)
+            });
             if due && self.poisoned.is_none() {
                 let _ = self.commit_in_turn(&[Intent::Compact { name }], &|_| String::new());
             }
         }
+    }
+
+    /// Commit intents in a turn already taken, without automatic
+    /// compaction (version operations).
+    pub(super) fn commit_in_turn_plain(&mut self, intents: &[Intent<'_>]) -> Result<()> {
+        self.commit_in_turn(intents, &|_| String::new())
+            .map_err(|(_, e)| e)
     }
 
     fn commit_in_turn(
@@ -147,7 +160,7 @@ impl Engine {
         let garbage = self.install(staged, &ops, time_ns)?;
         self.manifest_bytes =
             self.manifest_bytes - before.min(self.manifest_bytes) + self.entries_len(&touched);
-        debug_assert_eq!(self.manifest_bytes, manifest_len(&self.state));
+        debug_assert_eq!(self.manifest_total(), manifest_len(&self.state));
         debug_assert_eq!(self.state.check_invariants(), Ok(()));
         for (_, id) in &released {
             self.fresh.remove(id);
@@ -163,6 +176,7 @@ impl Engine {
             }
         }
         self.note_fresh(&ops);
+        self.note_dead_versions(&ops);
         if self.log_len() > self.checkpoint_log_bytes {
             // The commit itself succeeded; a checkpoint failure must not be
             // reported as the operation failing. A failed sync poisons the
@@ -181,7 +195,7 @@ impl Engine {
         let bound = ops
             .iter()
             .map(|op| growth_bound(&self.state, op))
-            .fold(self.manifest_bytes, u64::saturating_add);
+            .fold(self.manifest_total(), u64::saturating_add);
         if bound <= self.max_manifest_bytes {
             return Ok(());
         }
@@ -308,8 +322,9 @@ impl Engine {
                 .filter_map(|op| {
                     let name = op.array_name();
                     let a = self.state.arrays.get(name)?;
-                    self.fresh
-                        .contains(&a.file_id)
+                    // A file a version keeps, or another array names, stays.
+                    let kept = self.state.file_refs.contains_key(&a.file_id);
+                    (self.fresh.contains(&a.file_id) && !kept)
                         .then(|| (name.to_string(), a.file_id))
                 })
                 .collect();
@@ -447,16 +462,29 @@ fn plan_all(
     describe: &dyn Fn(usize) -> String,
 ) -> std::result::Result<Planned, (usize, Error)> {
     if let [intent] = intents {
-        let ops = planner.plan(state, intent).map_err(|e| (0, e))?;
-        return Ok(Planned {
-            ops: ops.into_iter().collect(),
-            staged: None,
-        });
+        if needs_relocation(state, intent).is_none() {
+            let ops = planner.plan(state, intent).map_err(|e| (0, e))?;
+            return Ok(Planned {
+                ops: ops.into_iter().collect(),
+                staged: None,
+            });
+        }
     }
     let mut staged = state.clone();
     let mut ops = Vec::with_capacity(intents.len());
     let mut garbage = Vec::new();
     for (i, intent) in intents.iter().enumerate() {
+        if let Some(name) = needs_relocation(&staged, intent) {
+            let op = planner.relocate(&staged, name).map_err(|e| (i, e))?;
+            let freed = staged.apply(&op, time_ns).map_err(|d| {
+                (
+                    i,
+                    Error::Internal(format!("a relocation does not apply: {d}")),
+                )
+            })?;
+            garbage.extend(freed);
+            ops.push(op);
+        }
         let Some(op) = planner.plan(&staged, intent).map_err(|e| (i, e))? else {
             continue;
         };
@@ -507,7 +535,14 @@ fn growth_bound(state: &State, op: &Op) -> u64 {
         Op::SetSums { sums, .. } => 4 * sums.sums.len() as u64,
         Op::Rename { to, .. } => to.len() as u64,
         Op::Compact { sums, .. } => 4 * sums.sums.len() as u64,
-        Op::Drop { .. } | Op::Release { .. } => 0,
+        Op::Restore { name, entry, .. } => {
+            crate::format::manifest::entry_len(name, &entry.0) + 16 * 2
+        }
+        // The version list and file table grow by a few entries per array.
+        Op::Snapshot { tag, .. } => {
+            64 + tag.as_ref().map_or(0, |t| t.len() as u64) + 20 * state.arrays.len() as u64
+        }
+        Op::Drop { .. } | Op::Release { .. } | Op::DeleteVersion { .. } => 0,
     }
 }
 

@@ -37,6 +37,7 @@ pub(crate) mod plan;
 pub(crate) mod refresh;
 pub(crate) mod stage;
 pub(crate) mod turns;
+pub(crate) mod versions;
 
 pub(crate) use options::{OpenOptions, Sync as SyncPolicy};
 
@@ -62,8 +63,10 @@ pub(crate) struct Engine {
     created_ns: u64,
     checkpoint_log_bytes: u64,
     max_open_files: usize,
-    /// Bytes of the MANIFEST the state would make (kept up to date by
-    /// every commit), and the most a commit may leave (FORMAT.md §2.1).
+    /// Bytes of the MANIFEST's header and array entries for the state
+    /// (kept up to date by every commit; the file table and version list
+    /// are measured apart, [`Engine::manifest_total`]), and the most a
+    /// commit may leave (FORMAT.md §2.1).
     manifest_bytes: u64,
     max_manifest_bytes: u64,
     /// The live log: appended to by a writer; a reader's position in it.
@@ -129,6 +132,16 @@ pub(crate) struct Engine {
     /// whatever this handle wrote, and under `Sync::Always` the next commit
     /// syncs the dirty files before its record (FORMAT.md §7.4, §10.1).
     inherited: bool,
+    /// The version this read-only handle shows (`Store::at`): it does not
+    /// follow later commits.
+    pub frozen: Option<u64>,
+    /// Versions deleted since the last checkpoint: their files go after it.
+    dead_versions: Vec<u64>,
+    /// Version files the checkpoint in progress wrote.
+    versions_written: Vec<u64>,
+    /// The next checkpoint writes a MANIFEST even if nothing changed (an
+    /// upgrade).
+    force_checkpoint: bool,
 }
 
 /// An engine shared by a store handle, its group-commit thread and its
@@ -204,12 +217,23 @@ impl Engine {
             fresh: HashSet::new(),
             presync: false,
             inherited: false,
+            frozen: None,
+            dead_versions: Vec::new(),
+            versions_written: Vec::new(),
+            force_checkpoint: false,
         }
     }
 
     /// Recompute the MANIFEST size of the whole state (after a load).
     pub(crate) fn measure_manifest(&mut self) {
-        self.manifest_bytes = crate::format::manifest::manifest_len(&self.state);
+        self.manifest_bytes = crate::format::manifest::manifest_len(&self.state)
+            - crate::format::manifest::versions_section_len(&self.state);
+    }
+
+    /// Bytes of the MANIFEST the state would make: the arrays' part kept
+    /// up to date by every commit, and the versions' part (O(1)).
+    pub(crate) fn manifest_total(&self) -> u64 {
+        self.manifest_bytes + crate::format::manifest::versions_section_len(&self.state)
     }
 
     /// Mutations are allowed: open, writable, not poisoned.

@@ -137,14 +137,12 @@ impl Engine {
         let data_dir = self.dir.join(DATA_DIR);
         self.vfs.create_dir_all(&data_dir).ctx(&data_dir)?;
         self.state = State {
-            gen: 0,
-            seq: 0,
-            chain: [0; 32],
             next_file_id: 1,
-            arrays: Default::default(),
+            ..State::default()
         };
         self.created_ns = now_ns();
-        let log = LogWriter::create(self.vfs.as_ref(), &self.dir, 0).map_err(|f| self.absorb(f))?;
+        let log = LogWriter::create(self.vfs.as_ref(), &self.dir, 0, self.state.format)
+            .map_err(|f| self.absorb(f))?;
         self.write_manifest()?;
         self.log = Some(log);
         Ok(())
@@ -289,6 +287,8 @@ impl Engine {
             max_open_files: self.max_open_files,
             max_manifest_bytes: self.max_manifest_bytes,
             vfs: self.vfs.clone(),
+            upgrade: false,
+            version: None,
         }
     }
 }

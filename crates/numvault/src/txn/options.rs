@@ -67,6 +67,11 @@ pub struct OpenOptions {
     pub max_manifest_bytes: u64,
     /// The file system (tests inject faults through [`crate::sim::SimVfs`]).
     pub vfs: Arc<dyn Vfs>,
+    /// A writer: upgrade a format-1 store to format 2 at open (FORMAT.md
+    /// §12).
+    pub upgrade: bool,
+    /// Open this version (an id or tag), read-only (FORMAT.md §15.6).
+    pub version: Option<super::versions::VersionRef>,
 }
 
 impl Default for OpenOptions {
@@ -82,6 +87,8 @@ impl Default for OpenOptions {
             max_open_files: crate::data::file::DEFAULT_MAX_OPEN_FILES,
             max_manifest_bytes: crate::format::MAX_MANIFEST_FILE_BYTES,
             vfs: Arc::new(StdVfs),
+            upgrade: false,
+            version: None,
         }
     }
 }
@@ -97,6 +104,8 @@ impl std::fmt::Debug for OpenOptions {
             .field("shared", &self.shared)
             .field("checkpoint_log_bytes", &self.checkpoint_log_bytes)
             .field("max_open_files", &self.max_open_files)
+            .field("upgrade", &self.upgrade)
+            .field("version", &self.version)
             .finish_non_exhaustive()
     }
 }

@@ -105,6 +105,25 @@ pub(crate) enum Intent<'a> {
     Compact {
         name: &'a str,
     },
+    /// Copy the array's live rows into a new file even if it has no dead
+    /// rows (FORMAT.md §15.5: before a writable session on a file a
+    /// version keeps).
+    Relocate {
+        name: &'a str,
+    },
+    /// Pin the current state as a version (FORMAT.md §15).
+    Snapshot {
+        tag: Option<&'a str>,
+    },
+    /// Delete a version (its table must be in memory).
+    DeleteVersion {
+        id: u64,
+    },
+    /// Give array `name` its entry in `version` (its table in memory).
+    Restore {
+        name: &'a str,
+        version: u64,
+    },
 }
 
 impl Intent<'_> {
@@ -116,10 +135,31 @@ impl Intent<'_> {
             | Intent::Replace { name, .. }
             | Intent::DeleteRows { name, .. }
             | Intent::Drop { name }
-            | Intent::Compact { name } => vec![name],
+            | Intent::Compact { name }
+            | Intent::Relocate { name }
+            | Intent::Restore { name, .. } => vec![name],
             Intent::Rename { from, to } => vec![from, to],
+            Intent::Snapshot { .. } | Intent::DeleteVersion { .. } => vec![],
         }
     }
+
+    /// The array an append or replace writes new slots for.
+    fn writes_slots(&self) -> Option<&str> {
+        match self {
+            Intent::Append { name, .. } | Intent::Replace { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+}
+
+/// The array `intent` writes slots for, if its file is shared and its
+/// slots end below the file's committed end: the tail rule (FORMAT.md
+/// §15.2) needs it relocated first ([`Planner::relocate`]).
+pub(crate) fn needs_relocation<'i>(state: &State, intent: &'i Intent<'_>) -> Option<&'i str> {
+    let name = intent.writes_slots()?;
+    let a = state.arrays.get(name)?;
+    let r = state.file_refs.get(&a.file_id)?;
+    (a.phys_slots < r.end_slots).then_some(name)
 }
 
 /// The handle's files, for a planner that writes (`None`: a dry run that
@@ -192,7 +232,25 @@ impl<'e> Planner<'e> {
             }
             Intent::Rename { from, to } => rename(state, from, to),
             Intent::Compact { name } => self.compact(state, name),
+            Intent::Relocate { name } => self.relocate(state, name).map(Some),
+            Intent::Snapshot { tag } => snapshot(state, *tag).map(Some),
+            Intent::DeleteVersion { id } => Ok(Some(Op::DeleteVersion {
+                id: *id,
+                files: version_table(state, *id)?
+                    .values()
+                    .map(|a| a.file_id)
+                    .collect(),
+            })),
+            Intent::Restore { name, version } => restore(state, name, *version),
         }
+    }
+
+    /// Copy the live rows of `name` into a new file even if it has no dead
+    /// rows: the tail rule's relocation, and a writable session's on a
+    /// file that a version keeps (FORMAT.md §15.2, §15.5).
+    pub fn relocate(&mut self, state: &State, name: &str) -> Result<Op> {
+        let a = get(state, name)?;
+        self.copy_to_new_file(state, name, a)
     }
 
     fn in_file(&mut self, crc32c: u32) -> Payload {
@@ -319,6 +377,10 @@ impl<'e> Planner<'e> {
         if a.dead_slots() == 0 && a.is_identity() {
             return Ok(None);
         }
+        self.copy_to_new_file(state, name, a).map(Some)
+    }
+
+    fn copy_to_new_file(&mut self, state: &State, name: &str, a: &ArrayMeta) -> Result<Op> {
         let id = state.next_file_id;
         let sums = match self.io.as_mut() {
             None => placeholder_sums(a.rows() * a.row_bytes),
@@ -342,13 +404,57 @@ impl<'e> Planner<'e> {
                 sums
             }
         };
-        Ok(Some(Op::Compact {
+        Ok(Op::Compact {
             name: name.to_string(),
             file_id: id,
             rows: a.rows(),
             sums,
-        }))
+        })
     }
+}
+
+fn snapshot(state: &State, tag: Option<&str>) -> Result<Op> {
+    if let Some(t) = tag {
+        validate_name(t)?;
+        if let Some(v) = state.version_by_tag(t) {
+            return Err(Error::InvalidArgument(format!(
+                "snapshot tag '{t}' is already used by version {}",
+                v.id
+            )));
+        }
+    }
+    Ok(Op::Snapshot {
+        tag: tag.map(str::to_string),
+        // The record this op will be in.
+        id: state.seq + 1,
+    })
+}
+
+/// The array table of a version, which the engine loaded before planning.
+fn version_table(state: &State, id: u64) -> Result<&crate::model::version::ArrayTable> {
+    let v = state
+        .versions
+        .get(&id)
+        .ok_or_else(|| Error::Internal(format!("version {id} vanished while planning")))?;
+    v.arrays
+        .as_deref()
+        .ok_or_else(|| Error::Internal(format!("version {id}'s table was not loaded")))
+}
+
+fn restore(state: &State, name: &str, version: u64) -> Result<Option<Op>> {
+    let table = version_table(state, version)?;
+    let entry = table.get(name).ok_or_else(|| Error::NotInVersion {
+        array: name.to_string(),
+        version,
+    })?;
+    if state.arrays.get(name).is_some_and(|a| a.same_rows(entry)) {
+        return Ok(None);
+    }
+    Ok(Some(Op::Restore {
+        name: name.to_string(),
+        version,
+        entry: crate::model::op::RestoreEntry(entry.clone()),
+    }))
 }
 
 /// The payload of a dry run's op (never logged).

@@ -12,6 +12,10 @@ impl Engine {
     /// same generation's log, or a newer checkpoint and its log.
     pub(crate) fn reader_refresh(&mut self) -> Result<()> {
         self.check_open()?;
+        if self.frozen.is_some() {
+            // A version's handle shows that version only.
+            return Ok(());
+        }
         let (state, created) = load_manifest(self.vfs.as_ref(), &self.dir)?;
         if state.gen == self.state.gen && state.seq <= self.state.seq {
             return self.read_more();
@@ -42,9 +46,12 @@ impl Engine {
         }
     }
 
-    /// The data files the state references.
+    /// The data files the state references: its arrays' and those a
+    /// version keeps (FORMAT.md §15.2).
     pub(crate) fn live_files(&self) -> HashSet<u64> {
-        self.state.arrays.values().map(|a| a.file_id).collect()
+        let mut live: HashSet<u64> = self.state.arrays.values().map(|a| a.file_id).collect();
+        live.extend(self.state.file_refs.keys());
+        live
     }
 
     /// Apply the valid records appended to the live log since the last load.

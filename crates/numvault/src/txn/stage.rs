@@ -266,7 +266,14 @@ impl Txn {
     /// Validate `step` against the staged state and stage it.
     fn stage(&mut self, step: Step) -> Result<()> {
         let mut planner = Planner::new(None, &self.busy, super::SyncPolicy::Never);
-        let op = planner.plan(&self.staged, &step.intent())?;
+        let intent = step.intent();
+        if let Some(name) = super::plan::needs_relocation(&self.staged, &intent) {
+            let op = planner.relocate(&self.staged, name)?;
+            self.staged
+                .apply(&op, 0)
+                .map_err(|d| Error::Internal(format!("a relocation does not apply: {d}")))?;
+        }
+        let op = planner.plan(&self.staged, &intent)?;
         if let Some(op) = op {
             self.staged
                 .apply(&op, 0)

@@ -184,9 +184,12 @@ impl Engine {
                 // Its data is ours to sync before we declare it durable.
                 self.files.dirty.insert(fid);
             }
-            next.apply(op, rec.time_ns)
+            let freed = next
+                .apply(op, rec.time_ns)
                 .map_err(|d| Error::corrupt(&path, format!("record {}: {d}", rec.seq)))?;
+            self.garbage.extend(freed);
         }
+        self.note_dead_versions(&rec.ops);
         next.seq = rec.seq;
         next.chain = hash;
         let touched = super::commit::touched_names(&rec.ops);
