@@ -1,5 +1,9 @@
 //! Model-based property test: random sequences of every operation against
 //! an in-memory model, on a real directory and on the simulated file system.
+//! Versions (FORMAT.md §15) are part of it: snapshots (tagged or not),
+//! restores of all or one array, deletions and gc; every retained version
+//! (at most [`MAX_VERSIONS`] per case) is read back through every read path
+//! after every step, after reopen and after crashes.
 //!
 //! After every step the store must agree with the model through every read
 //! path (list, shape, dtype, read, read_into, read_rows, read_indices, views,
@@ -452,6 +456,32 @@ enum Act {
     },
     /// Open (or refresh) a read-only handle and compare it too.
     Reader,
+    /// Take a version (deleting the oldest first if [`MAX_VERSIONS`] are
+    /// kept).
+    Snapshot {
+        tagged: bool,
+    },
+    /// Restore everything, or one array (`name`), from a retained version.
+    Restore {
+        which: usize,
+        name: Option<usize>,
+    },
+    DeleteVersion {
+        which: usize,
+    },
+    Gc,
+}
+
+/// Versions kept at once per case: reading each after every step keeps the
+/// test linear in its length.
+const MAX_VERSIONS: usize = 4;
+
+/// A retained version: its id, tag and contents.
+#[derive(Clone, Debug)]
+struct MVersion {
+    id: u64,
+    tag: Option<String>,
+    model: Model,
 }
 
 fn other_dtype(d: DType) -> DType {
@@ -683,6 +713,11 @@ fn act_strategy() -> impl Strategy<Value = Act> {
         1 => Just(Act::Reopen),
         1 => any::<bool>().prop_map(|power_loss| Act::Crash { power_loss }),
         1 => Just(Act::Reader),
+        2 => any::<bool>().prop_map(|tagged| Act::Snapshot { tagged }),
+        1 => (0usize..8, prop::option::of(name_strategy()))
+            .prop_map(|(which, name)| Act::Restore { which, name }),
+        1 => (0usize..8).prop_map(|which| Act::DeleteVersion { which }),
+        1 => Just(Act::Gc),
     ]
 }
 
@@ -926,14 +961,106 @@ fn check_store(s: &Store, model: &Model, ctx: &str) {
 
 // ------------------------------------------------------------------ runner
 
+/// A version step against the store and the model.
+fn version_step(s: &Store, act: &Act, model: &mut Model, versions: &mut Vec<MVersion>, ctx: &str) {
+    match act {
+        Act::Snapshot { tagged } => {
+            if versions.len() >= MAX_VERSIONS {
+                let old = versions.remove(0);
+                s.delete_snapshot(old.id).unwrap();
+            }
+            let tag = tagged.then(|| format!("t{}", s.last_seq()));
+            let id = s.snapshot(tag.as_deref()).unwrap();
+            assert_eq!(id, s.last_seq(), "{ctx}: a version's id is its commit");
+            if let Some(t) = &tag {
+                // A tag is unique.
+                let e = s.snapshot(Some(t)).unwrap_err();
+                assert!(matches!(e, Error::InvalidArgument(_)), "{ctx}: {e}");
+            }
+            versions.push(MVersion {
+                id,
+                tag,
+                model: model.clone(),
+            });
+        }
+        Act::Restore { which, name } => {
+            let Some(v) = versions.get(which % versions.len().max(1)) else {
+                let e = s.restore(u64::MAX, None).unwrap_err();
+                assert!(matches!(e, Error::NoSuchVersion { .. }), "{ctx}: {e}");
+                return;
+            };
+            let vref: numvault::VersionRef = match &v.tag {
+                Some(t) => t.as_str().into(),
+                None => v.id.into(),
+            };
+            match name.map(|n| NAMES[n % NAMES.len()]) {
+                None => {
+                    s.restore(vref, None).unwrap();
+                    *model = v.model.clone();
+                }
+                Some(n) => match v.model.get(n) {
+                    Some(a) => {
+                        s.restore(vref, Some(&[n])).unwrap();
+                        model.insert(n.to_string(), a.clone());
+                    }
+                    None => {
+                        let e = s.restore(vref, Some(&[n])).unwrap_err();
+                        assert!(matches!(e, Error::NotInVersion { .. }), "{ctx}: {e}");
+                    }
+                },
+            }
+        }
+        Act::DeleteVersion { which } => {
+            if versions.is_empty() {
+                let e = s.delete_snapshot(1u64 << 40).unwrap_err();
+                assert!(matches!(e, Error::NoSuchVersion { .. }), "{ctx}: {e}");
+                return;
+            }
+            let v = versions.remove(which % versions.len());
+            s.delete_snapshot(v.id).unwrap();
+            assert!(
+                matches!(s.at(v.id), Err(Error::NoSuchVersion { .. })),
+                "{ctx}"
+            );
+        }
+        Act::Gc => {
+            s.gc().unwrap();
+        }
+        _ => unreachable!(),
+    }
+}
+
+/// Every retained version of `s` against its model, through every read
+/// path of a version handle; and the version list.
+fn check_versions(s: &Store, versions: &[MVersion], ctx: &str) {
+    let listed: Vec<(u64, Option<String>)> = s
+        .versions(None)
+        .unwrap_or_else(|e| panic!("{ctx}: versions(): {e}"))
+        .into_iter()
+        .map(|v| (v.id, v.tag))
+        .collect();
+    let want: Vec<(u64, Option<String>)> = versions.iter().map(|v| (v.id, v.tag.clone())).collect();
+    assert_eq!(listed, want, "{ctx}: versions()");
+    for v in versions {
+        let h = s
+            .at(v.id)
+            .unwrap_or_else(|e| panic!("{ctx}: at({}): {e}", v.id));
+        check_store(&h, &v.model, &format!("{ctx} (version {})", v.id));
+    }
+}
+
 fn run(acts: &[Act], mut backend: Backend, sync: Sync) {
     let mut model = Model::new();
+    let mut versions: Vec<MVersion> = Vec::new();
     let mut store = Some(backend.open(sync));
     let mut reader: Option<Store> = None;
     for (step, act) in acts.iter().enumerate() {
         let ctx = format!("step {step} {act:?}");
         let s = store.as_ref().unwrap();
         match act {
+            Act::Snapshot { .. } | Act::Restore { .. } | Act::DeleteVersion { .. } | Act::Gc => {
+                version_step(s, act, &mut model, &mut versions, &ctx);
+            }
             Act::Batch(subs) => {
                 let mut staged = model.clone();
                 let mut muts = Vec::new();
@@ -962,11 +1089,7 @@ fn run(acts: &[Act], mut backend: Backend, sync: Sync) {
             Act::Flush => s.flush().unwrap(),
             Act::Checkpoint => {
                 s.checkpoint().unwrap();
-                assert_eq!(
-                    backend.data_files(),
-                    model.len(),
-                    "{ctx}: data files left after a checkpoint"
-                );
+                assert_files(&backend, &model, &versions, &ctx);
                 // A checkpoint extends the checksums over every row.
                 for name in model.keys() {
                     let info = s.info(name).unwrap();
@@ -985,11 +1108,7 @@ fn run(acts: &[Act], mut backend: Backend, sync: Sync) {
                     "{ctx}: data files missing after reopen"
                 );
                 s.checkpoint().unwrap();
-                assert_eq!(
-                    backend.data_files(),
-                    model.len(),
-                    "{ctx}: data files after reopen and checkpoint"
-                );
+                assert_files(&backend, &model, &versions, &ctx);
                 store = Some(s);
             }
             Act::Crash { power_loss } => {
@@ -1032,15 +1151,42 @@ fn run(acts: &[Act], mut backend: Backend, sync: Sync) {
         }
         let s = store.as_ref().unwrap();
         check_store(s, &model, &ctx);
+        check_versions(s, &versions, &ctx);
         if let Some(r) = &reader {
             r.refresh().unwrap();
             check_store(r, &model, &format!("{ctx} (reader)"));
+            check_versions(r, &versions, &format!("{ctx} (reader)"));
         }
     }
     drop(reader);
     store.take().unwrap().close().unwrap();
     let s = backend.open(sync);
     check_store(&s, &model, "final reopen");
+    check_versions(&s, &versions, "final reopen");
+    // Deleting every version and collecting leaves one file per array.
+    for v in &versions {
+        s.delete_snapshot(v.id).unwrap();
+    }
+    s.gc().unwrap();
+    assert_files(&backend, &model, &[], "after deleting every version");
+    check_store(&s, &model, "after deleting every version");
+}
+
+/// After a checkpoint: one data file per array when no version is kept;
+/// with versions, no more than one per array of the state and of each
+/// version.
+fn assert_files(backend: &Backend, model: &Model, versions: &[MVersion], ctx: &str) {
+    let n = backend.data_files();
+    let most = model.len() + versions.iter().map(|v| v.model.len()).sum::<usize>();
+    if versions.is_empty() {
+        assert_eq!(n, model.len(), "{ctx}: data files left after a checkpoint");
+    } else {
+        assert!(
+            (model.len().min(1)..=most).contains(&n),
+            "{ctx}: {n} data files for {} arrays and versions of {most}",
+            model.len()
+        );
+    }
 }
 
 fn sync_strategy() -> impl Strategy<Value = Sync> {

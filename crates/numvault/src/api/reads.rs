@@ -126,22 +126,34 @@ impl Store {
         data: bool,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<VerifyReport> {
-        let (vfs, dir, writer, count, arrays) = {
-            let g = self.engine();
+        let (vfs, dir, writer, count, arrays, version_problems) = {
+            let mut g = self.engine();
             g.check_open()?;
             let state = g.state.clone();
-            let arrays: Option<Vec<ArrayToCheck>> = data.then(|| {
+            let mut arrays: Option<Vec<ArrayToCheck>> = data.then(|| {
                 state
                     .arrays
                     .iter()
                     .map(|(name, a)| (name.clone(), a.clone(), g.files.path(a.file_id)))
                     .collect()
             });
+            let problems = match g.frozen {
+                Some(_) => Vec::new(),
+                None => version_arrays(&mut g, arrays.as_mut()),
+            };
             let count = state.arrays.len() as u64;
-            (g.vfs.clone(), g.dir.clone(), !g.read_only, count, arrays)
+            (
+                g.vfs.clone(),
+                g.dir.clone(),
+                !g.read_only,
+                count,
+                arrays,
+                problems,
+            )
         };
         let mut rep = verify_store(vfs.as_ref(), &dir, writer, arrays, progress);
         rep.arrays = count;
+        rep.problems.extend(version_problems);
         Ok(rep)
     }
 
@@ -166,4 +178,81 @@ impl Store {
         let mut g = self.engine();
         inplace::begin(&self.shared, &mut g, name)
     }
+}
+
+/// Every retained version's arrays, added to `arrays` (named
+/// `name@<version id>`) where their rows are not checked already (an
+/// unchanged array is the same entry in many versions: it is checked once);
+/// and the file table checked against the versions' tables (FORMAT.md
+/// §15.2, §14). Returns the problems found: a version file that does not
+/// load, a file count or committed end that does not match.
+fn version_arrays(
+    g: &mut crate::txn::Engine,
+    mut arrays: Option<&mut Vec<ArrayToCheck>>,
+) -> Vec<crate::audit::Problem> {
+    use std::collections::{BTreeMap, HashSet};
+    let mut problems = Vec::new();
+    let mut counts: BTreeMap<u64, (u32, u64)> = BTreeMap::new();
+    let mut seen: HashSet<(u64, u64, Vec<u32>)> = HashSet::new();
+    if let Some(list) = arrays.as_deref() {
+        for (_, a, _) in list {
+            seen.insert((a.file_id, a.sums.covered, a.sums.sums.clone()));
+        }
+    }
+    let ids: Vec<u64> = g.state.versions.keys().copied().collect();
+    let mut complete = true;
+    for id in ids {
+        let table = match g.load_table(id) {
+            Ok(t) => t,
+            Err(e) => {
+                complete = false;
+                let file = g.dir.join(crate::format::version::VERSIONS_DIR);
+                problems.push(crate::audit::Problem::in_file(
+                    &file,
+                    format!("version {id}: {e}"),
+                ));
+                continue;
+            }
+        };
+        for (name, a) in table.iter() {
+            let c = counts.entry(a.file_id).or_default();
+            c.0 += 1;
+            c.1 = c.1.max(a.phys_slots);
+            let key = (a.file_id, a.sums.covered, a.sums.sums.clone());
+            if let Some(list) = arrays.as_deref_mut() {
+                if seen.insert(key) {
+                    list.push((format!("{name}@{id}"), a.clone(), g.files.path(a.file_id)));
+                }
+            }
+        }
+    }
+    let manifest = g.dir.join(crate::format::MANIFEST);
+    for (fid, r) in g.state.file_refs.iter() {
+        let (n, end) = counts.get(fid).copied().unwrap_or_default();
+        if complete && n != r.versions {
+            problems.push(crate::audit::Problem::in_file(
+                &manifest,
+                format!(
+                    "file table: data file {fid} is named {n} times by versions, the table says {}",
+                    r.versions
+                ),
+            ));
+        }
+        if end > r.end_slots {
+            problems.push(crate::audit::Problem::in_file(
+                &manifest,
+                format!("file table: a version has {end} slots of data file {fid}, past its committed end {}", r.end_slots),
+            ));
+        }
+    }
+    for fid in counts
+        .keys()
+        .filter(|f| !g.state.file_refs.contains_key(*f))
+    {
+        problems.push(crate::audit::Problem::in_file(
+            &manifest,
+            format!("file table: data file {fid}, which a version names, is missing from it"),
+        ));
+    }
+    problems
 }

@@ -67,7 +67,7 @@ impl VerifyReport {
 }
 
 impl Problem {
-    fn in_file(file: &Path, detail: impl Into<String>) -> Problem {
+    pub(crate) fn in_file(file: &Path, detail: impl Into<String>) -> Problem {
         Problem {
             file: file.to_path_buf(),
             array: None,

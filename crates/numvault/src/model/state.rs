@@ -549,7 +549,9 @@ impl State {
         payload: &Payload,
         time_ns: u64,
     ) -> CheckResult<()> {
-        self.check_tail_of(name)?;
+        if rows > 0 {
+            self.check_tail_of(name)?;
+        }
         let a = self.get_mut(name)?;
         let end = new_rows_end(a, name, first_slot, rows, payload)?;
         Arc::make_mut(&mut a.rowmap).push(first_slot, rows);
@@ -576,7 +578,9 @@ impl State {
         payload: &Payload,
         time_ns: u64,
     ) -> CheckResult<()> {
-        self.check_tail_of(name)?;
+        if !slots.is_empty() {
+            self.check_tail_of(name)?;
+        }
         let a = self.get_mut(name)?;
         let end = new_rows_end(a, name, first_slot, slots.len() as u64, payload)?;
         if let Some(s) = slots.iter().find(|s| a.rowmap.logical_of(**s).is_none()) {

@@ -143,10 +143,12 @@ impl Intent<'_> {
         }
     }
 
-    /// The array an append or replace writes new slots for.
+    /// The array an append or replace writes new slots for (none when it
+    /// writes no row).
     fn writes_slots(&self) -> Option<&str> {
         match self {
-            Intent::Append { name, .. } | Intent::Replace { name, .. } => Some(name),
+            Intent::Append { name, array } if array.rows() > 0 => Some(name),
+            Intent::Replace { name, indices, .. } if !indices.is_empty() => Some(name),
             _ => None,
         }
     }

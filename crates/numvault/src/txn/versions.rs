@@ -100,7 +100,7 @@ impl Engine {
 
     /// Make version `id`'s array table resident in the state (planning a
     /// deletion or restore needs it).
-    fn load_table(&mut self, id: u64) -> Result<Arc<ArrayTable>> {
+    pub(crate) fn load_table(&mut self, id: u64) -> Result<Arc<ArrayTable>> {
         let table =
             crate::recovery::load_version_table(self.vfs.as_ref(), &self.dir, &self.state, id)?;
         if let Some(v) = self.state.versions.get(&id) {
