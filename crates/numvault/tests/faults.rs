@@ -70,6 +70,11 @@ fn ops() -> Vec<(&'static str, OpFn)> {
         }),
         ("flush", |s| s.flush()),
         ("checkpoint", |s| s.checkpoint()),
+        ("snapshot", |s| s.snapshot(Some("t")).map(|_| ())),
+        ("restore all", |s| s.restore("v0", None)),
+        ("restore one", |s| s.restore("v0", Some(&["a"]))),
+        ("delete version", |s| s.delete_snapshot("v0")),
+        ("gc", |s| s.gc().map(|_| ())),
     ]
 }
 
@@ -87,9 +92,20 @@ fn base(sync: Sync) -> SimVfs {
     s.delete_rows("a", &[0]).unwrap();
     s.append("big", BIG_ROWS.r()).unwrap();
     s.flush().unwrap();
+    // Versions: one kept (in the log, no version file yet), one deleted
+    // (its files wait for a gc).
+    s.snapshot(Some("v0")).unwrap();
+    s.save("big", HUGE.r()).unwrap();
+    s.snapshot(Some("vdel")).unwrap();
+    s.save("big", BIG.r()).unwrap();
+    s.delete_snapshot("vdel").unwrap();
     // One more record, then the process dies: every trial starts with a
     // log to replay.
     s.append("a", A_ROWS.r()).unwrap();
+    // ... and 'a' back as v0 has it: its slots end below its file's
+    // committed end, so the trials' appends and replaces of 'a' relocate it
+    // first (FORMAT.md §15.2).
+    s.restore("v0", Some(&["a"])).unwrap();
     sim.set_plan(FaultPlan {
         crash_at: Some(0),
         ..FaultPlan::default()
@@ -138,11 +154,11 @@ fn fault_trials(sync: Sync, c: &mut Counts) {
         // Fault-free: the points, reads and state after.
         let sim = image.after_crash(true);
         let s = open_sim(&sim, sync).unwrap();
-        let before = snapshot(&s).unwrap();
+        let before = snapshot_with_versions(&s).unwrap();
         sim.set_plan(FaultPlan::default());
         op(&s).unwrap_or_else(|e| panic!("fault-free {name}: {e}"));
         let (points, reads, kinds) = (sim.points(), sim.reads(), sim.point_kinds());
-        let after = snapshot(&s).unwrap();
+        let after = snapshot_with_versions(&s).unwrap();
         drop(s);
 
         let mut plans: Vec<(FaultPlan, String, Option<io::ErrorKind>, bool)> = Vec::new();
@@ -185,7 +201,8 @@ fn fault_trials(sync: Sync, c: &mut Counts) {
             if let Err(e) = &res {
                 c.failed_ops += 1;
                 check_error(e, kind, &ctx);
-                let snap = snapshot(&s).unwrap_or_else(|e| panic!("{ctx}: read after: {e}"));
+                let snap =
+                    snapshot_with_versions(&s).unwrap_or_else(|e| panic!("{ctx}: read after: {e}"));
                 assert_eq!(snap, before, "{ctx}: the handle shows a changed state");
             }
             // The fault has cleared (it was one-shot). Further mutations:
@@ -213,7 +230,8 @@ fn fault_trials(sync: Sync, c: &mut Counts) {
             drop(s);
             sim.set_plan(FaultPlan::default());
             let s = open_sim(&sim, sync).unwrap_or_else(|e| panic!("{ctx}: reopen: {e}"));
-            let snap = snapshot(&s).unwrap_or_else(|e| panic!("{ctx}: read after reopen: {e}"));
+            let snap = snapshot_with_versions(&s)
+                .unwrap_or_else(|e| panic!("{ctx}: read after reopen: {e}"));
             if sync_fault {
                 assert!(
                     snap == before || snap == after,
@@ -240,7 +258,7 @@ fn open_read_faults(sync: Sync, c: &mut Counts) {
     let probe = image.after_crash(true);
     probe.set_plan(FaultPlan::default());
     let s = open_sim(&probe, sync).unwrap();
-    let want = snapshot(&s).unwrap();
+    let want = snapshot_with_versions(&s).unwrap();
     let reads = probe.reads();
     drop(s);
     for r in 0..reads {
@@ -255,7 +273,7 @@ fn open_read_faults(sync: Sync, c: &mut Counts) {
             Ok(s) => {
                 // A read during open may be retried or not needed; then the
                 // contents are right, or a read reports an error.
-                if let Ok(snap) = snapshot(&s) {
+                if let Ok(snap) = snapshot_with_versions(&s) {
                     assert_eq!(snap, want, "{ctx}");
                 }
             }
@@ -263,7 +281,7 @@ fn open_read_faults(sync: Sync, c: &mut Counts) {
         }
         sim.set_plan(FaultPlan::default());
         let s = open_sim(&sim, sync).unwrap_or_else(|e| panic!("{ctx}: reopen: {e}"));
-        assert_eq!(snapshot(&s).unwrap(), want, "{ctx}: reopen");
+        assert_eq!(snapshot_with_versions(&s).unwrap(), want, "{ctx}: reopen");
         assert_verify_clean(&s, &ctx);
     }
 }

@@ -155,7 +155,8 @@ fn torture_policy(sync: Sync, seed: u64, c: &mut Counts) {
                 ro.vfs = Arc::new(copy);
                 let r = Store::open(SIM_PATH, ro)
                     .unwrap_or_else(|e| panic!("{ctx}: reader open: {e}\n{}", listing()));
-                let snap = snapshot(&r).unwrap_or_else(|e| panic!("{ctx}: reader: {e}"));
+                let snap =
+                    snapshot_with_versions(&r).unwrap_or_else(|e| panic!("{ctx}: reader: {e}"));
                 assert!(
                     (lo..=hi).any(|p| states[p] == snap),
                     "{ctx}: reader state is not a prefix in {lo}..={hi} (matches {:?})\n{}",
@@ -165,7 +166,7 @@ fn torture_policy(sync: Sync, seed: u64, c: &mut Counts) {
             }
             let s = open_with(&fs, sync, ckpt)
                 .unwrap_or_else(|e| panic!("{ctx}: reopen: {e}\n{}", listing()));
-            let snap = snapshot(&s).unwrap_or_else(|e| panic!("{ctx}: read: {e}"));
+            let snap = snapshot_with_versions(&s).unwrap_or_else(|e| panic!("{ctx}: read: {e}"));
             let Some(p) = (lo..=hi).rev().find(|&p| states[p] == snap) else {
                 panic!(
                     "{ctx}: reopened state is not a prefix in {lo}..={hi} (matches {:?})\n{}",
@@ -180,7 +181,11 @@ fn torture_policy(sync: Sync, seed: u64, c: &mut Counts) {
             // Recovery is durable: another power loss right away keeps it.
             let again = open_with(&fs.after_power_loss(pl_seed ^ 1), sync, ckpt)
                 .unwrap_or_else(|e| panic!("{ctx}: reopen after a second power loss: {e}"));
-            assert_eq!(snapshot(&again).unwrap(), snap, "{ctx}: second power loss");
+            assert_eq!(
+                snapshot_with_versions(&again).unwrap(),
+                snap,
+                "{ctx}: second power loss"
+            );
             drop(again);
             // A further write works and survives.
             let post = arr(DType::U32, &[3, 2], 99);
@@ -190,7 +195,11 @@ fn torture_policy(sync: Sync, seed: u64, c: &mut Counts) {
             let s = open_with(&fs, sync, ckpt).unwrap();
             let mut want = snap;
             want.insert("post".into(), post);
-            assert_eq!(snapshot(&s).unwrap(), want, "{ctx}: after a further save");
+            assert_eq!(
+                snapshot_with_versions(&s).unwrap(),
+                want,
+                "{ctx}: after a further save"
+            );
             c.images += 1;
         }
     }
@@ -275,7 +284,7 @@ fn kill_then_power_loss(sync: Sync, seed: u64, c: &mut Counts) {
         let p = {
             let s = open_with(&killed.after_kill(), sync, 64 << 20)
                 .unwrap_or_else(|e| panic!("{ctx1}: reopen: {e}"));
-            let snap = snapshot(&s).unwrap();
+            let snap = snapshot_with_versions(&s).unwrap();
             let hi = (run1.ok + 1).min(ops1.len());
             (run1.ok..=hi)
                 .rev()
@@ -331,7 +340,8 @@ fn kill_then_power_loss(sync: Sync, seed: u64, c: &mut Counts) {
             let fs = sim2.after_power_loss(pl_seed);
             let s = open_with(&fs, Sync::OnFlush, 64 << 20)
                 .unwrap_or_else(|e| panic!("{ctx}: reopen: {e}\n{}", listing()));
-            let snap = snapshot(&s).unwrap_or_else(|e| panic!("{ctx}: read: {e}\n{}", listing()));
+            let snap = snapshot_with_versions(&s)
+                .unwrap_or_else(|e| panic!("{ctx}: read: {e}\n{}", listing()));
             assert!(
                 (lo..=hi).any(|q| states[q] == snap),
                 "{ctx}: state is not a prefix in {lo}..={hi} (matches {:?})\n{}",

@@ -338,7 +338,7 @@ fn torture_sigkill() {
             let r = Store::open(&path, OpenOptions::read_only()).unwrap_or_else(|e| {
                 fail(&ctx, seed, round, &ops, dir, format!("reader open: {e}"))
             });
-            let snap = snapshot(&r)
+            let snap = snapshot_with_versions(&r)
                 .unwrap_or_else(|e| fail(&ctx, seed, round, &ops, dir, format!("reader: {e}")));
             if snap != expect && snap != expect_next {
                 fail(
@@ -357,7 +357,7 @@ fn torture_sigkill() {
         }
         let s = Store::open(&path, OpenOptions::default())
             .unwrap_or_else(|e| fail(&ctx, seed, round, &ops, dir, format!("reopen: {e}")));
-        let snap = snapshot(&s)
+        let snap = snapshot_with_versions(&s)
             .unwrap_or_else(|e| fail(&ctx, seed, round, &ops, dir, format!("read: {e}")));
         if snap == expect_next && done < ops.len() && expect_next != expect {
             f.in_flight_present += 1;

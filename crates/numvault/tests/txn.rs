@@ -328,7 +328,7 @@ fn a_failure_anywhere_in_a_staged_commit_changes_nothing() {
 /// commit then gives the model's contents.
 #[test]
 fn staged_changes_read_back_as_a_model_says() {
-    use workload::{generate, Op, Rng};
+    use workload::{generate_data_only as generate, Op, Rng};
     for seed in 0..12u64 {
         let d = tempfile::tempdir().unwrap();
         let s = open(d.path());

@@ -68,6 +68,34 @@ pub fn snapshot(store: &Store) -> Result<Snap, String> {
     Ok(out)
 }
 
+/// [`snapshot`], plus every tagged version: an entry `@<tag>` (empty) and
+/// `@<tag>/<array>` for each of its arrays. The workloads of the crash
+/// tests model versions so (see `workload::Op::Snapshot`).
+pub fn snapshot_with_versions(store: &Store) -> Result<Snap, String> {
+    let mut out = snapshot(store)?;
+    for v in store
+        .versions(None)
+        .map_err(|e| format!("versions(): {e}"))?
+    {
+        let Some(tag) = v.tag else { continue };
+        let h = store.at(v.id).map_err(|e| format!("at({}): {e}", v.id))?;
+        for (name, a) in snapshot(&h).map_err(|e| format!("version '{tag}': {e}"))? {
+            out.insert(format!("@{tag}/{name}"), a);
+        }
+        out.insert(format!("@{tag}"), version_marker());
+    }
+    Ok(out)
+}
+
+/// The model's entry standing for a version's existence.
+pub fn version_marker() -> Arr {
+    Arr {
+        dtype: DType::U8,
+        shape: vec![0],
+        data: Vec::new(),
+    }
+}
+
 /// Panics unless `verify()` is clean.
 pub fn assert_verify_clean(store: &Store, ctx: &str) {
     let rep = store

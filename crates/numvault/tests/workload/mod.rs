@@ -1,13 +1,18 @@
 //! Random workloads for the torture, power-loss and fault tests: a seeded
 //! generator of valid mutating operations (every kind: save, append,
 //! replace, delete rows, compact, drop, rename, multi-op batches, flush,
-//! checkpoint), an in-memory model of what each does, a text form so a
-//! parent process can hand a sequence to a child, and a runner.
+//! checkpoint, and versions: snapshot, restore, delete, gc), an in-memory
+//! model of what each does, a text form so a parent process can hand a
+//! sequence to a child, and a runner.
+//!
+//! The model is the store's contents by name; a version tagged `t` is the
+//! entry `@t` plus `@t/<array>` for each of its arrays (compare with
+//! `common::snapshot_with_versions`). At most [`MAX_VERSIONS`] are kept.
 #![allow(dead_code)]
 
 use std::fmt::Write as _;
 
-use crate::common::{arr, Arr, Snap};
+use crate::common::{arr, version_marker, Arr, Snap};
 use numvault::{Batch, DType, Store};
 
 /// Small deterministic PRNG (xorshift64*), so a seed reproduces a workload.
@@ -87,6 +92,44 @@ pub enum Op {
     Txn(Vec<Op>),
     Flush,
     Checkpoint,
+    /// A version tagged `tag`.
+    Snapshot {
+        tag: String,
+    },
+    /// Restore every array (`name = None`) or one from version `tag`.
+    Restore {
+        tag: String,
+        name: Option<String>,
+    },
+    DeleteVersion {
+        tag: String,
+    },
+    Gc,
+}
+
+std::thread_local! {
+    /// [`generate`] mixes version ops in ([`generate_data_only`] does not).
+    static VERSIONS: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+}
+
+/// [`generate`] without version ops (for a transaction's staged changes).
+pub fn generate_data_only(rng: &mut Rng, m: &mut Snap, n: usize) -> Vec<Op> {
+    VERSIONS.with(|v| v.set(false));
+    let ops = generate(rng, m, n);
+    VERSIONS.with(|v| v.set(true));
+    ops
+}
+
+/// Versions a workload keeps at once.
+pub const MAX_VERSIONS: usize = 3;
+
+/// The tags of the versions in model `m`.
+pub fn model_tags(m: &Snap) -> Vec<String> {
+    m.keys()
+        .filter_map(|k| k.strip_prefix('@'))
+        .filter(|k| !k.contains('/'))
+        .map(str::to_string)
+        .collect()
 }
 
 fn ints(v: &[i64]) -> String {
@@ -150,6 +193,12 @@ impl Op {
             ),
             Op::Flush => write!(s, "flush"),
             Op::Checkpoint => write!(s, "checkpoint"),
+            Op::Snapshot { tag } => write!(s, "snapshot {tag}"),
+            Op::Restore { tag, name } => {
+                write!(s, "restore {tag} {}", name.as_deref().unwrap_or("-"))
+            }
+            Op::DeleteVersion { tag } => write!(s, "delete-version {tag}"),
+            Op::Gc => write!(s, "gc"),
         }
         .unwrap();
         s
@@ -208,6 +257,13 @@ impl Op {
             },
             "flush" => Op::Flush,
             "checkpoint" => Op::Checkpoint,
+            "snapshot" => Op::Snapshot { tag: name(1)? },
+            "restore" => Op::Restore {
+                tag: name(1)?,
+                name: name(2).filter(|n| n != "-"),
+            },
+            "delete-version" => Op::DeleteVersion { tag: name(1)? },
+            "gc" => Op::Gc,
             _ => return None,
         })
     }
@@ -215,7 +271,10 @@ impl Op {
     /// True if the op can change the contents (flush, checkpoint and
     /// compact cannot).
     pub fn changes_contents(&self) -> bool {
-        !matches!(self, Op::Flush | Op::Checkpoint | Op::Compact { .. })
+        !matches!(
+            self,
+            Op::Flush | Op::Checkpoint | Op::Compact { .. } | Op::Gc
+        )
     }
 
     /// Apply to the model. Ops come from [`generate`], so they are valid.
@@ -273,7 +332,39 @@ impl Op {
                 a.data = data;
                 a.shape[0] -= gone.len() as u64;
             }
-            Op::Compact { .. } | Op::Flush | Op::Checkpoint => {}
+            Op::Compact { .. } | Op::Flush | Op::Checkpoint | Op::Gc => {}
+            Op::Snapshot { tag } => {
+                let current: Vec<(String, Arr)> = m
+                    .iter()
+                    .filter(|(k, _)| !k.starts_with('@'))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
+                for (k, v) in current {
+                    m.insert(format!("@{tag}/{k}"), v);
+                }
+                m.insert(format!("@{tag}"), version_marker());
+            }
+            Op::Restore { tag, name } => {
+                let prefix = format!("@{tag}/");
+                let saved: Vec<(String, Arr)> = m
+                    .iter()
+                    .filter_map(|(k, v)| {
+                        k.strip_prefix(&prefix).map(|n| (n.to_string(), v.clone()))
+                    })
+                    .collect();
+                if name.is_none() {
+                    m.retain(|k, _| k.starts_with('@'));
+                }
+                for (k, v) in saved {
+                    if name.as_ref().is_none_or(|n| *n == k) {
+                        m.insert(k, v);
+                    }
+                }
+            }
+            Op::DeleteVersion { tag } => {
+                let prefix = format!("@{tag}/");
+                m.retain(|k, _| *k != format!("@{tag}") && !k.starts_with(&prefix));
+            }
             Op::Drop { name } => {
                 m.remove(name);
             }
@@ -292,6 +383,13 @@ impl Op {
     /// Run against a store.
     pub fn run(&self, s: &Store) -> numvault::Result<()> {
         match self {
+            Op::Snapshot { tag } => s.snapshot(Some(tag)).map(|_| ()),
+            Op::Restore { tag, name } => match name {
+                Some(n) => s.restore(tag.as_str(), Some(&[n.as_str()])),
+                None => s.restore(tag.as_str(), None),
+            },
+            Op::DeleteVersion { tag } => s.delete_snapshot(tag.as_str()),
+            Op::Gc => s.gc().map(|_| ()),
             Op::Flush => s.flush(),
             Op::Checkpoint => s.checkpoint(),
             Op::Compact { name } => s.compact(name).map(|_| ()),
@@ -309,9 +407,7 @@ impl Op {
                         Op::Compact { name } => b.compact(name),
                         Op::Drop { name } => b.drop_array(name),
                         Op::Rename { from, to } => b.rename(from, to),
-                        Op::Batch(_) | Op::Txn(_) | Op::Flush | Op::Checkpoint => {
-                            unreachable!()
-                        }
+                        _ => unreachable!("not in a batch: {op:?}"),
                     };
                 }
                 s.commit(&b)
@@ -344,7 +440,7 @@ impl Op {
             Op::Compact { name } => t.compact(name),
             Op::Drop { name } => t.drop_array(name),
             Op::Rename { from, to } => t.rename(from, to),
-            Op::Batch(_) | Op::Txn(_) | Op::Flush | Op::Checkpoint => unreachable!(),
+            _ => unreachable!("not in a transaction: {self:?}"),
         }
     }
 
@@ -407,8 +503,50 @@ fn block_rows(rng: &mut Rng, dtype: DType, cols: u64) -> u64 {
 
 /// One random valid data op for the model `m` (`allow_batch`: may be a
 /// multi-op batch).
+/// A version op for model `m`, if the roll picks one (top level only).
+fn gen_version_op(rng: &mut Rng, m: &Snap) -> Option<Op> {
+    let tags = model_tags(m);
+    let pick = |rng: &mut Rng| tags[rng.below(tags.len() as u64) as usize].clone();
+    Some(match rng.below(100) {
+        0..=3 if tags.len() >= MAX_VERSIONS => Op::DeleteVersion { tag: pick(rng) },
+        0..=3 => {
+            // A fresh tag.
+            let mut tag = format!("v{}", rng.below(1 << 20));
+            while tags.contains(&tag) {
+                tag = format!("v{}", rng.below(1 << 20));
+            }
+            Op::Snapshot { tag }
+        }
+        4 if !tags.is_empty() => Op::Restore {
+            tag: pick(rng),
+            name: None,
+        },
+        5 if !tags.is_empty() => {
+            let tag = pick(rng);
+            let prefix = format!("@{tag}/");
+            let names: Vec<&str> = m.keys().filter_map(|k| k.strip_prefix(&prefix)).collect();
+            if names.is_empty() {
+                return None;
+            }
+            let name = names[rng.below(names.len() as u64) as usize].to_string();
+            Op::Restore {
+                tag,
+                name: Some(name),
+            }
+        }
+        6 if !tags.is_empty() => Op::DeleteVersion { tag: pick(rng) },
+        7 => Op::Gc,
+        _ => return None,
+    })
+}
+
 fn gen_op(rng: &mut Rng, m: &Snap, seed: u64, allow_batch: bool) -> Op {
-    let existing: Vec<&String> = m.keys().collect();
+    if allow_batch && VERSIONS.with(|v| v.get()) {
+        if let Some(op) = gen_version_op(rng, m) {
+            return op;
+        }
+    }
+    let existing: Vec<&String> = m.keys().filter(|k| !k.starts_with('@')).collect();
     let pick = |rng: &mut Rng| existing[rng.below(existing.len() as u64) as usize].clone();
     loop {
         let choice = rng.below(100);
