@@ -312,3 +312,103 @@ fn a_format_1_store_needs_an_upgrade_which_is_atomic() {
     assert_eq!(snapshot(&h).unwrap()[&name], before[&name]);
     assert_verify_clean(&s, "upgraded");
 }
+
+#[test]
+fn a_reader_lease_keeps_its_version_and_a_dead_readers_lease_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let a = arr(DType::U8, &[1 << 16], 1);
+    s.save("a", a.r()).unwrap();
+    let v = s.snapshot(None).unwrap();
+    s.save("a", arr(DType::U8, &[8], 2).r()).unwrap();
+    // A reader in another handle (another process would be the same: the
+    // lease is a file lock).
+    let r = Store::open(dir.path(), OpenOptions::read_only()).unwrap();
+    let h = r.at(v).unwrap();
+    match s.delete_snapshot(v) {
+        Err(e @ Error::VersionInUse { .. }) => {
+            assert!(
+                e.to_string()
+                    .contains(&format!("pid {}", std::process::id())),
+                "{e}"
+            );
+        }
+        other => panic!("expected VersionInUse, got {other:?}"),
+    }
+    // gc meanwhile frees nothing the reader needs.
+    s.gc().unwrap();
+    assert_eq!(h.read("a").unwrap().data, a.data);
+    drop(h);
+    s.delete_snapshot(v).unwrap();
+    assert!(s.gc().unwrap() >= 1 << 16);
+    // A lease left by a reader that died (its file unlocked) is stale.
+    let v2 = s.snapshot(None).unwrap();
+    let leases = dir.path().join("leases");
+    std::fs::write(
+        leases.join("999999-0.lease"),
+        format!("version {v2}\npid 999999\n"),
+    )
+    .unwrap();
+    s.delete_snapshot(v2).unwrap();
+    assert!(
+        !leases.join("999999-0.lease").exists(),
+        "stale lease removed"
+    );
+    assert_eq!(
+        std::fs::read_dir(&leases).unwrap().count(),
+        0,
+        "no lease left"
+    );
+}
+
+#[test]
+fn retention_deletes_untagged_versions_at_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = OpenOptions {
+        keep_last: Some(2),
+        ..OpenOptions::default()
+    };
+    let s = Store::open(dir.path(), opts).unwrap();
+    let mut ids = Vec::new();
+    for i in 0..5u64 {
+        s.save("a", arr(DType::U8, &[100], i).r()).unwrap();
+        ids.push(s.snapshot((i == 1).then_some("keep")).unwrap());
+    }
+    assert_eq!(
+        s.versions(None).unwrap().len(),
+        5,
+        "nothing before a checkpoint"
+    );
+    s.checkpoint().unwrap();
+    let left: Vec<u64> = s.versions(None).unwrap().iter().map(|v| v.id).collect();
+    assert_eq!(
+        left,
+        vec![ids[1], ids[3], ids[4]],
+        "the tagged one and the newest two"
+    );
+    assert_verify_clean(&s, "after retention");
+    s.close().unwrap();
+    // keep_for: versions older than that go, unless kept by keep_last.
+    let opts = OpenOptions {
+        keep_last: Some(1),
+        keep_for: Some(std::time::Duration::from_nanos(1)),
+        ..OpenOptions::default()
+    };
+    let s = Store::open(dir.path(), opts).unwrap();
+    s.checkpoint().unwrap();
+    let left: Vec<u64> = s.versions(None).unwrap().iter().map(|v| v.id).collect();
+    assert_eq!(left, vec![ids[1], ids[4]]);
+    let opts = OpenOptions {
+        keep_for: Some(std::time::Duration::from_secs(3600)),
+        ..OpenOptions::default()
+    };
+    s.close().unwrap();
+    let s = Store::open(dir.path(), opts).unwrap();
+    s.snapshot(None).unwrap();
+    s.checkpoint().unwrap();
+    assert_eq!(
+        s.versions(None).unwrap().len(),
+        3,
+        "all younger than an hour"
+    );
+}

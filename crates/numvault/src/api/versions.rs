@@ -5,7 +5,7 @@ use super::Store;
 use crate::audit::diff::{diff_tables, ArrayDiff};
 use crate::model::error::Result;
 use crate::model::version::ArrayTable;
-use crate::txn::versions::VersionRef;
+use crate::txn::versions::{Lease, VersionRef};
 use crate::txn::{Engine, SyncPolicy};
 
 /// Facts about one version.
@@ -73,10 +73,22 @@ impl Store {
             g.take_turn()?;
             g.end_turn();
         }
-        let state = g.version_state(&v)?;
+        let id = g.resolve_version(&v)?;
+        // The lease first, then the version looked up again: a deleter
+        // that did not see the lease committed its deletion before this
+        // look (FORMAT.md §15.7).
+        let lease = Lease::take(&g.vfs, &g.dir, id)?;
+        if g.read_only && g.frozen.is_none() {
+            g.reader_refresh()?;
+        } else if g.is_shared() {
+            g.take_turn()?;
+            g.end_turn();
+        }
+        let state = g.version_state(&VersionRef::Id(id))?;
         let opts = g.reopen_opts();
         drop(g);
-        let e = Engine::frozen(self.path(), &opts, state);
+        let mut e = Engine::frozen(self.path(), &opts, state);
+        e.lease = lease;
         Store::start(e, self.path().to_path_buf(), SyncPolicy::Never)
     }
 

@@ -106,6 +106,14 @@ pub enum Error {
     #[error("store {path} has no version {version}")]
     NoSuchVersion { path: PathBuf, version: String },
 
+    /// A live reader holds a lease on the version (FORMAT.md §15.7); it
+    /// cannot be deleted until that reader closes it.
+    #[error("version {version} is being read{}; close that reader first", holder.as_ref().map(|h| format!(" by {h}")).unwrap_or_default())]
+    VersionInUse {
+        version: u64,
+        holder: Option<String>,
+    },
+
     /// The array is not in the version named (a restore of it).
     #[error("array '{array}' is not in version {version}")]
     NotInVersion { array: String, version: u64 },

@@ -21,6 +21,11 @@ impl Engine {
         }
         self.check_writable()?;
         self.take_turn()?;
+        if !self.in_retention {
+            self.in_retention = true;
+            self.apply_retention();
+            self.in_retention = false;
+        }
         let res = self.checkpoint_in_turn();
         self.end_turn();
         res

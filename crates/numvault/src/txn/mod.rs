@@ -142,6 +142,13 @@ pub(crate) struct Engine {
     /// The next checkpoint writes a MANIFEST even if nothing changed (an
     /// upgrade).
     force_checkpoint: bool,
+    /// A version handle's lease (FORMAT.md §15.7).
+    pub lease: Option<versions::Lease>,
+    /// The retention policy (FORMAT.md §15.8).
+    keep_last: Option<usize>,
+    keep_for: Option<std::time::Duration>,
+    /// The retention policy is being applied (its commits may checkpoint).
+    in_retention: bool,
 }
 
 /// An engine shared by a store handle, its group-commit thread and its
@@ -221,6 +228,10 @@ impl Engine {
             dead_versions: Vec::new(),
             versions_written: Vec::new(),
             force_checkpoint: false,
+            lease: None,
+            keep_last: opts.keep_last,
+            keep_for: opts.keep_for,
+            in_retention: false,
         }
     }
 

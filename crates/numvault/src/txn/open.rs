@@ -289,6 +289,8 @@ impl Engine {
             vfs: self.vfs.clone(),
             upgrade: false,
             version: None,
+            keep_last: None,
+            keep_for: None,
         }
     }
 }

@@ -72,6 +72,11 @@ pub struct OpenOptions {
     pub upgrade: bool,
     /// Open this version (an id or tag), read-only (FORMAT.md §15.6).
     pub version: Option<super::versions::VersionRef>,
+    /// Retention (FORMAT.md §15.8): at each checkpoint, delete untagged
+    /// versions beyond the newest `keep_last` ...
+    pub keep_last: Option<usize>,
+    /// ... that are older than `keep_for` (each condition only if set).
+    pub keep_for: Option<Duration>,
 }
 
 impl Default for OpenOptions {
@@ -89,6 +94,8 @@ impl Default for OpenOptions {
             vfs: Arc::new(StdVfs),
             upgrade: false,
             version: None,
+            keep_last: None,
+            keep_for: None,
         }
     }
 }

@@ -120,6 +120,7 @@ impl Engine {
         let v = v.clone();
         self.in_turn(|e| {
             let id = e.resolve_version(&v)?;
+            e.check_leases(id)?;
             e.load_table(id)?;
             e.commit_in_turn_plain(&[Intent::DeleteVersion { id }])
         })
@@ -373,5 +374,167 @@ impl Engine {
         // What is still queued (a checkpoint that could not delete it)
         // was not freed.
         Ok(before.saturating_sub(self.garbage_bytes()))
+    }
+}
+
+/// The directory of readers' leases on versions (FORMAT.md §15.7).
+pub(crate) const LEASES_DIR: &str = "leases";
+
+/// A reader's lease on a version: a locked file naming it, removed when the
+/// version handle closes. A crashed reader's lease is unlocked, so it is
+/// recognized as stale and removed (FORMAT.md §15.7).
+pub(crate) struct Lease {
+    path: std::path::PathBuf,
+    vfs: Arc<dyn crate::io::vfs::Vfs>,
+    _lock: crate::io::vfs::LockGuard,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let _ = self.vfs.remove_file(&self.path);
+    }
+}
+
+/// Leases taken by this process (their file names' counter).
+static LEASES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+impl Lease {
+    /// Take a lease on version `id` of the store in `dir`: write
+    /// `leases/<pid>-<n>.tmp`, lock it, rename it to `.lease` (a deleter
+    /// only judges `.lease` files, so it never sees one not yet locked).
+    /// `None` where the store cannot be written (a read-only mount: nobody
+    /// can delete the version there either).
+    pub(crate) fn take(
+        vfs: &Arc<dyn crate::io::vfs::Vfs>,
+        dir: &std::path::Path,
+        id: u64,
+    ) -> Result<Option<Lease>> {
+        let ldir = dir.join(LEASES_DIR);
+        let n = LEASES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let stem = format!("{}-{n}", std::process::id());
+        let tmp = ldir.join(format!("{stem}.tmp"));
+        let path = ldir.join(format!("{stem}.lease"));
+        let made = vfs.create_dir_all(&ldir).and_then(|_| {
+            let f = vfs.open(&tmp, OpenMode::CreateNew)?;
+            f.write_all_at(
+                format!("version {id}\npid {}\n", std::process::id()).as_bytes(),
+                0,
+            )
+        });
+        match made {
+            Ok(()) => {}
+            Err(e) if read_only_fs(&e) => return Ok(None),
+            Err(e) => return Err(Error::io(&tmp, e)),
+        }
+        let lock = vfs.lock_exclusive(&tmp, None).ctx(&tmp)?;
+        vfs.rename(&tmp, &path).ctx(&path)?;
+        Ok(Some(Lease {
+            path,
+            vfs: vfs.clone(),
+            _lock: lock,
+        }))
+    }
+}
+
+fn read_only_fs(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::PermissionDenied || e.raw_os_error() == Some(30)
+    // EROFS
+}
+
+impl Engine {
+    /// Fail with `VersionInUse` if a live reader holds a lease on version
+    /// `id`; remove stale leases (their reader died) on the way.
+    fn check_leases(&self, id: u64) -> Result<()> {
+        let ldir = self.dir.join(LEASES_DIR);
+        if !self.vfs.exists(&ldir) {
+            return Ok(());
+        }
+        for name in self.vfs.list_dir(&ldir).ctx(&ldir)? {
+            if !name.ends_with(".lease") {
+                continue;
+            }
+            let path = ldir.join(&name);
+            match self.vfs.lock_exclusive(&path, None) {
+                Ok(_stale) => {
+                    let _ = self.vfs.remove_file(&path);
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    let text = self.read_small(&path);
+                    let field = |k: &str| {
+                        text.lines()
+                            .find_map(|l| l.strip_prefix(k))
+                            .map(|v| v.trim().to_string())
+                    };
+                    if field("version ").and_then(|v| v.parse::<u64>().ok()) == Some(id) {
+                        return Err(Error::VersionInUse {
+                            version: id,
+                            holder: field("pid ").map(|p| format!("pid {p}")),
+                        });
+                    }
+                }
+                Err(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// The first bytes of a small file, as text ("" if unreadable).
+    fn read_small(&self, path: &std::path::Path) -> String {
+        let mut buf = [0u8; 128];
+        let n = self
+            .vfs
+            .open(path, OpenMode::Read)
+            .and_then(|f| {
+                let len = f.len()?.min(128) as usize;
+                f.read_exact_at(&mut buf[..len], 0).map(|_| len)
+            })
+            .unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    /// The versions the retention policy deletes now (FORMAT.md §15.8):
+    /// untagged ones outside the newest `keep_last` and older than
+    /// `keep_for` (each condition only if set), without a live lease.
+    fn retention_victims(&self) -> Vec<u64> {
+        let (keep_last, keep_for) = (self.keep_last, self.keep_for);
+        if keep_last.is_none() && keep_for.is_none() {
+            return Vec::new();
+        }
+        let untagged: Vec<&Arc<Version>> = self
+            .state
+            .versions
+            .values()
+            .filter(|v| v.tag.is_none())
+            .collect();
+        let now = crate::util::now_ns();
+        let cut = untagged.len().saturating_sub(keep_last.unwrap_or(0));
+        untagged
+            .iter()
+            .enumerate()
+            .filter(|(i, v)| {
+                let beyond = keep_last.is_none_or(|_| *i < cut);
+                let old = keep_for.is_none_or(|d| {
+                    now.saturating_sub(v.time_ns) > d.as_nanos().min(u64::MAX as u128) as u64
+                });
+                beyond && old
+            })
+            .map(|(_, v)| v.id)
+            .filter(|id| self.check_leases(*id).is_ok())
+            .collect()
+    }
+
+    /// Apply the retention policy (in a turn, before a checkpoint): one
+    /// DeleteVersion commit per version it removes. A failure stops it;
+    /// the checkpoint goes on.
+    pub(super) fn apply_retention(&mut self) {
+        for id in self.retention_victims() {
+            if self.load_table(id).is_err()
+                || self
+                    .commit_in_turn_plain(&[Intent::DeleteVersion { id }])
+                    .is_err()
+            {
+                return;
+            }
+        }
     }
 }
