@@ -17,9 +17,18 @@ Errors are Python's own where one fits (``KeyError`` for unknown arrays,
 ``IndexError`` for indices, ``ValueError`` for shape, dtype and name
 problems) plus :class:`LockedError` (an ``OSError``: another writer holds
 the store), :class:`CorruptionError` (an ``OSError``: damaged files),
-:class:`NeedsCompactionError`, :class:`ArrayInUseError` and
-:class:`LimitExceededError` (``ValueError`` subclasses), :class:`ConflictError`
-and :class:`InternalError` (``RuntimeError`` subclasses).
+:class:`NeedsCompactionError`, :class:`ArrayInUseError`,
+:class:`LimitExceededError` and :class:`NeedsUpgradeError` (``ValueError``
+subclasses), :class:`ConflictError` and :class:`InternalError`
+(``RuntimeError`` subclasses).
+
+Versions: ``Vault.snapshot(tag=None)`` pins the committed state cheaply (no
+data is copied) and returns its id; ``Vault.at(id_or_tag)`` (or
+``Vault(path, "r", version=id_or_tag)``) is a read-only handle on a
+version, and ``versions``, ``diff``, ``restore``, ``delete_snapshot`` and
+``gc`` list, compare, bring back and free them; :class:`NumPack` has the
+same methods. A store of format 1 needs ``upgrade()`` first
+(:class:`NeedsUpgradeError`).
 """
 
 from ._core import (
@@ -31,6 +40,7 @@ from ._core import (
     InternalError,
     LimitExceededError,
     NeedsCompactionError,
+    NeedsUpgradeError,
     LazyArray,
     LockedError,
     Vault,
@@ -61,6 +71,7 @@ __all__ = [
     "InternalError",
     "LimitExceededError",
     "NeedsCompactionError",
+    "NeedsUpgradeError",
     "LazyArray",
     "LockedError",
     "NumPack",

@@ -96,15 +96,20 @@ pub fn materialize<'py>(py: Python<'py>, view: &View) -> PyResult<Bound<'py, PyU
 /// are never visible. ``np.asarray(lazy)`` is zero-copy (a read-only array
 /// over the mapping) when the array has no deleted or replaced rows, and a
 /// copy otherwise; the arrays it returns keep the mapping alive by
-/// themselves. Lazy arrays pickle as (store path, array name) and reopen the
-/// store read-only when unpickled, so they can be sent to multiprocessing,
-/// PyTorch ``DataLoader`` workers or Dask; the receiver sees the array as
-/// stored at that time.
+/// themselves. Lazy arrays pickle as (store path, array name, version) and
+/// reopen the store read-only when unpickled, so they can be sent to
+/// multiprocessing, PyTorch ``DataLoader`` workers or Dask; the receiver
+/// sees the array as stored at that time, or, for an array read from a
+/// version (``Vault.at(v).lazy(name)``, ``version`` not None), as stored in
+/// that version (``KeyError`` if it was deleted since).
 #[pyclass(module = "numvault", name = "LazyArray", frozen, weakref)]
 pub struct LazyArray {
     pub view: View,
     pub store_path: PathBuf,
     pub shape: Vec<u64>,
+    /// The store version it was read from (`Vault.at`), if not the
+    /// current state: pickles carry it, so the receiver reads that version.
+    pub version: Option<u64>,
 }
 
 impl LazyArray {
@@ -114,7 +119,14 @@ impl LazyArray {
             view,
             store_path,
             shape,
+            version: None,
         }
+    }
+
+    /// Note the store version the view was read from.
+    pub fn with_version(mut self, version: Option<u64>) -> LazyArray {
+        self.version = version;
+        self
     }
 
     fn dtype_(&self) -> DType {
@@ -348,6 +360,13 @@ impl LazyArray {
         self.store_path.to_string_lossy().into_owned()
     }
 
+    /// Id of the store version the array was read from (``Vault.at``), or
+    /// None for the current state at the time it was made.
+    #[getter]
+    fn version(&self) -> Option<u64> {
+        self.version
+    }
+
     /// True when ``np.asarray(self)`` is zero-copy (no deleted or replaced rows).
     #[getter]
     fn zero_copy(&self) -> bool {
@@ -470,7 +489,13 @@ impl LazyArray {
         } else {
             py.None().into_bound(py)
         };
-        let args = (self.path(), self.view.name().to_string(), shape).into_pyobject(py)?;
+        let args = (
+            self.path(),
+            self.view.name().to_string(),
+            shape,
+            self.version,
+        )
+            .into_pyobject(py)?;
         PyTuple::new(py, [f, args.into_any()])
     }
 
@@ -482,8 +507,12 @@ impl LazyArray {
         } else {
             format!("({})", dims.join(", "))
         };
+        let version = match self.version {
+            Some(v) => format!(", version={v}"),
+            None => String::new(),
+        };
         format!(
-            "LazyArray({:?}, shape={shape}, dtype={}, store={:?})",
+            "LazyArray({:?}, shape={shape}, dtype={}, store={:?}{version})",
             self.view.name(),
             self.dtype_(),
             self.path()
@@ -550,6 +579,7 @@ impl LazyArray {
             view: self.view.clone(),
             store_path: self.store_path.clone(),
             shape,
+            version: self.version,
         })
     }
 
@@ -701,22 +731,27 @@ impl LazyIter {
     }
 }
 
-/// Reopen a pickled [`LazyArray`]: open the store read-only and take a new
-/// snapshot of the array.
+/// Reopen a pickled [`LazyArray`]: open the store read-only (on `version`
+/// if given) and take a new snapshot of the array.
 #[pyfunction]
-#[pyo3(signature = (path, name, shape=None))]
+#[pyo3(signature = (path, name, shape=None, version=None))]
 pub fn _open_lazy(
     py: Python<'_>,
     path: PathBuf,
     name: String,
     shape: Option<Vec<u64>>,
+    version: Option<u64>,
 ) -> PyResult<LazyArray> {
     let p = path.clone();
     let view = nogil(py, move || {
-        let store = Store::open(&p, OpenOptions::read_only())?;
+        let opts = OpenOptions {
+            version: version.map(numvault::VersionRef::Id),
+            ..OpenOptions::read_only()
+        };
+        let store = Store::open(&p, opts)?;
         store.view(&name)
     })?;
-    let lazy = LazyArray::new(view, path);
+    let lazy = LazyArray::new(view, path).with_version(version);
     match shape {
         Some(s) => lazy._with_shape(s),
         None => Ok(lazy),

@@ -241,7 +241,8 @@ impl LazyArray {
         interop_module(slf.py(), "numvault.dask")?.call_method1("from_lazy", (slf, chunks))
     }
 
-    /// Dask token: (store path, array name, committed state), never the data.
+    /// Dask token: (store path, array name, committed state, version),
+    /// never the data.
     fn __dask_tokenize__<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyTuple>> {
         let state = self._state(py)?;
         PyTuple::new(
@@ -254,6 +255,7 @@ impl LazyArray {
                     .into_any(),
                 self.view.name().into_pyobject(py)?.into_any(),
                 state.into_any(),
+                self.version.into_pyobject(py)?.into_any(),
             ],
         )
     }

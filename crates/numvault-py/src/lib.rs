@@ -12,6 +12,7 @@ mod numpack_import;
 mod stream;
 mod txn;
 mod vault;
+mod versions;
 mod writable;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,6 +57,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         py.get_type::<errors::LimitExceededError>(),
     )?;
     m.add("ConflictError", py.get_type::<errors::ConflictError>())?;
+    m.add(
+        "NeedsUpgradeError",
+        py.get_type::<errors::NeedsUpgradeError>(),
+    )?;
     m.add_class::<vault::Vault>()?;
     m.add_class::<txn::Transaction>()?;
     m.add_class::<lazy::LazyArray>()?;

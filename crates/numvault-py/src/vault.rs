@@ -178,7 +178,7 @@ fn has_duplicates(idx: &[u64]) -> bool {
 /// crash-safe updates.
 ///
 /// ``Vault(path, mode="a", sync="flush", *, max_delay_ms=10.0,
-/// lock_timeout=None, shared=False)``
+/// lock_timeout=None, shared=False, version=None, upgrade=False)``
 ///
 /// * ``mode``: ``"r"`` read-only (shared with any number of readers and one
 ///   writer; ``refresh()`` picks up new commits), ``"a"`` read/write, created
@@ -195,6 +195,17 @@ fn has_duplicates(idx: &[u64]) -> bool {
 ///   after catching up with what the others committed, so no update is lost
 ///   and every writer sees the others' changes; without it one Vault holds
 ///   the store for writing from open to close.
+/// * ``version``: with ``mode="r"``, open that version (an int id or a str
+///   tag, see ``snapshot()``) instead of the current state: a read-only
+///   handle that does not follow later commits, like ``at()``.
+/// * ``upgrade``: a writer (``mode`` "a" or "w") upgrades a format-1 store
+///   to format 2 at open, which versions need (``NeedsUpgradeError``
+///   otherwise); older numvault releases cannot open it afterwards.
+///
+/// Versions: ``snapshot(tag=None)`` pins the committed state and returns
+/// its id; ``versions()`` lists them; ``at(id_or_tag)`` is a read-only Vault
+/// on one (every read works on it); ``diff``, ``restore``,
+/// ``delete_snapshot`` and ``gc`` compare, bring back and free them.
 ///
 /// A Vault is a context manager and dict-like: ``vault["x"]`` loads,
 /// ``vault["x"] = arr`` saves, ``del vault["x"]`` drops, ``"x" in vault``,
@@ -374,7 +385,33 @@ impl Vault {
         }
     }
 
-    fn store(&self) -> PyResult<Arc<Store>> {
+    /// A read-only handle of this one's kind on `store` (a version's, from
+    /// [`Store::at`]): no writer lock, no sessions.
+    pub(crate) fn view_of(&self, store: Store) -> Vault {
+        Vault {
+            sessions: Mutex::new(Vec::new()),
+            store: RwLock::new(Some(Arc::new(store))),
+            path: self.path.clone(),
+            mode: "r".to_string(),
+            sync: self.sync.clone(),
+            fork_gen: crate::fork_gen(),
+            pid: std::process::id(),
+            lock_fds: Mutex::new(LockFds::default()),
+        }
+    }
+
+    /// The name of an array with an open writable session of this handle.
+    pub(crate) fn open_session(&self) -> Option<String> {
+        let g = match self.sessions.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        g.iter()
+            .find(|w| w.get().is_open())
+            .map(|w| w.get().array_name().to_string())
+    }
+
+    pub(crate) fn store(&self) -> PyResult<Arc<Store>> {
         if self.forked() {
             return Err(pyo3::exceptions::PyRuntimeError::new_err(format!(
                 "this Vault ({}) was opened in process {} and is used from process {} (a \
@@ -412,8 +449,9 @@ impl Vault {
     pub fn lazy_array(&self, py: Python<'_>, name: &str) -> PyResult<LazyArray> {
         let s = self.store()?;
         let path = self.path.clone();
+        let version = s.version();
         let view = nogil(py, move || s.view(name))?;
-        Ok(LazyArray::new(view, path))
+        Ok(LazyArray::new(view, path).with_version(version))
     }
 
     fn replace_impl(
@@ -514,7 +552,8 @@ impl Drop for Vault {
 #[pymethods]
 impl Vault {
     #[new]
-    #[pyo3(signature = (path, mode="a", sync="flush", *, max_delay_ms=10.0, lock_timeout=None, shared=false))]
+    #[pyo3(signature = (path, mode="a", sync="flush", *, max_delay_ms=10.0, lock_timeout=None, shared=false, version=None, upgrade=false))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         path: PathBuf,
@@ -523,8 +562,24 @@ impl Vault {
         max_delay_ms: f64,
         lock_timeout: Option<f64>,
         shared: bool,
+        version: Option<&Bound<'_, PyAny>>,
+        upgrade: bool,
     ) -> PyResult<Vault> {
         let policy = parse_sync(sync, max_delay_ms)?;
+        let version = match version {
+            Some(v) if !v.is_none() => Some(crate::versions::version_ref(v)?),
+            _ => None,
+        };
+        if version.is_some() && mode != "r" {
+            return Err(PyValueError::new_err(format!(
+                "version= opens a read-only view of that version: pass mode=\"r\", got {mode:?}"
+            )));
+        }
+        if upgrade && mode == "r" {
+            return Err(PyValueError::new_err(
+                "upgrade=True rewrites the store: it needs mode \"a\" (or \"w\"), not \"r\"",
+            ));
+        }
         let mut opts = match mode {
             "r" => OpenOptions::read_only(),
             "a" => OpenOptions::default(),
@@ -542,6 +597,8 @@ impl Vault {
             opts.sync = policy;
             opts.shared = shared;
         }
+        opts.version = version;
+        opts.upgrade = upgrade;
         if let Some(t) = lock_timeout {
             if !(t.is_finite() && t >= 0.0) {
                 return Err(PyValueError::new_err(
@@ -1107,8 +1164,17 @@ impl Vault {
 
     fn __repr__(&self) -> String {
         let state = if self.closed() { ", closed" } else { "" };
+        let version = match self
+            .store
+            .read()
+            .ok()
+            .and_then(|g| g.as_ref().map(|s| s.version()))
+        {
+            Some(Some(v)) => format!(", version={v}"),
+            _ => String::new(),
+        };
         format!(
-            "Vault({:?}, mode={:?}, sync={:?}{state})",
+            "Vault({:?}, mode={:?}, sync={:?}{version}{state})",
             self.path.to_string_lossy(),
             self.mode,
             self.sync

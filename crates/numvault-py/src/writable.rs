@@ -162,6 +162,10 @@ impl WritableArray {
     pub(crate) fn is_open(&self) -> bool {
         self.session.lock().map(|g| g.is_some()).unwrap_or(false)
     }
+
+    pub(crate) fn array_name(&self) -> &str {
+        &self.name
+    }
 }
 
 #[pymethods]
