@@ -18,16 +18,18 @@ Errors are Python's own where one fits (``KeyError`` for unknown arrays,
 problems) plus :class:`LockedError` (an ``OSError``: another writer holds
 the store), :class:`CorruptionError` (an ``OSError``: damaged files),
 :class:`NeedsCompactionError`, :class:`ArrayInUseError`,
-:class:`LimitExceededError` and :class:`NeedsUpgradeError` (``ValueError``
-subclasses), :class:`ConflictError` and :class:`InternalError`
-(``RuntimeError`` subclasses).
+:class:`LimitExceededError`, :class:`NeedsUpgradeError` and
+:class:`VersionInUseError` (``ValueError`` subclasses),
+:class:`ConflictError` and :class:`InternalError` (``RuntimeError``
+subclasses).
 
 Versions: ``Vault.snapshot(tag=None)`` pins the committed state cheaply (no
 data is copied) and returns its id; ``Vault.at(id_or_tag)`` (or
 ``Vault(path, "r", version=id_or_tag)``) is a read-only handle on a
 version, and ``versions``, ``diff``, ``restore``, ``delete_snapshot`` and
 ``gc`` list, compare, bring back and free them; :class:`NumPack` has the
-same methods. A store of format 1 needs ``upgrade()`` first
+same methods; ``keep_last=``/``keep_for=`` keep only recent untagged
+versions. A store of format 1 needs ``upgrade()`` first
 (:class:`NeedsUpgradeError`).
 """
 
@@ -42,6 +44,7 @@ from ._core import (
     NeedsCompactionError,
     NeedsUpgradeError,
     LazyArray,
+    VersionInUseError,
     LockedError,
     Vault,
     WritableArray,
@@ -76,6 +79,7 @@ __all__ = [
     "LockedError",
     "NumPack",
     "Vault",
+    "VersionInUseError",
     "WritableArray",
     "WritableBatchMode",
     "__version__",

@@ -9,7 +9,7 @@ import numpy.typing as npt
 __all__ = [
     "__version__", "FORMAT_VERSION", "LockedError", "CorruptionError", "InternalError",
     "NeedsCompactionError", "ArrayInUseError", "LimitExceededError", "ConflictError",
-    "NeedsUpgradeError",
+    "NeedsUpgradeError", "VersionInUseError",
     "Vault", "Transaction",
     "LazyArray", "_LazyIter", "WritableArray", "_MappedMemory", "BatchIterator",
     "_open_lazy", "resolve_index", "validate_name", "_panic_for_test",
@@ -44,6 +44,9 @@ class ConflictError(RuntimeError):
 
 class NeedsUpgradeError(ValueError):
     """The operation (versions) needs format 2; the store is format 1 (``upgrade()`` it)."""
+
+class VersionInUseError(ValueError):
+    """The version cannot be deleted while a handle on it is open."""
 
 #: A version: its id (an int) or its tag (a str).
 _VersionRef = Union[int, np.integer, str]
@@ -211,6 +214,8 @@ class Vault:
         shared: bool = False,
         version: Optional[_VersionRef] = None,
         upgrade: bool = False,
+        keep_last: Optional[int] = None,
+        keep_for: Optional[float] = None,
     ) -> "Vault": ...
     @property
     def path(self) -> str: ...

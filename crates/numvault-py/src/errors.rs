@@ -74,6 +74,15 @@ create_exception!(
      subclass of ValueError."
 );
 
+create_exception!(
+    numvault,
+    VersionInUseError,
+    PyValueError,
+    "The version cannot be deleted: a handle on it (Vault.at, Vault(path, \"r\", \
+     version=...), in this process or another, named by its pid) is still open. Close that \
+     handle first; a crashed reader never holds a version. A subclass of ValueError."
+);
+
 /// Map an engine error to the Python exception the API documents.
 pub fn to_py(e: numvault::Error) -> PyErr {
     use numvault::Error as E;
@@ -98,6 +107,7 @@ pub fn to_py(e: numvault::Error) -> PyErr {
         E::Conflict(_) => ConflictError::new_err(msg),
         E::NoSuchVersion { .. } | E::NotInVersion { .. } => PyKeyError::new_err(msg),
         E::NeedsUpgrade { .. } => NeedsUpgradeError::new_err(msg),
+        E::VersionInUse { .. } => VersionInUseError::new_err(msg),
         E::Internal(_) => InternalError::new_err(msg),
         E::NoSuchStore { .. } => PyFileNotFoundError::new_err((libc::ENOENT, msg)),
         E::NotAStore { .. } => PyOSError::new_err(msg),

@@ -61,6 +61,10 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         "NeedsUpgradeError",
         py.get_type::<errors::NeedsUpgradeError>(),
     )?;
+    m.add(
+        "VersionInUseError",
+        py.get_type::<errors::VersionInUseError>(),
+    )?;
     m.add_class::<vault::Vault>()?;
     m.add_class::<txn::Transaction>()?;
     m.add_class::<lazy::LazyArray>()?;

@@ -178,7 +178,8 @@ fn has_duplicates(idx: &[u64]) -> bool {
 /// crash-safe updates.
 ///
 /// ``Vault(path, mode="a", sync="flush", *, max_delay_ms=10.0,
-/// lock_timeout=None, shared=False, version=None, upgrade=False)``
+/// lock_timeout=None, shared=False, version=None, upgrade=False,
+/// keep_last=None, keep_for=None)``
 ///
 /// * ``mode``: ``"r"`` read-only (shared with any number of readers and one
 ///   writer; ``refresh()`` picks up new commits), ``"a"`` read/write, created
@@ -201,6 +202,11 @@ fn has_duplicates(idx: &[u64]) -> bool {
 /// * ``upgrade``: a writer (``mode`` "a" or "w") upgrades a format-1 store
 ///   to format 2 at open, which versions need (``NeedsUpgradeError``
 ///   otherwise); older numvault releases cannot open it afterwards.
+/// * ``keep_last``, ``keep_for`` (seconds): retention, for a writer: each
+///   checkpoint (``checkpoint()``, ``gc()``, ``close()``, automatic ones)
+///   first deletes the untagged versions outside the newest ``keep_last``
+///   untagged ones and older than ``keep_for`` (each condition only if
+///   set). Tagged versions and versions a handle has open are kept.
 ///
 /// Versions: ``snapshot(tag=None)`` pins the committed state and returns
 /// its id; ``versions()`` lists them; ``at(id_or_tag)`` is a read-only Vault
@@ -552,7 +558,7 @@ impl Drop for Vault {
 #[pymethods]
 impl Vault {
     #[new]
-    #[pyo3(signature = (path, mode="a", sync="flush", *, max_delay_ms=10.0, lock_timeout=None, shared=false, version=None, upgrade=false))]
+    #[pyo3(signature = (path, mode="a", sync="flush", *, max_delay_ms=10.0, lock_timeout=None, shared=false, version=None, upgrade=false, keep_last=None, keep_for=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -564,6 +570,8 @@ impl Vault {
         shared: bool,
         version: Option<&Bound<'_, PyAny>>,
         upgrade: bool,
+        keep_last: Option<i64>,
+        keep_for: Option<f64>,
     ) -> PyResult<Vault> {
         let policy = parse_sync(sync, max_delay_ms)?;
         let version = match version {
@@ -599,6 +607,25 @@ impl Vault {
         }
         opts.version = version;
         opts.upgrade = upgrade;
+        if (keep_last.is_some() || keep_for.is_some()) && mode == "r" {
+            return Err(PyValueError::new_err(
+                "keep_last and keep_for are applied by a writer's checkpoints: they need mode \
+                 \"a\" (or \"w\"), not \"r\"",
+            ));
+        }
+        if let Some(n) = keep_last {
+            opts.keep_last = Some(usize::try_from(n).map_err(|_| {
+                PyValueError::new_err("keep_last must be a non-negative number of versions")
+            })?);
+        }
+        if let Some(t) = keep_for {
+            if !(t.is_finite() && t >= 0.0) {
+                return Err(PyValueError::new_err(
+                    "keep_for must be a non-negative number of seconds",
+                ));
+            }
+            opts.keep_for = Some(Duration::from_secs_f64(t));
+        }
         if let Some(t) = lock_timeout {
             if !(t.is_finite() && t >= 0.0) {
                 return Err(PyValueError::new_err(

@@ -172,7 +172,8 @@ impl Vault {
     /// ``lazy``, ``getitem``, ``batches``, ``names``, ``shape``, ``info``,
     /// ``verify``, ``v[name]``, ``name in v``, ``len(v)``...) shows the
     /// arrays as they were in it; changes raise ``PermissionError``. It does
-    /// not follow later commits and stays valid after this Vault closes;
+    /// not follow later commits and stays valid after this Vault closes.
+    /// While it is open the version cannot be deleted (it holds a lease):
     /// close it (or use it in a ``with`` block) when done. Lazy arrays from
     /// it pickle with their version.
     fn at(&self, py: Python<'_>, version: &Bound<'_, PyAny>) -> PyResult<Vault> {
@@ -249,10 +250,10 @@ impl Vault {
 
     /// ``delete_snapshot(version)``: delete a version (id or tag). Its data
     /// stays on disk until ``gc()`` (or the next checkpoint) frees what no
-    /// other version and no current array keeps. Handles still open on the
-    /// version (``at()``, other processes) are not protected yet: after the
-    /// ``gc()`` their reads of files they had not opened fail
-    /// (``FileNotFoundError``); LazyArrays made before stay valid.
+    /// other version and no current array keeps. ``VersionInUseError``
+    /// while a handle on the version (``at()``, ``Vault(path, "r",
+    /// version=...)``, in any process) is open: close it first. LazyArrays
+    /// hold no handle: they stay valid after the deletion.
     fn delete_snapshot(&self, py: Python<'_>, version: &Bound<'_, PyAny>) -> PyResult<()> {
         let v = version_ref(version)?;
         let s = self.store()?;
