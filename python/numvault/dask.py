@@ -15,14 +15,18 @@ Reading
   committed array always gives the same graph name.
 * A block of an array without deleted or replaced rows is a read-only view
   of the store's mapping (no copy); otherwise a copy of its rows.
-* The tasks carry only (path, name, state, block slices): they pickle to
-  worker processes, which open the store read-only themselves and check that
-  the array's committed state is still the one the graph was built from
-  (modification time of its last commit, shape and data file). If a newer
-  commit changed, dropped or compacted the array, a task raises
+* The tasks carry only (path, name, state, block slices, version): they
+  pickle to worker processes, which open the store read-only themselves and
+  check that the array's committed state is still the one the graph was
+  built from (modification time of its last commit, shape and data file).
+  If a newer commit changed, dropped or compacted the array, a task raises
   ``StaleSnapshotError`` instead of reading: a computation never mixes
   states. A worker keeps the snapshots it opened (a few, least recently used
   dropped), so a computation that started on a state keeps reading it.
+* An array of a version (``Vault.at(v).lazy(name).to_dask()``,
+  ``from_vault(path, name, version=v)``) is read from that version by the
+  tasks, whatever was committed since; only deleting the version makes them
+  raise ``StaleSnapshotError``.
 
 Writing
 -------
@@ -80,10 +84,13 @@ def default_chunks(shape: Tuple[int, ...], dtype: Any, chunk_bytes: int = 1 << 2
     return (rows,) + tuple(shape[1:])
 
 
-def from_vault(path: "os.PathLike[str] | str", name: str, chunks: Any = None) -> Any:
+def from_vault(
+    path: "os.PathLike[str] | str", name: str, chunks: Any = None, *, version: Any = None
+) -> Any:
     """Array ``name`` of the store at ``path`` as a ``dask.array.Array`` of its
-    committed state now (see the module's doc)."""
-    with Vault(os.fspath(path), "r") as v:
+    committed state now, or of ``version`` (an id or a tag) if given (see the
+    module's doc)."""
+    with Vault(os.fspath(path), "r", version=version) as v:
         lazy = v.lazy(name)
     return from_lazy(lazy, chunks)
 
@@ -110,7 +117,7 @@ def from_lazy(lazy: LazyArray, chunks: Any = None) -> Any:
         sl = tuple(
             (int(offsets[ax][i]), int(offsets[ax][i + 1])) for ax, i in enumerate(idx)
         )
-        dsk[(gname,) + idx] = (_read_block, path, lazy.name, state, sl)
+        dsk[(gname,) + idx] = (_read_block, path, lazy.name, state, sl, lazy.version)
     graph = HighLevelGraph.from_collections(gname, dsk, dependencies=())
     meta = np.empty((0,) * len(shape), dtype=dtype)
     return da.Array(graph, gname, chunks, meta=meta)
@@ -120,15 +127,21 @@ _SNAPSHOTS: "OrderedDict[tuple, LazyArray]" = OrderedDict()
 _SNAPSHOTS_LOCK = threading.Lock()
 
 
-def _snapshot(path: str, name: str, state: tuple) -> LazyArray:
-    key = (path, name, state, os.getpid())
+def _snapshot(path: str, name: str, state: tuple, version: Optional[int] = None) -> LazyArray:
+    key = (path, name, state, version, os.getpid())
     with _SNAPSHOTS_LOCK:
         lazy = _SNAPSHOTS.get(key)
         if lazy is not None:
             _SNAPSHOTS.move_to_end(key)
             return lazy
     try:
-        with Vault(path, "r") as v:
+        v = Vault(path, "r", version=version)
+    except KeyError:
+        raise StaleSnapshotError(
+            f"version {version} of store {path} was deleted after this Dask graph was built"
+        ) from None
+    try:
+        with v:
             lazy = v.lazy(name)
     except KeyError:
         raise StaleSnapshotError(
@@ -148,8 +161,14 @@ def _snapshot(path: str, name: str, state: tuple) -> LazyArray:
     return lazy
 
 
-def _read_block(path: str, name: str, state: tuple, bounds: Sequence[Tuple[int, int]]) -> np.ndarray:
-    lazy = _snapshot(path, name, state)
+def _read_block(
+    path: str,
+    name: str,
+    state: tuple,
+    bounds: Sequence[Tuple[int, int]],
+    version: Optional[int] = None,
+) -> np.ndarray:
+    lazy = _snapshot(path, name, state, version)
     (a, b), rest = bounds[0], bounds[1:]
     trailing = tuple(slice(lo, hi) for lo, hi in rest)
     if lazy.zero_copy:

@@ -111,7 +111,18 @@ class NumPack:
     keyword-only options: ``sync`` ("always", "group", "flush" -- the
     default -- or "never", see :class:`numvault.Vault`), ``max_delay_ms``
     (for "group"), ``lock_timeout`` (seconds to wait for another writer's
-    commit, 30 by default), ``read_only`` and ``shared``.
+    commit, 30 by default), ``read_only``, ``shared``, ``version``,
+    ``upgrade``, ``keep_last`` and ``keep_for`` (retention, see
+    :class:`numvault.Vault`).
+
+    Versions: ``snapshot(tag=None)`` pins the committed state (no data is
+    copied) and returns its id; ``versions()``, ``diff()``, ``restore()``,
+    ``delete_snapshot()`` and ``gc()`` are :class:`numvault.Vault`'s.
+    ``at(id_or_tag)`` returns a read-only NumPack on that version, already
+    open (every read method works; writes raise ``PermissionError``);
+    ``NumPack(path, version=id_or_tag)`` is the same opened by ``open()``
+    or ``with``. ``upgrade=True`` upgrades a format-1 store to format 2 when
+    it is opened for writing (versions need it: ``NeedsUpgradeError``).
 
     Many instances may be open on one store at once, in threads and in
     processes (``shared=True``, the default): reads never wait, and each
@@ -142,8 +153,25 @@ class NumPack:
         lock_timeout: Optional[float] = None,
         read_only: bool = False,
         shared: bool = True,
+        version: Optional[Union[int, str]] = None,
+        upgrade: bool = False,
+        keep_last: Optional[int] = None,
+        keep_for: Optional[float] = None,
     ) -> None:
+        if version is not None:
+            if drop_if_exists:
+                raise ValueError("version= opens a version read-only: drop_if_exists cannot be set")
+            if upgrade:
+                raise ValueError("version= opens a version read-only: upgrade cannot be set")
+            read_only = True
+        if upgrade and read_only:
+            raise ValueError("upgrade=True rewrites the store: it cannot be read_only")
+        if read_only and (keep_last is not None or keep_for is not None):
+            raise ValueError("keep_last and keep_for are applied by a writer: not with read_only")
         self._filename = Path(filename)
+        self._keep = {"keep_last": keep_last, "keep_for": keep_for}
+        self._version = version
+        self._upgrade_format = upgrade
         self._shared = shared
         self._drop_if_exists = drop_if_exists
         self._strict_context_mode = strict_context_mode
@@ -215,6 +243,9 @@ class NumPack:
             max_delay_ms=self._max_delay_ms,
             lock_timeout=lock_timeout,
             shared=shared,
+            version=self._version if mode == "r" else None,
+            upgrade=self._upgrade_format and mode != "r",
+            **(self._keep if mode != "r" else {}),
         )
 
     def close(self, force_gc: Optional[bool] = None) -> None:
@@ -309,7 +340,9 @@ class NumPack:
 
     def __repr__(self) -> str:
         if self._vault is not None:
-            return f"NumPack({str(self._filename)!r}, arrays={len(self._vault)}, backend=rust)"
+            version = self._vault.version
+            at = "" if version is None else f", version={version}"
+            return f"NumPack({str(self._filename)!r}, arrays={len(self._vault)}{at}, backend=rust)"
         return f"NumPack({str(self._filename)!r}, status=closed, backend=rust)"
 
     # -- writes --------------------------------------------------------------
@@ -571,6 +604,83 @@ class NumPack:
     def __len__(self) -> int:
         """Number of arrays."""
         return len(self.get_member_list())
+
+    # -- versions ------------------------------------------------------------
+    def _no_batch(self, what: str) -> None:
+        if self._batch is not None:
+            raise RuntimeError(
+                f"{what} inside batch_mode: its changes are not committed yet; leave the "
+                "batch_mode block first"
+            )
+
+    def snapshot(self, tag: Optional[str] = None) -> int:
+        """Pin the committed state as a version and return its id (see
+        :meth:`numvault.Vault.snapshot`). Not inside ``batch_mode`` (its
+        changes are not committed yet: ``RuntimeError``)."""
+        v = self._w()
+        self._no_batch("snapshot()")
+        return v.snapshot(tag)
+
+    def versions(self, array_name: Optional[str] = None) -> List[Dict[str, Any]]:
+        """The versions, oldest first, as dicts (id, tag, time, time_ns,
+        arrays, own_bytes); with ``array_name``, those in which that array
+        changed (see :meth:`numvault.Vault.versions`)."""
+        return self._v().versions(array_name)
+
+    def at(self, version: Union[int, str]) -> "NumPack":
+        """A read-only NumPack on ``version`` (an id or a tag), already
+        open: every read method shows the arrays as they were in it, writes
+        raise ``PermissionError``. It does not follow later commits; close
+        it (or use it in a ``with`` block) when done."""
+        view = self._v().at(version)
+        npk = NumPack(
+            self._filename,
+            warn_no_context=False,
+            sync=self._sync,
+            max_delay_ms=self._max_delay_ms,
+            lock_timeout=self._lock_timeout,
+            version=view.version,
+        )
+        npk._vault = view
+        return npk
+
+    @property
+    def version(self) -> Optional[int]:
+        """The id of the version this NumPack shows (``at()``,
+        ``NumPack(path, version=...)``), or None for the current state."""
+        return self._v().version
+
+    @property
+    def format_version(self) -> int:
+        """The store's format version (1, or 2: versions)."""
+        return self._v().format_version
+
+    def diff(self, a: Union[int, str], b: Optional[Union[int, str]] = None) -> Dict[str, Dict[str, Any]]:
+        """What changed per array from version ``a`` to ``b`` (None: the
+        current state), from metadata (see :meth:`numvault.Vault.diff`)."""
+        return self._v().diff(a, b)
+
+    def restore(self, version: Union[int, str], array_names: Union[str, Iterable[str], None] = None) -> None:
+        """Put all arrays (arrays the version lacks are dropped) or the
+        named ones back to their state in ``version``, in one atomic commit,
+        without copying data. Not inside ``batch_mode`` (``RuntimeError``)."""
+        v = self._w()
+        self._no_batch("restore()")
+        v.restore(version, array_names)
+
+    def delete_snapshot(self, version: Union[int, str]) -> None:
+        """Delete a version; ``gc()`` frees the data only it kept."""
+        self._w().delete_snapshot(version)
+
+    def gc(self) -> int:
+        """Free what deleted versions, drops and overwrites left behind;
+        returns the bytes freed."""
+        return self._w().gc()
+
+    def upgrade(self) -> bool:
+        """Upgrade a format-1 store to format 2 (versions need it); True if
+        it was upgraded, False if it already was format 2."""
+        return self._w().upgrade()
 
     # -- batch modes ---------------------------------------------------------
     def batch_mode(self, memory_limit: Optional[float] = None) -> "BatchModeContext":

@@ -6,7 +6,9 @@ rows): ``ds[i]`` is row ``i`` (a tensor, or a tuple of tensors, one per
 name), and ``ds.__getitems__(indices)`` (what ``DataLoader`` calls for a
 batch) gathers a whole batch at once: one tensor per name, rows in the order
 asked. The dataset reads a snapshot: the arrays as committed when it was
-made, in every worker.
+made, in every worker; with ``version=`` (an id or a tag, see
+``Vault.snapshot``), the arrays as they are in that version, whatever is
+committed later.
 
 It works in ``DataLoader(num_workers=N)`` under every start method:
 
@@ -93,8 +95,9 @@ class Batch(list):
 
 class ArrayDataset(Dataset):
     """Rows of arrays ``names`` (a name or a sequence of names) of the store
-    at ``path``. ``transform``, if given, is applied to what ``__getitem__``
-    and ``__getitems__`` return."""
+    at ``path`` (of its ``version``, an id or a tag, if given).
+    ``transform``, if given, is applied to what ``__getitem__`` and
+    ``__getitems__`` return."""
 
     def __init__(
         self,
@@ -102,6 +105,7 @@ class ArrayDataset(Dataset):
         names: Union[str, Sequence[str]],
         *,
         transform: Optional[Any] = None,
+        version: Optional[Union[int, str]] = None,
     ) -> None:
         self.path = os.path.abspath(os.fspath(path))
         self.single = isinstance(names, str)
@@ -109,8 +113,10 @@ class ArrayDataset(Dataset):
         if not self.names:
             raise ValueError("ArrayDataset needs at least one array name")
         self.transform = transform
-        with Vault(self.path, "r") as v:
+        with Vault(self.path, "r", version=version) as v:
             arrays = [v.lazy(n) for n in self.names]
+            # The id, not a tag: a tag can be given to another version later.
+            self.version: Optional[int] = v.version
         lengths = {n: len(a) for n, a in zip(self.names, arrays)}
         if len(set(lengths.values())) != 1:
             raise ValueError(f"arrays of an ArrayDataset must have the same number of rows: {lengths}")
@@ -131,7 +137,14 @@ class ArrayDataset(Dataset):
     def _open(self) -> List[LazyArray]:
         arrays = self._arrays
         if arrays is None:
-            with Vault(self.path, "r") as v:
+            try:
+                v = Vault(self.path, "r", version=getattr(self, "version", None))
+            except KeyError:
+                raise StaleSnapshotError(
+                    f"version {self.version} of {self.path}, which this ArrayDataset reads, "
+                    "was deleted after the dataset was made"
+                ) from None
+            with v:
                 try:
                     arrays = [v.lazy(n) for n in self.names]
                 except KeyError as e:
