@@ -8,7 +8,8 @@ use numvault::{hash_hex, ArrayInfo, DType, OpenOptions, Store};
 use serde_json::{json, Value};
 
 use crate::out::{human_bytes, now_ns, problem_json, shape_str, table, time_str, Fail, Out};
-use crate::Common;
+use crate::versions::{self, open_at};
+use crate::{At, Common};
 
 /// Open a store read-only; a missing directory is a clear error.
 pub(crate) fn open_ro(path: &Path) -> Result<Store, Fail> {
@@ -36,6 +37,14 @@ pub(crate) fn open_rw(path: &Path) -> Result<Store, Fail> {
     Ok(Store::open(path, opts)?)
 }
 
+/// ` (version 7)` for a version handle.
+fn at_suffix(store: &Store) -> String {
+    store
+        .version()
+        .map(|id| format!(" (version {id})"))
+        .unwrap_or_default()
+}
+
 fn infos(store: &Store, prefix: &str) -> Result<Vec<ArrayInfo>, Fail> {
     let mut v = Vec::new();
     for n in store.list(prefix) {
@@ -45,7 +54,7 @@ fn infos(store: &Store, prefix: &str) -> Result<Vec<ArrayInfo>, Fail> {
 }
 
 /// Apparent size of every file under `dir`.
-fn dir_bytes(dir: &Path) -> u64 {
+pub(crate) fn dir_bytes(dir: &Path) -> u64 {
     walkdir::WalkDir::new(dir)
         .into_iter()
         .filter_map(|e| e.ok())
@@ -61,10 +70,17 @@ fn file_bytes(p: &Path) -> (u64, u64) {
         .unwrap_or((0, 0))
 }
 
-pub(crate) fn info(out: &Out, c: &Common) -> Result<(), Fail> {
-    let store = open_ro(&c.store)?;
-    let arrays = infos(&store, "")?;
-    let hist = store.history();
+pub(crate) fn info(out: &Out, c: &Common, at: &At) -> Result<(), Fail> {
+    let opened = open_at(&c.store, at)?;
+    let store = opened.store();
+    let base = &opened.base;
+    let format = base.format_version();
+    // A version file that does not load is verify's to report; info still
+    // shows the rest.
+    let n_versions = versions::count(base);
+    let version = opened.version()?;
+    let arrays = infos(store, "")?;
+    let hist = base.history();
     let (commits, last_commit, history_ok) = match &hist {
         Ok(h) => (
             h.commits.len() as u64,
@@ -116,13 +132,16 @@ pub(crate) fn info(out: &Out, c: &Common) -> Result<(), Fail> {
     out.doc(&json!({
         "ok": true,
         "store": c.store.display().to_string(),
-        "format_version": numvault::FORMAT_VERSION,
+        "format_version": format,
+        "engine_format_version": numvault::FORMAT_VERSION,
+        "versions": n_versions.as_ref().ok(),
+        "version": version.as_ref().map(versions::version_json),
         "durability": {
             "policy": "chosen by each writer when it opens the store",
             "default": "flush",
             "policies": ["always", "group", "flush", "never"],
         },
-        "last_seq": store.last_seq(),
+        "last_seq": base.last_seq(),
         "log_records_since_checkpoint": log_records,
         "commits_in_history": commits,
         "history_clean": history_ok,
@@ -139,12 +158,36 @@ pub(crate) fn info(out: &Out, c: &Common) -> Result<(), Fail> {
         },
     }))?;
     out.line(format!("store:          {}", c.store.display()))?;
-    out.line(format!("format version: {}", numvault::FORMAT_VERSION))?;
+    if let Some(v) = &version {
+        out.line(format!(
+            "showing:        {}, taken {} (read-only)",
+            versions::label(v),
+            time_str(v.time_ns)
+        ))?;
+    }
+    out.line(format!(
+        "format version: {format}{}",
+        if format < numvault::FORMAT_VERSION {
+            format!(
+                " (versions need {}: `numvault upgrade {}`)",
+                numvault::FORMAT_VERSION,
+                c.store.display()
+            )
+        } else {
+            String::new()
+        }
+    ))?;
+    if format >= 2 {
+        out.line(match &n_versions {
+            Ok(n) => format!("versions:       {n}"),
+            Err(e) => format!("versions:       unknown: {e} (run `numvault verify`)"),
+        })?;
+    }
     out.line("durability:     chosen by each writer at open (always | group | flush | never; default flush)")?;
     out.line(format!(
         "commits:        {} (last seq {}), {} in the log since the last checkpoint{}",
         commits,
-        store.last_seq(),
+        base.last_seq(),
         log_records,
         if history_ok {
             ""
@@ -187,11 +230,12 @@ pub(crate) fn info(out: &Out, c: &Common) -> Result<(), Fail> {
     Ok(())
 }
 
-pub(crate) fn ls(out: &Out, c: &Common, prefix: Option<&str>) -> Result<(), Fail> {
-    let store = open_ro(&c.store)?;
-    let arrays = infos(&store, prefix.unwrap_or(""))?;
+pub(crate) fn ls(out: &Out, c: &Common, at: &At, prefix: Option<&str>) -> Result<(), Fail> {
+    let opened = open_at(&c.store, at)?;
+    let arrays = infos(opened.store(), prefix.unwrap_or(""))?;
     out.doc(&json!({
         "ok": true,
+        "version": opened.store().version(),
         "arrays": arrays.iter().map(|a| json!({
             "name": a.name, "shape": a.shape, "dtype": a.dtype.to_string(),
         })).collect::<Vec<_>>(),
@@ -348,8 +392,15 @@ fn nested(dtype: DType, dims: &[u64], b: &[u8]) -> (String, Value) {
     }
 }
 
-pub(crate) fn show(out: &Out, c: &Common, name: &str, rows: Option<&str>) -> Result<(), Fail> {
-    let store = open_ro(&c.store)?;
+pub(crate) fn show(
+    out: &Out,
+    c: &Common,
+    at: &At,
+    name: &str,
+    rows: Option<&str>,
+) -> Result<(), Fail> {
+    let opened = open_at(&c.store, at)?;
+    let store = opened.store();
     let info = store.info(name)?;
     let n = info.shape.first().copied().unwrap_or(0);
     let (start, stop) = match rows {
@@ -369,12 +420,13 @@ pub(crate) fn show(out: &Out, c: &Common, name: &str, rows: Option<&str>) -> Res
     }
     out.doc(&json!({
         "ok": true, "name": name, "dtype": info.dtype.to_string(), "shape": info.shape,
-        "start": start, "stop": stop, "rows": jrows,
+        "start": start, "stop": stop, "rows": jrows, "version": store.version(),
     }))?;
     out.line(format!(
-        "{name}: {} {}, rows {start}..{stop} of {n}",
+        "{name}: {} {}, rows {start}..{stop} of {n}{}",
         shape_str(&info.shape),
-        info.dtype
+        info.dtype,
+        at_suffix(store)
     ))?;
     for l in lines {
         out.line(l)?;
@@ -382,12 +434,13 @@ pub(crate) fn show(out: &Out, c: &Common, name: &str, rows: Option<&str>) -> Res
     Ok(())
 }
 
-pub(crate) fn verify(out: &Out, c: &Common, quick: bool) -> Result<(), Fail> {
-    let store = open_ro(&c.store)?;
+pub(crate) fn verify(out: &Out, c: &Common, at: &At, quick: bool) -> Result<(), Fail> {
+    let opened = open_at(&c.store, at)?;
+    let store = opened.store();
     let total: u64 = if quick {
         0
     } else {
-        infos(&store, "")?
+        infos(store, "")?
             .iter()
             .map(|a| a.data_bytes - a.unchecksummed_bytes.min(a.data_bytes))
             .sum()
@@ -404,6 +457,7 @@ pub(crate) fn verify(out: &Out, c: &Common, quick: bool) -> Result<(), Fail> {
     out.doc(&json!({
         "ok": clean,
         "quick": quick,
+        "version": store.version(),
         "arrays": rep.arrays,
         "chunks": rep.chunks,
         "data_bytes": rep.data_bytes,
@@ -415,6 +469,12 @@ pub(crate) fn verify(out: &Out, c: &Common, quick: bool) -> Result<(), Fail> {
         "seconds": secs,
         "problems": problems,
     }))?;
+    if let Some(v) = opened.version()? {
+        out.line(format!(
+            "{}: its arrays' data, and the store's MANIFEST, log and hash chain",
+            versions::label(&v)
+        ))?;
+    }
     if quick {
         out.line(format!(
             "checked MANIFEST, {} log records and the hash chain of {} commits (--quick: data chunks not read)",
@@ -477,6 +537,46 @@ fn parse_since(s: &str) -> Result<(u64, u64), Fail> {
     )))
 }
 
+/// One op of commit `seq` in the log: as JSON, and its ARRAY and ROWS
+/// cells. The version ops carry a version instead of rows: a snapshot's is
+/// its commit's seq (the engine's summary has its tag in `array`), a
+/// deletion's and a restore's is in the summary's `rows`.
+pub(crate) fn log_op(seq: u64, o: &numvault::OpSummary) -> (Value, String, String) {
+    use numvault::OpKind;
+    let version = match o.kind {
+        OpKind::Snapshot => Some(seq),
+        OpKind::DeleteSnapshot | OpKind::Restore => Some(o.rows),
+        _ => None,
+    };
+    let Some(id) = version else {
+        let array = match &o.to {
+            Some(to) => format!("{} -> {to}", o.array),
+            None => o.array.clone(),
+        };
+        let j = json!({"op": o.kind.as_str(), "array": o.array, "to": o.to, "rows": o.rows});
+        return (j, array, o.rows.to_string());
+    };
+    let (array, tag, text) = match o.kind {
+        OpKind::Snapshot if o.array.is_empty() => (String::new(), None, format!("version {id}")),
+        OpKind::Snapshot => (
+            String::new(),
+            Some(o.array.clone()),
+            format!("version {id} '{}'", o.array),
+        ),
+        OpKind::Restore => (
+            o.array.clone(),
+            None,
+            format!("{} <- version {id}", o.array),
+        ),
+        _ => (String::new(), None, format!("version {id}")),
+    };
+    let j = json!({
+        "op": o.kind.as_str(), "array": array, "to": null, "rows": 0,
+        "version": id, "tag": tag,
+    });
+    (j, text, String::new())
+}
+
 pub(crate) fn log(
     out: &Out,
     c: &Common,
@@ -511,19 +611,14 @@ pub(crate) fn log(
             "hash": hash_hex(&c.hash),
             "prev_hash": hash_hex(&c.prev_hash),
             "source": if c.in_log { "log" } else { "history" },
-            "ops": c.ops.iter().map(|o| json!({
-                "op": o.kind.as_str(), "array": o.array, "to": o.to, "rows": o.rows,
-            })).collect::<Vec<_>>(),
+            "ops": c.ops.iter().map(|o| log_op(c.seq, o).0).collect::<Vec<_>>(),
         })).collect::<Vec<_>>(),
         "problems": hist.problems.iter().map(problem_json).collect::<Vec<_>>(),
     }))?;
     let mut rows = Vec::new();
     for c in &shown {
         for (i, o) in c.ops.iter().enumerate() {
-            let array = match &o.to {
-                Some(to) => format!("{} -> {to}", o.array),
-                None => o.array.clone(),
-            };
+            let (_, array, nrows) = log_op(c.seq, o);
             let first = i == 0;
             rows.push(vec![
                 if first {
@@ -538,7 +633,7 @@ pub(crate) fn log(
                 },
                 o.kind.as_str().to_string(),
                 array,
-                o.rows.to_string(),
+                nrows,
                 if first {
                     hash_hex(&c.hash)[..16].to_string()
                 } else {
@@ -635,6 +730,7 @@ pub(crate) fn compact(out: &Out, c: &Common, names: &[String]) -> Result<(), Fai
 pub(crate) fn export(
     out: &Out,
     c: &Common,
+    at: &At,
     name: &str,
     to: &Path,
     force: bool,
@@ -651,7 +747,8 @@ pub(crate) fn export(
             to.display()
         )));
     }
-    let store = open_ro(&c.store)?;
+    let opened = open_at(&c.store, at)?;
+    let store = opened.store();
     let info = store.info(name)?;
     let started = std::time::Instant::now();
     let data = store.read(name)?;
@@ -672,11 +769,13 @@ pub(crate) fn export(
     out.doc(&json!({
         "ok": true, "name": name, "to": to.display().to_string(), "dtype": data.dtype.to_string(),
         "shape": data.shape, "bytes_written": size, "seconds": started.elapsed().as_secs_f64(),
+        "version": store.version(),
     }))?;
     out.line(format!(
-        "exported {name} {} {} to {} ({})",
+        "exported {name} {} {}{} to {} ({})",
         shape_str(&data.shape),
         data.dtype,
+        at_suffix(store),
         to.display(),
         human_bytes(size)
     ))?;

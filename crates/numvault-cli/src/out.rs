@@ -41,6 +41,8 @@ impl From<numvault::Error> for Fail {
             | numvault::Error::Decode { .. }
             | numvault::Error::ChecksumMismatch { .. } => Fail::Damage(e.to_string()),
             numvault::Error::NotFound(_)
+            | numvault::Error::NoSuchVersion { .. }
+            | numvault::Error::NotInVersion { .. }
             | numvault::Error::InvalidName { .. }
             | numvault::Error::IndexOutOfRange { .. } => Fail::Usage(e.to_string()),
             _ => Fail::Error(e.to_string()),

@@ -33,3 +33,39 @@ fn since_forms() {
     assert!(t > 0 && t < now_ns());
     assert!(parse_since("yesterday-ish").is_err());
 }
+
+#[test]
+fn log_shows_version_ops_with_their_version() {
+    use numvault::{OpKind, OpSummary};
+    let op = |kind, array: &str, rows| OpSummary {
+        kind,
+        array: array.to_string(),
+        to: None,
+        rows,
+    };
+    let (j, array, rows) = log_op(12, &op(OpKind::Snapshot, "nightly", 0));
+    assert_eq!(
+        (array.as_str(), rows.as_str()),
+        ("version 12 'nightly'", "")
+    );
+    assert_eq!(j["version"], 12);
+    assert_eq!(j["tag"], "nightly");
+    assert_eq!(j["array"], "");
+    let (_, array, _) = log_op(12, &op(OpKind::Snapshot, "", 0));
+    assert_eq!(array, "version 12");
+    let (j, array, rows) = log_op(20, &op(OpKind::DeleteSnapshot, "", 12));
+    assert_eq!((array.as_str(), rows.as_str()), ("version 12", ""));
+    assert_eq!(
+        (j["version"].clone(), j["rows"].clone()),
+        (json!(12), json!(0))
+    );
+    let (j, array, _) = log_op(21, &op(OpKind::Restore, "feat/a", 12));
+    assert_eq!(array, "feat/a <- version 12");
+    assert_eq!(
+        (j["array"].clone(), j["version"].clone()),
+        (json!("feat/a"), json!(12))
+    );
+    let (j, array, rows) = log_op(22, &op(OpKind::Append, "feat/a", 5));
+    assert_eq!((array.as_str(), rows.as_str()), ("feat/a", "5"));
+    assert_eq!(j.get("version"), None);
+}
