@@ -412,3 +412,45 @@ fn retention_deletes_untagged_versions_at_checkpoints() {
         "all younger than an hour"
     );
 }
+
+/// Bytes of every data file of the store.
+fn data_bytes(dir: &std::path::Path) -> u64 {
+    common::std_data_files(dir)
+        .iter()
+        .map(|p| std::fs::metadata(p).unwrap().len())
+        .sum()
+}
+
+#[test]
+fn saving_unchanged_or_slightly_changed_rows_writes_only_what_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let a = arr(DType::F32, &[100_000, 10], 1);
+    s.save("a", a.r()).unwrap();
+    let v = s.snapshot(None).unwrap();
+    let (seq, bytes) = (s.last_seq(), data_bytes(dir.path()));
+    // Unchanged: no record, no byte.
+    s.save("a", a.r()).unwrap();
+    assert_eq!((s.last_seq(), data_bytes(dir.path())), (seq, bytes));
+    // One contiguous tenth changed: about a tenth is written.
+    let mut b = a.clone();
+    let rb = b.row_bytes();
+    for x in &mut b.data[20_000 * rb..30_000 * rb] {
+        *x = x.wrapping_add(1);
+    }
+    s.save("a", b.r()).unwrap();
+    let grown = data_bytes(dir.path()) - bytes;
+    assert_eq!(grown, 10_000 * rb as u64, "only the changed rows");
+    assert_eq!(s.read("a").unwrap().data, b.data);
+    assert_eq!(at(&s, v)["a"], a);
+    // Mostly changed, or another shape: a new file, as before.
+    let c = arr(DType::F32, &[100_000, 10], 2);
+    s.save("a", c.r()).unwrap();
+    assert_eq!(s.read("a").unwrap().data, c.data);
+    assert_eq!(at(&s, v)["a"], a);
+    assert_verify_clean(&s, "end");
+    s.close().unwrap();
+    let s = open(dir.path());
+    assert_eq!(s.read("a").unwrap().data, c.data);
+    assert_eq!(at(&s, v)["a"], a);
+}

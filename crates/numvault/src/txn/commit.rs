@@ -61,7 +61,9 @@ impl Engine {
             .filter_map(|i| match i {
                 Intent::Replace { name, .. }
                 | Intent::DeleteRows { name, .. }
-                | Intent::Append { name, .. } => Some(*name),
+                | Intent::Append { name, .. }
+                // A save may be a replace of the rows that changed.
+                | Intent::Save { name, .. } => Some(*name),
                 _ => None,
             })
             .collect();

@@ -208,7 +208,20 @@ impl<'e> Planner<'e> {
             });
         }
         match intent {
-            Intent::Save { name, array } => self.save(state, name, array).map(Some),
+            Intent::Save { name, array } => match self.unchanged_rows(state, name, array)? {
+                Resave::Same => Ok(None),
+                Resave::Rows(idx) => {
+                    let rows = changed_rows(array, &idx);
+                    let shape = [&[idx.len() as u64][..], &array.shape[1..]].concat();
+                    let r = Rows {
+                        dtype: array.dtype,
+                        shape: &shape,
+                        src: Source::Mem(&rows),
+                    };
+                    self.replace(state, name, &idx, &r).map(Some)
+                }
+                Resave::All => self.save(state, name, array).map(Some),
+            },
             Intent::Append { name, array } => {
                 let a = get(state, name)?;
                 check_rows(name, a, array, None)?;
@@ -253,6 +266,62 @@ impl<'e> Planner<'e> {
     pub fn relocate(&mut self, state: &State, name: &str) -> Result<Op> {
         let a = get(state, name)?;
         self.copy_to_new_file(state, name, a)
+    }
+
+    /// Content dedupe of a save over an array of the same dtype and shape
+    /// (FORMAT.md §15.9): compare the new rows with the stored ones. All
+    /// equal: nothing to write. At most a quarter of them differ: a
+    /// replace of those rows (the rest stays where it is, and a version
+    /// keeping the old rows shares them). Else, or when the stored rows are
+    /// not one contiguous run of the file (deleted or replaced rows), or
+    /// the rows are not in memory: a new file.
+    fn unchanged_rows(&mut self, state: &State, name: &str, array: &Rows<'_>) -> Result<Resave> {
+        let (Some(io), Source::Mem(data)) = (self.io.as_mut(), array.src) else {
+            return Ok(Resave::All);
+        };
+        let Some(a) = state.arrays.get(name) else {
+            return Ok(Resave::All);
+        };
+        let same_shape = a.dtype == array.dtype
+            && array.shape.len() == a.row_shape.len() + 1
+            && array.shape[1..] == a.row_shape[..]
+            && array.rows() == a.rows();
+        let bytes = a.rows() * a.row_bytes;
+        if !same_shape || !a.is_identity() || a.row_bytes == 0 || bytes != data.len() as u64 {
+            return Ok(Resave::All);
+        }
+        let df = io.files.get(a.file_id)?;
+        let map = df.mapping(bytes)?;
+        let stored = &map.bytes()[..bytes as usize];
+        let limit = (a.rows() / 4) as usize;
+        let rb = a.row_bytes as usize;
+        let mut idx = Vec::new();
+        // Blocks of whole rows: equal blocks (the common case) cost one
+        // comparison each.
+        let block = rb * (64 * 1024 / rb).max(1);
+        for (i, (s, d)) in stored.chunks(block).zip(data.chunks(block)).enumerate() {
+            if s == d {
+                continue;
+            }
+            let first = i * (block / rb);
+            for (j, (sr, dr)) in s.chunks(rb).zip(d.chunks(rb)).enumerate() {
+                if sr != dr {
+                    idx.push((first + j) as i64);
+                }
+            }
+            if idx.len() > limit {
+                return Ok(Resave::All);
+            }
+        }
+        let tail_ok = state
+            .file_refs
+            .get(&a.file_id)
+            .is_none_or(|r| r.end_slots == a.phys_slots);
+        Ok(match idx.is_empty() {
+            true => Resave::Same,
+            false if tail_ok => Resave::Rows(idx),
+            false => Resave::All,
+        })
     }
 
     fn in_file(&mut self, crc32c: u32) -> Payload {
@@ -457,6 +526,29 @@ fn restore(state: &State, name: &str, version: u64) -> Result<Option<Op>> {
         version,
         entry: crate::model::op::RestoreEntry(entry.clone()),
     }))
+}
+
+/// What a save over an array of the same shape must write.
+enum Resave {
+    /// Nothing: the rows are the stored ones.
+    Same,
+    /// These rows (logical indices, ascending) differ.
+    Rows(Vec<i64>),
+    /// A new file.
+    All,
+}
+
+/// The rows `idx` of `array` (in memory), back to back.
+fn changed_rows(array: &Rows<'_>, idx: &[i64]) -> Vec<u8> {
+    let Source::Mem(data) = array.src else {
+        return Vec::new();
+    };
+    let rb = data.len() / array.rows().max(1) as usize;
+    let mut out = Vec::with_capacity(idx.len() * rb);
+    for &i in idx {
+        out.extend_from_slice(&data[i as usize * rb..(i as usize + 1) * rb]);
+    }
+    out
 }
 
 /// The payload of a dry run's op (never logged).
