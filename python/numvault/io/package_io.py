@@ -8,7 +8,8 @@ original bytes, a JSON summary of the arrays) and a 56-byte trailer holding
 the index's position and BLAKE3.
 
 ``pack`` copies the store's own files (MANIFEST, the live log, HISTORY,
-imports.json, every data file) while holding the store's writer lock, so no
+imports.json, every data file, the version files: versions and their tags
+travel with the package) while holding the store's writer lock, so no
 writer can commit during the copy and the package is one consistent state.
 ``unpack`` treats a package as untrusted: it validates the whole index
 (names against the store layout, offsets and sizes against each other and
@@ -60,7 +61,8 @@ MAX_MEMBERS = 1_000_000
 DEFAULT_MAX_SIZE = 1 << 40
 BLOCK = 1 << 20
 
-_NAME_RE = re.compile(r"\A(?:MANIFEST|HISTORY|imports\.json|wal-[0-9a-f]{16}\.log|data/[0-9a-f]{16}\.nvd)\Z")
+_NAME_RE = re.compile(r"\A(?:MANIFEST|HISTORY|imports\.json|wal-[0-9a-f]{16}\.log|data/[0-9a-f]{16}\.nvd"
+                      r"|versions/[0-9a-f]{16}\.nvv)\Z")
 
 
 class PackageError(ValueError):
@@ -184,7 +186,7 @@ def read_index(f: BinaryIO, source: Any, size: int) -> tuple:
         if not _NAME_RE.match(name):
             raise PackageError(source, name, "name is not a file of a numvault store (refused: a member may "
                                              "only be MANIFEST, HISTORY, imports.json, wal-<16 hex>.log or "
-                                             "data/<16 hex>.nvd)")
+                                             "data/<16 hex>.nvd, versions/<16 hex>.nvv)")
         if name in seen:
             raise PackageError(source, name, "appears twice")
         seen.add(name)
@@ -269,10 +271,11 @@ def _store_files(src: Path) -> List[str]:
     for extra in ("HISTORY", "imports.json"):
         if (src / extra).is_file():
             names.append(extra)
-    data = src / "data"
-    if data.is_dir():
-        names.extend(f"data/{p.name}" for p in sorted(data.iterdir())
-                     if p.is_file() and not p.is_symlink() and _NAME_RE.match(f"data/{p.name}"))
+    for sub in ("data", "versions"):
+        d = src / sub
+        if d.is_dir():
+            names.extend(f"{sub}/{p.name}" for p in sorted(d.iterdir())
+                         if p.is_file() and not p.is_symlink() and _NAME_RE.match(f"{sub}/{p.name}"))
     return names
 
 
@@ -537,10 +540,14 @@ def unpack(
         os.mkdir(tmp, 0o755)
         try:
             os.mkdir(tmp / "data", 0o755)
+            if any(m.name.startswith("versions/") for m in members):
+                os.mkdir(tmp / "versions", 0o755)
             with Progress(total, f"unpack {src.name}") as progress:
                 for m in members:
                     _extract_member(f, m, tmp / m.name, src, blake3, progress)
             _fsync_dir(tmp / "data")
+            if (tmp / "versions").is_dir():
+                _fsync_dir(tmp / "versions")
             _fsync_dir(tmp)
             _open_and_verify(tmp, src, verify)
             _install(tmp, tgt)
