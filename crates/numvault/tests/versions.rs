@@ -194,6 +194,19 @@ fn diff_reports_rows_from_metadata() {
     assert_eq!(by["gone"].kind, DiffKind::Dropped);
     assert_eq!(by["new"].kind, DiffKind::Added);
     assert_eq!(d.len(), 4);
+    // Rows a restore brings back are rows the later version has anew.
+    s.save("r", arr(DType::I32, &[2], 6).r()).unwrap();
+    let v1 = s.snapshot(None).unwrap();
+    s.delete_rows("r", &[0]).unwrap();
+    let v2 = s.snapshot(None).unwrap();
+    s.restore(v1, Some(&["r"])).unwrap();
+    s.delete_rows("r", &[1]).unwrap();
+    let d = s.diff(v2, None).unwrap();
+    let r = d.iter().find(|x| x.name == "r").unwrap();
+    assert_eq!(
+        (r.deleted.clone(), r.appended.clone()),
+        (vec![(0, 1)], vec![(0, 1)])
+    );
 }
 
 #[test]
@@ -207,6 +220,8 @@ fn writable_sessions_and_compaction_leave_versions_alone() {
     {
         let mut w = s.writable("a").unwrap();
         w.bytes_mut().fill(7);
+        // No version may pin bytes that change in place.
+        assert!(matches!(s.snapshot(None), Err(Error::InUse { .. })));
         w.finish().unwrap();
     }
     assert!(s.read("a").unwrap().data.iter().all(|b| *b == 7));
@@ -326,39 +341,81 @@ fn a_reader_lease_keeps_its_version_and_a_dead_readers_lease_does_not() {
     let r = Store::open(dir.path(), OpenOptions::read_only()).unwrap();
     let h = r.at(v).unwrap();
     match s.delete_snapshot(v) {
-        Err(e @ Error::VersionInUse { .. }) => {
-            assert!(
-                e.to_string()
-                    .contains(&format!("pid {}", std::process::id())),
-                "{e}"
-            );
-        }
+        Err(Error::VersionInUse { version, .. }) => assert_eq!(version, v),
         other => panic!("expected VersionInUse, got {other:?}"),
     }
+    // So is opening it by id, which takes the lease before loading.
+    let h2 = Store::open(
+        dir.path(),
+        OpenOptions {
+            version: Some(VersionRef::Id(v)),
+            ..OpenOptions::read_only()
+        },
+    )
+    .unwrap();
+    drop(h);
+    assert!(matches!(
+        s.delete_snapshot(v),
+        Err(Error::VersionInUse { .. })
+    ));
+    let h = h2;
     // gc meanwhile frees nothing the reader needs.
     s.gc().unwrap();
     assert_eq!(h.read("a").unwrap().data, a.data);
     drop(h);
     s.delete_snapshot(v).unwrap();
     assert!(s.gc().unwrap() >= 1 << 16);
-    // A lease left by a reader that died (its file unlocked) is stale.
+    // A lease left by a reader that died (its lock went with it) holds
+    // nothing; the deletion removes its file.
     let v2 = s.snapshot(None).unwrap();
     let leases = dir.path().join("leases");
-    std::fs::write(
-        leases.join("999999-0.lease"),
-        format!("version {v2}\npid 999999\n"),
-    )
-    .unwrap();
+    let stale = leases.join(format!("{v2:016x}.lease"));
+    std::fs::write(&stale, b"").unwrap();
     s.delete_snapshot(v2).unwrap();
-    assert!(
-        !leases.join("999999-0.lease").exists(),
-        "stale lease removed"
-    );
+    assert!(!stale.exists(), "lease file removed with its version");
     assert_eq!(
         std::fs::read_dir(&leases).unwrap().count(),
         0,
         "no lease left"
     );
+}
+
+#[test]
+fn a_reader_in_another_process_keeps_its_version() {
+    // The lease is a file lock: a reader process holds it until it exits.
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    s.save("a", arr(DType::U8, &[64], 1).r()).unwrap();
+    let v = s.snapshot(None).unwrap();
+    s.close().unwrap();
+    std::fs::create_dir_all(dir.path().join("leases")).unwrap();
+    let script = format!(
+        "import fcntl,os,sys,time; f=open(os.path.join(sys.argv[1],'leases','{v:016x}.lease'),'a'); \
+         fcntl.flock(f, fcntl.LOCK_SH); print('held', flush=True); time.sleep(30)"
+    );
+    let child = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn();
+    let Ok(mut c) = child else {
+        eprintln!("no python3 to play the reader process; skipped");
+        return;
+    };
+    let mut line = String::new();
+    let mut out = std::io::BufReader::new(c.stdout.take().unwrap());
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line.trim(), "held");
+    let s = open(dir.path());
+    assert!(matches!(
+        s.delete_snapshot(v),
+        Err(Error::VersionInUse { .. })
+    ));
+    c.kill().unwrap();
+    c.wait().unwrap();
+    // Killed: its lock went with it.
+    s.delete_snapshot(v).unwrap();
 }
 
 #[test]

@@ -31,14 +31,19 @@ impl Store {
     pub fn open(path: impl AsRef<Path>, opts: OpenOptions) -> Result<Store> {
         let dir = path.as_ref().to_path_buf();
         if let Some(v) = opts.version.clone() {
-            let base = Self::open_read_only(
-                dir,
-                OpenOptions {
-                    read_only: true,
-                    version: None,
-                    ..opts
-                },
-            )?;
+            let ro = OpenOptions {
+                read_only: true,
+                version: None,
+                ..opts
+            };
+            if let crate::txn::versions::VersionRef::Id(id) = v {
+                // The lease before the state is loaded: a deletion then
+                // either sees the lease or is in the state loaded.
+                let lease = crate::txn::versions::Lease::take(&ro.vfs, &dir, id)?;
+                let base = Self::open_read_only(dir, ro)?;
+                return base.at_leased(id, lease);
+            }
+            let base = Self::open_read_only(dir, ro)?;
             return base.at(v);
         }
         if opts.read_only {

@@ -84,6 +84,14 @@ impl Store {
             g.take_turn()?;
             g.end_turn();
         }
+        drop(g);
+        self.at_leased(id, lease)
+    }
+
+    /// A handle on version `id`, whose lease the caller took before this
+    /// handle's state was loaded.
+    pub(crate) fn at_leased(&self, id: u64, lease: Option<Lease>) -> Result<Store> {
+        let mut g = self.engine();
         let state = g.version_state(&VersionRef::Id(id))?;
         let opts = g.reopen_opts();
         drop(g);

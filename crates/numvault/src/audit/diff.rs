@@ -131,7 +131,7 @@ fn compare(name: &str, a: &ArrayMeta, b: &ArrayMeta) -> Option<ArrayDiff> {
     Some(d)
 }
 
-/// Rows of `a` (its numbering) whose base slot `b` no longer has.
+/// Rows of `a` (its numbering) whose base slot `b` does not have.
 fn deleted_rows(a: &ArrayMeta, b: &ArrayMeta) -> Vec<(u64, u64)> {
     let mut out = Ranges::default();
     let bx = b.rowmap.extents();
@@ -159,19 +159,11 @@ fn deleted_rows(a: &ArrayMeta, b: &ArrayMeta) -> Vec<(u64, u64)> {
     out.0
 }
 
-/// Rows of `b` (its numbering) written after `a` was taken: base slots at
-/// or past `a`'s slots.
+/// Rows of `b` (its numbering) that `a` does not have: base slots `a`'s
+/// extents lack (written after `a` was taken, or brought back by a
+/// restore).
 fn appended_rows(a: &ArrayMeta, b: &ArrayMeta) -> Vec<(u64, u64)> {
-    let mut out = Ranges::default();
-    let mut logical = 0u64;
-    for e in b.rowmap.extents() {
-        let first_new = a.phys_slots.clamp(e.start, e.start + e.len);
-        if first_new < e.start + e.len {
-            out.push(logical + (first_new - e.start), logical + e.len);
-        }
-        logical += e.len;
-    }
-    out.0
+    deleted_rows(b, a)
 }
 
 /// Rows of `b` that `a` had too (same base slot) whose content is now in

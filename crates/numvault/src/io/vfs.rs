@@ -95,6 +95,13 @@ pub trait Vfs: Send + Sync + 'static {
     /// `wait`: `None` fails at once with `WouldBlock` if held; otherwise
     /// retries until the timeout.
     fn lock_exclusive(&self, path: &Path, wait: Option<Duration>) -> io::Result<LockGuard>;
+    /// A shared advisory lock on `path` (created if missing), taken at once
+    /// or `WouldBlock`; held until the guard is dropped. `Unsupported` where
+    /// the file system has no shared locks (then no lease is taken).
+    fn lock_shared(&self, path: &Path) -> io::Result<LockGuard> {
+        let _ = path;
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
     /// Like [`Vfs::lock_exclusive`], for a caller that locks the same path
     /// again and again (a writer by turns): the lock file may be kept open
     /// in `keep` between locks, and the guard then releases the lock, not
@@ -263,6 +270,14 @@ impl Vfs for StdVfs {
         let file = open_lock_file(path)?;
         try_lock_until(&file, wait)?;
         Ok(Box::new(HeldLock(file)))
+    }
+    fn lock_shared(&self, path: &Path) -> io::Result<LockGuard> {
+        let file = open_lock_file(path)?;
+        match file.try_lock_shared() {
+            Ok(()) => Ok(Box::new(HeldLock(file))),
+            Err(fs::TryLockError::WouldBlock) => Err(io::Error::from(io::ErrorKind::WouldBlock)),
+            Err(fs::TryLockError::Error(e)) => Err(e),
+        }
     }
     fn lock_exclusive_kept(
         &self,

@@ -83,6 +83,12 @@ impl Engine {
     pub(crate) fn snapshot(&mut self, tag: Option<&str>) -> Result<u64> {
         self.check_writable()?;
         self.require_versions("snapshot")?;
+        if let Some(name) = self.busy.iter().next() {
+            // Its bytes change in place: a version must not pin them.
+            return Err(Error::InUse {
+                array: name.clone(),
+            });
+        }
         self.commit(&[Intent::Snapshot { tag }])?;
         Ok(self.state.seq)
     }
@@ -122,7 +128,9 @@ impl Engine {
             let id = e.resolve_version(&v)?;
             e.check_leases(id)?;
             e.load_table(id)?;
-            e.commit_in_turn_plain(&[Intent::DeleteVersion { id }])
+            e.commit_in_turn_plain(&[Intent::DeleteVersion { id }])?;
+            e.remove_lease_file(id);
+            Ok(())
         })
     }
 
@@ -380,59 +388,42 @@ impl Engine {
 /// The directory of readers' leases on versions (FORMAT.md §15.7).
 pub(crate) const LEASES_DIR: &str = "leases";
 
-/// A reader's lease on a version: a locked file naming it, removed when the
-/// version handle closes. A crashed reader's lease is unlocked, so it is
-/// recognized as stale and removed (FORMAT.md §15.7).
+/// A lease on a version (FORMAT.md §15.7): a shared lock on
+/// `leases/<id>.lease`, held while the version handle lives. Every reader of
+/// the version shares that one file; a deleter that can lock it exclusively
+/// knows nobody reads the version. A crashed reader's lock goes with its
+/// process, so it never pins a version.
 pub(crate) struct Lease {
-    path: std::path::PathBuf,
-    vfs: Arc<dyn crate::io::vfs::Vfs>,
     _lock: crate::io::vfs::LockGuard,
 }
 
-impl Drop for Lease {
-    fn drop(&mut self) {
-        let _ = self.vfs.remove_file(&self.path);
-    }
+/// `leases/<id>.lease`.
+pub(crate) fn lease_path(dir: &std::path::Path, id: u64) -> std::path::PathBuf {
+    dir.join(LEASES_DIR).join(format!("{id:016x}.lease"))
 }
 
-/// Leases taken by this process (their file names' counter).
-static LEASES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
 impl Lease {
-    /// Take a lease on version `id` of the store in `dir`: write
-    /// `leases/<pid>-<n>.tmp`, lock it, rename it to `.lease` (a deleter
-    /// only judges `.lease` files, so it never sees one not yet locked).
-    /// `None` where the store cannot be written (a read-only mount: nobody
-    /// can delete the version there either).
+    /// Take a lease on version `id` of the store in `dir`. `None` where the
+    /// store cannot be written (a read-only mount: nobody can delete the
+    /// version there either) or the file system has no shared locks.
     pub(crate) fn take(
         vfs: &Arc<dyn crate::io::vfs::Vfs>,
         dir: &std::path::Path,
         id: u64,
     ) -> Result<Option<Lease>> {
+        let path = lease_path(dir, id);
         let ldir = dir.join(LEASES_DIR);
-        let n = LEASES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let stem = format!("{}-{n}", std::process::id());
-        let tmp = ldir.join(format!("{stem}.tmp"));
-        let path = ldir.join(format!("{stem}.lease"));
-        let made = vfs.create_dir_all(&ldir).and_then(|_| {
-            let f = vfs.open(&tmp, OpenMode::CreateNew)?;
-            f.write_all_at(
-                format!("version {id}\npid {}\n", std::process::id()).as_bytes(),
-                0,
-            )
-        });
-        match made {
-            Ok(()) => {}
-            Err(e) if read_only_fs(&e) => return Ok(None),
-            Err(e) => return Err(Error::io(&tmp, e)),
+        let taken = match vfs.exists(&ldir) {
+            true => vfs.lock_shared(&path),
+            false => vfs
+                .create_dir_all(&ldir)
+                .and_then(|_| vfs.lock_shared(&path)),
+        };
+        match taken {
+            Ok(lock) => Ok(Some(Lease { _lock: lock })),
+            Err(e) if e.kind() == std::io::ErrorKind::Unsupported || read_only_fs(&e) => Ok(None),
+            Err(e) => Err(Error::io(&path, e)),
         }
-        let lock = vfs.lock_exclusive(&tmp, None).ctx(&tmp)?;
-        vfs.rename(&tmp, &path).ctx(&path)?;
-        Ok(Some(Lease {
-            path,
-            vfs: vfs.clone(),
-            _lock: lock,
-        }))
     }
 }
 
@@ -443,53 +434,25 @@ fn read_only_fs(e: &std::io::Error) -> bool {
 
 impl Engine {
     /// Fail with `VersionInUse` if a live reader holds a lease on version
-    /// `id`; remove stale leases (their reader died) on the way.
+    /// `id` (FORMAT.md §15.7).
     fn check_leases(&self, id: u64) -> Result<()> {
-        let ldir = self.dir.join(LEASES_DIR);
-        if !self.vfs.exists(&ldir) {
+        let path = lease_path(&self.dir, id);
+        if !self.vfs.exists(&path) {
             return Ok(());
         }
-        for name in self.vfs.list_dir(&ldir).ctx(&ldir)? {
-            if !name.ends_with(".lease") {
-                continue;
-            }
-            let path = ldir.join(&name);
-            match self.vfs.lock_exclusive(&path, None) {
-                Ok(_stale) => {
-                    let _ = self.vfs.remove_file(&path);
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                    let text = self.read_small(&path);
-                    let field = |k: &str| {
-                        text.lines()
-                            .find_map(|l| l.strip_prefix(k))
-                            .map(|v| v.trim().to_string())
-                    };
-                    if field("version ").and_then(|v| v.parse::<u64>().ok()) == Some(id) {
-                        return Err(Error::VersionInUse {
-                            version: id,
-                            holder: field("pid ").map(|p| format!("pid {p}")),
-                        });
-                    }
-                }
-                Err(_) => {}
-            }
+        match self.vfs.lock_exclusive(&path, None) {
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Err(Error::VersionInUse {
+                version: id,
+                holder: None,
+            }),
+            _ => Ok(()),
         }
-        Ok(())
     }
 
-    /// The first bytes of a small file, as text ("" if unreadable).
-    fn read_small(&self, path: &std::path::Path) -> String {
-        let mut buf = [0u8; 128];
-        let n = self
-            .vfs
-            .open(path, OpenMode::Read)
-            .and_then(|f| {
-                let len = f.len()?.min(128) as usize;
-                f.read_exact_at(&mut buf[..len], 0).map(|_| len)
-            })
-            .unwrap_or(0);
-        String::from_utf8_lossy(&buf[..n]).into_owned()
+    /// After a version's deletion: its lease file goes (a reader that
+    /// opens it meanwhile finds the version gone when it looks it up).
+    fn remove_lease_file(&self, id: u64) {
+        let _ = self.vfs.remove_file(&lease_path(&self.dir, id));
     }
 
     /// The versions the retention policy deletes now (FORMAT.md §15.8):
@@ -535,6 +498,7 @@ impl Engine {
             {
                 return;
             }
+            self.remove_lease_file(id);
         }
     }
 }
