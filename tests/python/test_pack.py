@@ -84,6 +84,29 @@ def test_roundtrip_keeps_arrays_and_history(tmp_path, compression):
     assert leftovers(tmp_path, {"s", "p.npkg", "r"}) == []
 
 
+def test_roundtrip_carries_versions_and_tags(tmp_path):
+    src = tmp_path / "s"
+    with Vault(str(src)) as v:
+        v.save("a", np.arange(10.0))
+        v1 = v.snapshot(tag="first")
+        v.save("a", np.arange(5.0))
+        v.checkpoint()  # v1 now has its version file
+        v.save("b", np.ones(3))
+        v2 = v.snapshot()  # v2 is still in the log
+        v.replace("a", [0], np.array([9.0]))
+    pkg = pack(src, tmp_path / "p.npkg")
+    out = unpack(pkg, tmp_path / "r")
+    with Vault(str(out), "r") as v:
+        assert [(x["id"], x["tag"]) for x in v.versions()] == [(v1, "first"), (v2, None)]
+        with v.at("first") as old:
+            np.testing.assert_array_equal(old.load("a"), np.arange(10.0))
+            assert "b" not in old
+        with v.at(v2) as old:
+            np.testing.assert_array_equal(old.load("a"), np.arange(5.0))
+        np.testing.assert_array_equal(v.load("a")[:2], [9.0, 1.0])
+        assert v.verify()["clean"]
+
+
 def test_defaults_and_numpack_calls(tmp_path):
     npk = tmp_path / "sample.npk"
     with NumPack(npk) as n:
