@@ -943,3 +943,17 @@ class VersionsModel(RuleBasedStateMachine):
 
 TestVersionsModel = VersionsModel.TestCase
 TestVersionsModel.settings = settings(max_examples=50, stateful_step_count=25, deadline=None)
+
+
+def test_compact_of_an_array_a_version_keeps_says_what_it_duplicated(store_path):
+    with Vault(store_path) as v:
+        v.save("a", np.arange(100_000.0))
+        v.delete_rows("a", list(range(10)))
+        vid = v.snapshot()
+        r = v.compact_report("a")
+        assert r == {"reclaimed_bytes": 0, "duplicated_bytes": 99_990 * 8}
+        with v.at(vid) as old:
+            np.testing.assert_array_equal(old.load("a"), np.arange(10.0, 100_000.0))
+        v.delete_rows("a", [0])
+        v.delete_snapshot(vid)
+        assert v.compact_report("a") == {"reclaimed_bytes": 8, "duplicated_bytes": 0}

@@ -758,6 +758,19 @@ impl Vault {
         nogil(py, move || s.compact(name))
     }
 
+    /// ``compact`` and what it did: ``{"reclaimed_bytes", "duplicated_bytes"}``.
+    /// When a version keeps the array's file, nothing is reclaimed and the
+    /// live rows copied into the new file are held twice
+    /// (``duplicated_bytes``).
+    fn compact_report<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyDict>> {
+        let s = self.store()?;
+        let c = nogil(py, move || s.compact_report(name))?;
+        let d = PyDict::new(py);
+        d.set_item("reclaimed_bytes", c.reclaimed_bytes)?;
+        d.set_item("duplicated_bytes", c.duplicated_bytes)?;
+        Ok(d)
+    }
+
     /// Read the whole array into a new NumPy array (checksums verified; one
     /// copy, straight from the file into the array).
     fn load<'py>(&self, py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyAny>> {

@@ -42,7 +42,7 @@ mod util;
 #[doc(hidden)]
 pub mod fuzzing;
 
-pub use api::{Store, VersionInfo};
+pub use api::{Compaction, Store, VersionInfo};
 pub use audit::diff::{ArrayDiff, DiffKind};
 pub use audit::history::HistoryReport;
 pub use audit::{Problem, VerifyReport};

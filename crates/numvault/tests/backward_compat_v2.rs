@@ -37,7 +37,11 @@ fn table(s: &Store) -> Value {
         let a = s.read(&n).unwrap();
         out.insert(
             n,
-            json!([a.dtype.name(), a.shape, blake3::hash(&a.data).to_hex().to_string()]),
+            json!([
+                a.dtype.name(),
+                a.shape,
+                blake3::hash(&a.data).to_hex().to_string()
+            ]),
         );
     }
     json!(out)
@@ -66,12 +70,17 @@ fn write_scenarios(root: &Path) {
     s.save("labels", arr(DType::U8, &[1000], 3).r()).unwrap();
     s.snapshot(Some("epoch0")).unwrap();
     s.append("w/a", arr(DType::F32, &[10, 4], 4).r()).unwrap();
-    s.replace("labels", &[0, 500, 999], arr(DType::U8, &[3], 5).r()).unwrap();
+    s.replace("labels", &[0, 500, 999], arr(DType::U8, &[3], 5).r())
+        .unwrap();
     let gone = s.snapshot(None).unwrap();
     s.delete_rows("w/b", &[1, 2]).unwrap();
     let mut l = s.read("labels").unwrap();
     l.data[10..20].fill(9);
-    s.save("labels", numvault::ArrayRef::new(l.dtype, &l.shape, &l.data)).unwrap();
+    s.save(
+        "labels",
+        numvault::ArrayRef::new(l.dtype, &l.shape, &l.data),
+    )
+    .unwrap();
     s.snapshot(None).unwrap();
     s.delete_snapshot(gone).unwrap();
     s.restore("epoch0", Some(&["w/a"])).unwrap();
@@ -98,7 +107,11 @@ fn write_v2_fixtures() {
         eprintln!("write_v2_fixtures: NUMVAULT_WRITE_V2_FIXTURES=1 is not set; nothing written");
         return;
     }
-    assert_eq!(numvault::FORMAT_VERSION, 2, "these are the version-2 fixtures");
+    assert_eq!(
+        numvault::FORMAT_VERSION,
+        2,
+        "these are the version-2 fixtures"
+    );
     let root = fixtures_dir();
     assert!(!root.exists(), "refusing to overwrite {}", root.display());
     std::fs::create_dir_all(&root).unwrap();
@@ -151,7 +164,8 @@ fn version_2_fixtures_open_read_and_take_writes() {
             }
             let shape = [&[1][..], &a.shape[1..]].concat();
             let row = &a.data[..a.data.len() / a.shape[0] as usize];
-            s.append(&n, numvault::ArrayRef::new(a.dtype, &shape, row)).unwrap();
+            s.append(&n, numvault::ArrayRef::new(a.dtype, &shape, row))
+                .unwrap();
         }
         let v = s.snapshot(Some("after")).unwrap();
         let now = table(&s);
@@ -160,7 +174,11 @@ fn version_2_fixtures_open_read_and_take_writes() {
         assert_eq!(table(&s), now, "{sc}: after writes");
         assert_eq!(table(&s.at(v).unwrap()), now, "{sc}: the new version");
         let old: Vec<Value> = describe(&s)["versions"].as_array().unwrap().clone();
-        assert_eq!(&old[..old.len() - 1], want["versions"].as_array().unwrap().as_slice(), "{sc}: old versions");
+        assert_eq!(
+            &old[..old.len() - 1],
+            want["versions"].as_array().unwrap().as_slice(),
+            "{sc}: old versions"
+        );
         assert_verify_clean(&s, sc);
     }
 }

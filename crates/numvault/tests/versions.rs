@@ -236,6 +236,11 @@ fn writable_sessions_and_compaction_leave_versions_alone() {
     assert_eq!(s.info("a").unwrap().file, f);
     assert_eq!(at(&s, v), before);
     assert!(at(&s, v2)["a"].data.iter().all(|b| *b == 7));
+    // An explicit compact proceeds, and says what it duplicated.
+    let c = s.compact_report("a").unwrap();
+    assert_eq!(c.reclaimed_bytes, 0);
+    assert_eq!(c.duplicated_bytes, 4096 * 2);
+    assert_eq!(at(&s, v2)["a"].data, vec![7; 4096 * 2]);
     assert_verify_clean(&s, "end");
 }
 

@@ -6,5 +6,5 @@ mod reads;
 mod store;
 mod versions;
 
-pub use store::Store;
+pub use store::{Compaction, Store};
 pub use versions::VersionInfo;

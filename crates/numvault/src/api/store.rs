@@ -17,6 +17,16 @@ use crate::txn::stage::{Txn, TXN_MEMORY_BYTES};
 use crate::txn::turns::read_note;
 use crate::txn::{Engine, OpenOptions, Shared, SyncPolicy};
 
+/// What [`Store::compact_report`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Compaction {
+    /// Bytes of dead rows freed (at the next checkpoint).
+    pub reclaimed_bytes: u64,
+    /// Bytes of live rows now held twice, because a version keeps the old
+    /// file.
+    pub duplicated_bytes: u64,
+}
+
 /// An open store. `Send + Sync`: share it between threads behind an `Arc`.
 ///
 /// One process may hold a store open for writing at a time (an advisory lock
@@ -220,12 +230,35 @@ impl Store {
     }
 
     /// Rewrite an array into a new file without dead rows; returns the bytes
-    /// reclaimed (freed on disk at the next checkpoint).
+    /// reclaimed (freed on disk at the next checkpoint; 0 when a version
+    /// keeps the old file, see [`Store::compact_report`]).
     pub fn compact(&self, name: &str) -> Result<u64> {
+        Ok(self.compact_report(name)?.reclaimed_bytes)
+    }
+
+    /// [`Store::compact`], saying also what it duplicated: when a version
+    /// keeps the array's file (FORMAT.md §15.5), the old file stays and the
+    /// live rows copied into the new one are held twice.
+    pub fn compact_report(&self, name: &str) -> Result<Compaction> {
         let before = self.info(name)?;
+        let kept = {
+            let g = self.engine();
+            let id = g.state.arrays.get(name).map(|a| a.file_id);
+            id.is_some_and(|id| g.state.file_refs.get(&id).is_some_and(|r| r.versions > 0))
+        };
         self.commit_intents(&[Intent::Compact { name }])?;
         let after = self.info(name)?;
-        Ok(before.data_bytes.saturating_sub(after.data_bytes))
+        let changed = after.file != before.file;
+        Ok(match (kept, changed) {
+            (true, true) => Compaction {
+                reclaimed_bytes: 0,
+                duplicated_bytes: after.data_bytes,
+            },
+            _ => Compaction {
+                reclaimed_bytes: before.data_bytes.saturating_sub(after.data_bytes),
+                duplicated_bytes: 0,
+            },
+        })
     }
 
     /// Remove an array.
