@@ -616,15 +616,11 @@ def test_bad_input(store_path):
     with Vault(store_path) as v:
         v.save("a", np.arange(4))
         vid = v.snapshot("t")
+        calls = (v.at, v.diff, v.restore, v.delete_snapshot)
         for bad in (99, 10**30, -1, "nope"):
-            with pytest.raises(KeyError):
-                v.at(bad)
-            with pytest.raises(KeyError):
-                v.diff(bad)
-            with pytest.raises(KeyError):
-                v.restore(bad)
-            with pytest.raises(KeyError):
-                v.delete_snapshot(bad)
+            for call in calls:
+                with pytest.raises(KeyError):
+                    call(bad)
         with pytest.raises(KeyError):
             v.diff(vid, 99)
         with pytest.raises(KeyError):
@@ -632,14 +628,9 @@ def test_bad_input(store_path):
         with pytest.raises(KeyError):
             Vault(store_path, "r", version="nope")
         for bad in (1.0, True, np.bool_(True), None.__class__, b"t", [vid], (vid,)):
-            with pytest.raises(TypeError):
-                v.at(bad)
-            with pytest.raises(TypeError):
-                v.restore(bad)
-            with pytest.raises(TypeError):
-                v.delete_snapshot(bad)
-            with pytest.raises(TypeError):
-                v.diff(bad)
+            for call in calls:
+                with pytest.raises(TypeError):
+                    call(bad)
         with pytest.raises(TypeError):
             Vault(store_path, "r", version=2.0)
         with pytest.raises(TypeError):
