@@ -304,6 +304,76 @@ fn bench_unchanged_save(root: &Path, rep: &mut Report, reps: usize) -> Res<()> {
     Ok(())
 }
 
+/// What the save-time comparison costs where it finds nothing to spare: a
+/// save over a same-shape array whose last 26 % of rows changed (compared
+/// in full, then written whole) vs the same save over an array of another
+/// shape (no comparison). And a writable session's start on an array a
+/// version keeps (copied first, FORMAT.md §15.5) vs on one it does not.
+fn bench_compare_and_session(root: &Path, rep: &mut Report, reps: usize) -> Res<()> {
+    let dir = root.join("compare");
+    let _ = fs::remove_dir_all(&dir);
+    let s = Store::open(&dir, OpenOptions::default())?;
+    let rows = 1_000_000u64;
+    let base = floats(rows, 10, 6);
+    let mut late = base.clone();
+    let from = (rows as usize * 74 / 100) * 40;
+    for b in &mut late[from..] {
+        *b = b.wrapping_add(1);
+    }
+    let (mut worst, mut plain) = (Vec::new(), Vec::new());
+    for i in 0..reps {
+        // Reset (not timed): 'w' holds `base`, 'p' another shape.
+        s.save("w", ArrayRef::new(DType::F32, &[rows, 10], &base))?;
+        s.save("p", ArrayRef::new(DType::F32, &[1, 10], &base[..40]))?;
+        let order = if i % 2 == 0 { ["w", "p"] } else { ["p", "w"] };
+        for name in order {
+            let (ms, r) = time(|| s.save(name, ArrayRef::new(DType::F32, &[rows, 10], &late)));
+            r?;
+            if name == "w" {
+                worst.push(ms)
+            } else {
+                plain.push(ms)
+            }
+        }
+    }
+    let (w, p) = (median(&mut worst), median(&mut plain));
+    rep.row(
+        "save of 38 MB whose last 26 % changed (compared, then written)",
+        w,
+        p,
+        "same save, nothing to compare",
+        "<= 1.1x",
+        w <= 1.1 * p,
+    );
+    let (mut pinned, mut free) = (Vec::new(), Vec::new());
+    for i in 0..reps.min(11) {
+        s.save(
+            "sess",
+            ArrayRef::new(DType::F32, &[rows, 10], &floats(rows, 10, 100 + i as u64)),
+        )?;
+        let (ms, r) = time(|| s.writable("sess").and_then(|w| w.finish()));
+        r?;
+        free.push(ms);
+        let v = s.snapshot(None)?;
+        let (ms, r) = time(|| s.writable("sess").and_then(|w| w.finish()));
+        r?;
+        pinned.push(ms);
+        s.delete_snapshot(v)?;
+    }
+    let (pm, fm) = (median(&mut pinned), median(&mut free));
+    rep.row(
+        "writable session start + finish on a 38 MB array a version keeps (copied first)",
+        pm,
+        fm,
+        "same, no version",
+        "reported (the copy's cost)",
+        true,
+    );
+    s.close()?;
+    let _ = fs::remove_dir_all(&dir);
+    Ok(())
+}
+
 /// `delete_snapshot` + `gc` of one version among `n`.
 fn bench_gc(root: &Path, rep: &mut Report, counts: &[usize]) -> Res<()> {
     let mut per_n = Vec::new();
@@ -380,6 +450,7 @@ fn main() -> Res<()> {
         if quick { 100_000 } else { 1_000_000 },
     )?;
     bench_unchanged_save(&root, &mut rep, if quick { 3 } else { 11 })?;
+    bench_compare_and_session(&root, &mut rep, if quick { 3 } else { 11 })?;
     bench_gc(
         &root,
         &mut rep,

@@ -103,6 +103,32 @@ pub fn manifest(bytes: &[u8]) {
     }
 }
 
+/// A version file (FORMAT.md §15.3): the first 8 bytes are the id it is
+/// expected to hold, the rest the file. A decoded table re-encodes to a
+/// file that decodes to the same table.
+pub fn version_file(bytes: &[u8]) {
+    let Some((id, file)) = bytes.split_first_chunk::<8>() else {
+        return;
+    };
+    let id = u64::from_le_bytes(*id);
+    if let Ok(table) = crate::format::version::decode_version_file(file, id, u64::MAX) {
+        let v = crate::model::version::Version {
+            id,
+            tag: None,
+            time_ns: 0,
+            array_count: table.len() as u32,
+            arrays: None,
+            on_disk: true,
+        };
+        let again = crate::format::version::encode_version_file(&v, &table);
+        let back = crate::format::version::decode_version_file(&again, id, u64::MAX);
+        assert!(
+            back.is_ok_and(|t| t.len() == table.len()),
+            "a decoded version file does not re-decode"
+        );
+    }
+}
+
 /// A MANIFEST body without the crc check, then records applied to it.
 pub fn manifest_body(bytes: &[u8]) {
     let split = bytes.len() / 2;
