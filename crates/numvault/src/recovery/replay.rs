@@ -68,7 +68,11 @@ pub(crate) struct Findings {
     /// The highest `synced_seq` a replayed record declares: every record up
     /// to it is durable.
     pub declared_synced: u64,
-    /// (seq, file id) of the replayed Puts whose rows are in their file.
+    /// (seq, file id) of the replayed Puts whose rows are in their file and
+    /// were not synced before the record (`synced = 0`). A Put whose rows
+    /// were synced first (`synced = 1`, `Sync::Always`) is never a fresh
+    /// file: a power loss may keep its record and lose a later Release, and
+    /// recovery then requires its rows (FORMAT.md §7.1 step 7, §7.4).
     pub in_file_puts: Vec<(u64, u64)>,
     /// The last replayed record holding an op whose data recovery checks
     /// against the files (`Op::checked_at_recovery`).
@@ -273,7 +277,7 @@ impl<'a> Pass<'a> {
             }
             if let Op::Put {
                 file_id,
-                payload: crate::model::op::Payload::InFile { .. },
+                payload: crate::model::op::Payload::InFile { synced: false, .. },
                 ..
             } = op
             {
