@@ -516,3 +516,50 @@ fn saving_unchanged_or_slightly_changed_rows_writes_only_what_changed() {
     assert_eq!(s.read("a").unwrap().data, c.data);
     assert_eq!(at(&s, v)["a"], a);
 }
+
+#[test]
+fn writers_by_turns_share_versions() {
+    // Two handles writing by turns (NumPack's default): each sees the
+    // other's versions at its next turn, restores from them, deletes them.
+    let dir = tempfile::tempdir().unwrap();
+    let opts = || OpenOptions::default().shared(true);
+    let a = Store::open(dir.path(), opts()).unwrap();
+    let b = Store::open(dir.path(), opts()).unwrap();
+    let x = arr(DType::I32, &[100], 1);
+    a.save("x", x.r()).unwrap();
+    let va = a.snapshot(Some("from-a")).unwrap();
+    b.append("x", arr(DType::I32, &[5], 2).r()).unwrap();
+    assert_eq!(b.read("x").unwrap().shape, vec![105]);
+    // b restores a's version (its turn catches up first)...
+    b.restore("from-a", None).unwrap();
+    // ... a appends to the restored array (relocated: the version keeps
+    // the slots b appended after it) and checkpoints ...
+    a.append("x", arr(DType::I32, &[3], 3).r()).unwrap();
+    a.checkpoint().unwrap();
+    let mut want = x.data.clone();
+    want.extend_from_slice(&arr(DType::I32, &[3], 3).data);
+    // (A writer by turns reads its state as of its last turn.)
+    b.refresh().unwrap();
+    assert_eq!(b.read("x").unwrap().data, want);
+    assert_eq!(snapshot(&b.at(va).unwrap()).unwrap()["x"], x);
+    // ... b deletes it and collects; a sees it gone.
+    let vb = b.snapshot(None).unwrap();
+    b.delete_snapshot(va).unwrap();
+    b.gc().unwrap();
+    a.refresh().unwrap();
+    assert!(matches!(a.at(va), Err(Error::NoSuchVersion { .. })));
+    assert_eq!(
+        a.versions(None)
+            .unwrap()
+            .iter()
+            .map(|v| v.id)
+            .collect::<Vec<_>>(),
+        vec![vb]
+    );
+    assert_verify_clean(&a, "a");
+    assert_verify_clean(&b, "b");
+    drop((a, b));
+    let s = open(dir.path());
+    assert_eq!(s.read("x").unwrap().data, want);
+    assert_verify_clean(&s, "reopened");
+}
