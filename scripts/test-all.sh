@@ -21,7 +21,8 @@ cargo test -p numvault --release
 # sides of the disk (states before a write and after a read, records and
 # MANIFESTs decoded back as written): the suites that build varied states.
 cargo test -p numvault --lib --test model --test txn --test limits \
-  --test backward_compat --test multiwriter --test bad_input
+  --test backward_compat --test multiwriter --test bad_input --test versions \
+  --test backward_compat_v2
 # The numvault command's unit tests (file formats, parsing); its integration
 # tests run the installed command from pytest (tests/python/test_cli.py).
 cargo test -p numvault-cli --release
