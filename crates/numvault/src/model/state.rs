@@ -267,17 +267,19 @@ impl State {
     /// `file_id` is no longer named by the array that named it: garbage
     /// unless another array names it or a version keeps it (then it stays;
     /// a file ref with no version and no array leaves the table).
+    ///
+    /// O(1) for a file outside the file table (no other array can name it:
+    /// arrays share only files the table lists); the arrays are scanned
+    /// only for a shared file no version keeps.
     fn unreferenced(&mut self, file_id: u64) -> Vec<u64> {
-        if self.arrays.values().any(|a| a.file_id == file_id) {
-            return Vec::new();
-        }
         match self.file_refs.get(&file_id) {
+            None => vec![file_id],
             Some(r) if r.versions > 0 => Vec::new(),
+            Some(_) if self.arrays.values().any(|a| a.file_id == file_id) => Vec::new(),
             Some(_) => {
                 self.file_refs.remove(&file_id);
                 vec![file_id]
             }
-            None => vec![file_id],
         }
     }
 
