@@ -132,7 +132,7 @@ pub(crate) fn count(store: &Store) -> Result<usize, Error> {
     if store.format_version() < 2 {
         return Ok(0);
     }
-    Ok(store.versions(None)?.len())
+    Ok(store.version_count())
 }
 
 pub(crate) fn snapshot(out: &Out, c: &Common, tag: Option<&str>) -> Result<(), Fail> {

@@ -52,6 +52,7 @@ fn a_snapshot_keeps_its_contents_through_every_change_and_reopen() {
     assert_eq!(snapshot(&s.at("first").unwrap()).unwrap(), before);
     let vs = s.versions(None).unwrap();
     assert_eq!(vs.iter().map(|v| v.id).collect::<Vec<_>>(), vec![v1, v2]);
+    assert_eq!(s.version_count(), 2);
     assert_eq!(vs[0].tag.as_deref(), Some("first"));
     assert_eq!(vs[0].arrays, vec!["a", "b", "c"]);
     s.close().unwrap();

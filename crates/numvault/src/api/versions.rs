@@ -61,6 +61,11 @@ impl Store {
         Ok(out)
     }
 
+    /// The number of versions (no version file is read).
+    pub fn version_count(&self) -> usize {
+        self.engine().state.versions.len()
+    }
+
     /// A read-only handle on version `v` (an id or a tag): every read works
     /// on it as on the current state. It does not follow later commits.
     pub fn at(&self, v: impl Into<VersionRef>) -> Result<Store> {
