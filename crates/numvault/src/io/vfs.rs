@@ -273,11 +273,9 @@ impl Vfs for StdVfs {
     }
     fn lock_shared(&self, path: &Path) -> io::Result<LockGuard> {
         let file = open_lock_file(path)?;
-        match file.try_lock_shared() {
-            Ok(()) => Ok(Box::new(HeldLock(file))),
-            Err(fs::TryLockError::WouldBlock) => Err(io::Error::from(io::ErrorKind::WouldBlock)),
-            Err(fs::TryLockError::Error(e)) => Err(e),
-        }
+        // `WouldBlock` becomes `io::ErrorKind::WouldBlock`.
+        file.try_lock_shared().map_err(io::Error::from)?;
+        Ok(Box::new(HeldLock(file)))
     }
     fn lock_exclusive_kept(
         &self,
